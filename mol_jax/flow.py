@@ -1,0 +1,144 @@
+"""FlowNetC-style optical-flow head with a matmul-based correlation layer.
+
+The official code needs a hand-built C++/CUDA correlation extension. Here the
+correlation is one batched matmul (every position against every position of
+the 16x16 map) followed by a static gather of the 21x21 dilated displacement
+window, which XLA compiles for any backend.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from mol_jax.layers import ConvBNLeaky, TorchConvTranspose, leaky_relu
+
+MAX_DISPLACEMENT = 20
+DISPLACEMENT_STRIDE = 2
+
+
+@functools.lru_cache(maxsize=None)
+def _displacement_table(height: int, width: int, max_displacement: int,
+                        stride: int) -> tuple[np.ndarray, np.ndarray]:
+  """Flat target position and validity of each (position, displacement)."""
+  steps = np.arange(-max_displacement, max_displacement + 1, stride)
+  y, x = np.meshgrid(np.arange(height), np.arange(width), indexing='ij')
+  dy, dx = np.meshgrid(steps, steps, indexing='ij')
+  ty = y.reshape(-1, 1) + dy.reshape(1, -1)
+  tx = x.reshape(-1, 1) + dx.reshape(1, -1)
+  valid = (ty >= 0) & (ty < height) & (tx >= 0) & (tx < width)
+  target = np.where(valid, ty * width + tx, 0).astype(np.int32)
+  return target, valid
+
+
+def correlation(a: jax.Array, b: jax.Array,
+                max_displacement: int = MAX_DISPLACEMENT,
+                stride: int = DISPLACEMENT_STRIDE) -> jax.Array:
+  """FlowNetC correlation (kernel 1), before its LeakyReLU.
+
+  corr[..., y, x, i * D + j] = mean_c a[..., y, x, c] * b[..., y + dy_i, x + dx_j, c]
+  with dy_i, dx_j in range(-max_displacement, max_displacement + 1, stride),
+  D = 2 * max_displacement // stride + 1, and 0 where the target falls
+  outside the map.
+
+  Args:
+    a, b: [..., height, width, channels].
+
+  Returns:
+    [..., height, width, D * D].
+  """
+  *lead, height, width, channels = a.shape
+  target, valid = _displacement_table(height, width, max_displacement, stride)
+  a2 = a.reshape((-1, height * width, channels))
+  b2 = b.reshape((-1, height * width, channels))
+  all_pairs = jnp.einsum('npc,nqc->npq', a2, b2) / channels
+  corr = jnp.take_along_axis(all_pairs, jnp.asarray(target)[None], axis=-1)
+  corr = jnp.where(jnp.asarray(valid)[None], corr, 0.0)
+  return corr.reshape(tuple(lead) + (height, width, target.shape[1]))
+
+
+def _predict_flow(in_features: int, rngs: nnx.Rngs) -> nnx.Conv:
+  return nnx.Conv(in_features, 2, (3, 3), padding=[(1, 1), (1, 1)],
+                  use_bias=False, rngs=rngs)
+
+
+class FlowHead(nnx.Module):
+  """Flow of each frame pair from the raw frames and MOL's enhanced maps."""
+
+  def __init__(self, feature_channels: int = 128, *, rngs: nnx.Rngs):
+    corr_channels = (2 * MAX_DISPLACEMENT // DISPLACEMENT_STRIDE + 1) ** 2
+    self.conv1 = ConvBNLeaky(1, 64, 6, 2, 2, rngs=rngs)
+    self.conv2 = ConvBNLeaky(64, 128, 4, 2, 1, rngs=rngs)
+    self.conv3 = ConvBNLeaky(128, 256, 2, 2, 0, rngs=rngs)
+    self.conv_redir = ConvBNLeaky(256, 32, 1, 1, 0, rngs=rngs)
+    self.conv3_1 = ConvBNLeaky(32 + corr_channels + 2 * feature_channels, 256, 3, rngs=rngs)
+    self.conv4 = ConvBNLeaky(256, 512, 3, 2, rngs=rngs)
+    self.conv4_1 = ConvBNLeaky(512, 512, 3, rngs=rngs)
+    self.conv5 = ConvBNLeaky(512, 512, 3, 2, rngs=rngs)
+    self.conv5_1 = ConvBNLeaky(512, 512, 3, rngs=rngs)
+    self.conv6 = ConvBNLeaky(512, 1024, 3, 2, rngs=rngs)
+    self.conv6_1 = ConvBNLeaky(1024, 1024, 3, rngs=rngs)
+    self.deconv5 = TorchConvTranspose(1024, 512, rngs=rngs)
+    self.deconv4 = TorchConvTranspose(1026, 256, rngs=rngs)
+    self.deconv3 = TorchConvTranspose(770, 128, rngs=rngs)
+    self.deconv2 = TorchConvTranspose(386, 128, rngs=rngs)
+    self.deconv1 = TorchConvTranspose(258, 64, rngs=rngs)
+    self.deconv0 = TorchConvTranspose(130, 32, rngs=rngs)
+    self.predict_flow6 = _predict_flow(1024, rngs)
+    self.predict_flow5 = _predict_flow(1026, rngs)
+    self.predict_flow4 = _predict_flow(770, rngs)
+    self.predict_flow3 = _predict_flow(386, rngs)
+    self.predict_flow2 = _predict_flow(258, rngs)
+    self.predict_flow1 = _predict_flow(130, rngs)
+    self.predict_flow0 = _predict_flow(35, rngs)
+    for level in range(6, 0, -1):
+      setattr(self, f'upsampled_flow{level}_to_{level - 1}',
+              TorchConvTranspose(2, 2, rngs=rngs))
+
+  def __call__(self, frames: jax.Array, enhanced_first: jax.Array,
+               enhanced_second: jax.Array, *, train: bool) -> jax.Array:
+    """Flow from frame i to frame i+1 for every pair.
+
+    Args:
+      frames: [batch, time, 128, 128, 1].
+      enhanced_first: [batch, time - 1, 16, 16, 128], MOL map of frame i.
+      enhanced_second: [batch, time - 1, 16, 16, 128], MOL map of frame i+1.
+      train: BatchNorm mode.
+
+    Returns:
+      [batch, time - 1, 128, 128, 2], channel 0 the x displacement.
+    """
+    num_frames = frames.shape[1]
+    # The encoder runs once per frame; the official model ran it on frame i
+    # and then frame i+1 for every pair, which is this BatchNorm update order.
+    per_frame = [0] + [f for i in range(1, num_frames - 1) for f in (i, i)] + [num_frames - 1]
+    enc = lambda layer, x: layer(x, train=train, update_order=per_frame)
+    pair = lambda layer, x: layer(x, train=train)
+    conv1 = enc(self.conv1, frames)
+    conv2 = enc(self.conv2, conv1)
+    conv3 = enc(self.conv3, conv2)
+    first, second = slice(0, num_frames - 1), slice(1, num_frames)
+
+    redir = pair(self.conv_redir, conv3[:, first])
+    corr = leaky_relu(correlation(conv3[:, first], conv3[:, second]))
+    x = jnp.concatenate([redir, corr, enhanced_first, enhanced_second], axis=-1)
+    conv3_1 = pair(self.conv3_1, x)
+    conv4_1 = pair(self.conv4_1, pair(self.conv4, conv3_1))
+    conv5_1 = pair(self.conv5_1, pair(self.conv5, conv4_1))
+    conv6_1 = pair(self.conv6_1, pair(self.conv6, conv5_1))
+
+    skips = [conv5_1, conv4_1, conv3_1, conv2[:, first], conv1[:, first], frames[:, first]]
+    deconvs = [self.deconv5, self.deconv4, self.deconv3, self.deconv2, self.deconv1, self.deconv0]
+    features = conv6_1
+    flow = self.predict_flow6(features)
+    for level, (skip, deconv) in enumerate(zip(skips, deconvs)):
+      coarse = 6 - level
+      up = getattr(self, f'upsampled_flow{coarse}_to_{coarse - 1}')
+      features = jnp.concatenate([skip, leaky_relu(deconv(features)), up(flow)], axis=-1)
+      flow = getattr(self, f'predict_flow{coarse - 1}')(features)
+    return flow

@@ -1,0 +1,67 @@
+"""Task heads on MOL's enhanced feature maps: landmarks and micro-expression."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+NUM_LANDMARKS = 68
+
+
+def dropout(x: jax.Array, rate: float, rng: jax.Array | None) -> jax.Array:
+  """Inverted dropout; identity when `rng` is None (evaluation)."""
+  if rng is None or rate == 0.0:
+    return x
+  keep = jax.random.bernoulli(rng, 1.0 - rate, x.shape)
+  return jnp.where(keep, x / (1.0 - rate), 0.0)
+
+
+class LandmarkHead(nnx.Module):
+  """68 facial landmarks in pixels from one 16x16x128 map."""
+
+  def __init__(self, channels: int = 128, map_size: int = 16, *, rngs: nnx.Rngs):
+    self.convldm = nnx.Conv(channels, 32, (3, 3), padding='VALID', rngs=rngs)
+    self.fc1 = nnx.Linear(32 * (map_size - 2) ** 2, 512, rngs=rngs)
+    self.fc2 = nnx.Linear(512, 2 * NUM_LANDMARKS, rngs=rngs)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """x: [..., 16, 16, 128] -> [..., 68, 2] as (x, y) pixels of the 128x128 crop."""
+    y = jax.nn.relu(self.convldm(x))
+    y = y.reshape(y.shape[:-3] + (-1,))  # (height, width, channel) order
+    y = self.fc2(jax.nn.relu(self.fc1(y)))
+    return y.reshape(y.shape[:-1] + (NUM_LANDMARKS, 2))
+
+
+class MicroExpressionHead(nnx.Module):
+  """3-D CNN classifier over the sequence of 14 enhanced maps."""
+
+  def __init__(self, num_classes: int, channels: int = 128, map_size: int = 16,
+               sequence_length: int = 14, dropout_rate: float = 0.5, *,
+               rngs: nnx.Rngs):
+    self.dropout_rate = dropout_rate
+    self.conv3d = nnx.Conv(channels, 32, (2, 2, 5), strides=(2, 2, 1),
+                           padding='VALID', rngs=rngs)
+    pooled = (map_size // 4) ** 2 * ((sequence_length - 4) // 2)
+    self.fc1 = nnx.Linear(32 * pooled, 256, rngs=rngs)
+    self.fc2 = nnx.Linear(256, num_classes, rngs=rngs)
+
+  def __call__(self, sequence: jax.Array, dropout_rng: jax.Array | None = None) -> jax.Array:
+    """Class logits.
+
+    Args:
+      sequence: [batch, 14, 16, 16, 128], maps in the order
+        [pair0 frame1, pair0 frame2, pair1 frame1, ...].
+      dropout_rng: key for the two dropouts; None in evaluation.
+
+    Returns:
+      [batch, num_classes].
+    """
+    rngs = (None, None) if dropout_rng is None else jax.random.split(dropout_rng)
+    x = jnp.moveaxis(sequence, 1, 3)  # [batch, height, width, time, channels]
+    x = self.conv3d(x)
+    x = nnx.max_pool(x, (2, 2, 2), strides=(2, 2, 2))
+    x = dropout(x, self.dropout_rate, rngs[0])
+    x = x.reshape(x.shape[0], -1)  # (height, width, time, channel) order
+    x = dropout(jax.nn.relu(self.fc1(x)), self.dropout_rate, rngs[1])
+    return self.fc2(x)

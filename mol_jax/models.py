@@ -1,0 +1,104 @@
+"""MOL: micro-expression, optical flow and landmarks from one 8-frame clip."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from mol_jax.ccc import ChannelCorrespondenceConv
+from mol_jax.fcc import FullyConnectedConv
+from mol_jax.flow import FlowHead
+from mol_jax.heads import LandmarkHead, MicroExpressionHead
+
+NUM_FRAMES = 8
+FRAME_SIZE = 128
+FEATURE_CHANNELS = 128
+FEATURE_SIZE = 16
+
+
+class ConvStack(nnx.Module):
+  """Four linear convolutions, 128x128x1 -> 16x16x128, shared by all frames."""
+
+  def __init__(self, *, rngs: nnx.Rngs):
+    self.layers = nnx.List([
+        nnx.Conv(1, 8, (4, 4), strides=2, padding='VALID', rngs=rngs),
+        nnx.Conv(8, 32, (3, 3), strides=2, padding='VALID', rngs=rngs),
+        nnx.Conv(32, 64, (2, 2), strides=2, padding=[(1, 1), (1, 1)], rngs=rngs),
+        nnx.Conv(64, FEATURE_CHANNELS, (1, 1), rngs=rngs),
+    ])
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    for layer in self.layers:
+      x = layer(x)
+    return x
+
+
+class MOL(nnx.Module):
+  """The MOL network.
+
+  Every frame goes through the conv stack and the flow encoder once; the
+  seven frame pairs are processed as one batched computation.
+  """
+
+  def __init__(self, num_classes: int = 3, neighbor_num: int = 4,
+               dropout_rate: float = 0.5, *, rngs: nnx.Rngs):
+    self.num_classes = num_classes
+    self.neighbor_num = neighbor_num
+    self.conv_stack = ConvStack(rngs=rngs)
+    self.fcc_1 = FullyConnectedConv(FEATURE_CHANNELS, rngs=rngs)
+    self.fcc_2 = FullyConnectedConv(FEATURE_CHANNELS, rngs=rngs)
+    positions = FEATURE_SIZE * FEATURE_SIZE
+    self.ccc_1 = ChannelCorrespondenceConv(positions, neighbor_num, rngs=rngs)
+    self.ccc_2 = ChannelCorrespondenceConv(positions, neighbor_num, rngs=rngs)
+    self.flownet = FlowHead(FEATURE_CHANNELS, rngs=rngs)
+    self.ldm_predictor = LandmarkHead(FEATURE_CHANNELS, FEATURE_SIZE, rngs=rngs)
+    self.mer_3dcnn = MicroExpressionHead(
+        num_classes, FEATURE_CHANNELS, FEATURE_SIZE, 2 * (NUM_FRAMES - 1),
+        dropout_rate, rngs=rngs)
+
+  def __call__(self, video: jax.Array, *, train: bool = False,
+               dropout_rng: jax.Array | None = None) -> dict[str, jax.Array]:
+    """Forward pass.
+
+    Args:
+      video: [batch, 8, 128, 128, 1] float32, normalised frames.
+      train: BatchNorm uses batch statistics and updates its running ones.
+      dropout_rng: key for the MER head's dropout (training only).
+
+    Returns:
+      `logits` [batch, num_classes]; `flow` [batch, 7, 128, 128, 2] with
+      [..., 0] the x displacement from frame i to i+1; `landmarks`
+      [batch, 7, 68, 2] as (x, y) pixels of frame i+1.
+    """
+    if video.ndim != 5 or video.shape[1:] != (NUM_FRAMES, FRAME_SIZE, FRAME_SIZE, 1):
+      raise ValueError(
+          f'video must be [batch, {NUM_FRAMES}, {FRAME_SIZE}, {FRAME_SIZE}, 1], '
+          f'got {video.shape}')
+    num_pairs = video.shape[1] - 1
+    features = self.conv_stack(video)
+    self.sow(nnx.Intermediate, 'conv_stack_features', features)
+    first = self.fcc_1(features[:, :num_pairs], train=train)
+    self.sow(nnx.Intermediate, 'fcc_1_features', first)
+    first = self.ccc_1(first)
+    second = self.ccc_2(self.fcc_2(features[:, 1:], train=train))
+
+    batch = video.shape[0]
+    sequence = jnp.stack([first, second], axis=2).reshape(
+        (batch, 2 * num_pairs) + first.shape[2:])
+    return {
+        'logits': self.mer_3dcnn(sequence, dropout_rng if train else None),
+        'flow': self.flownet(video, first, second, train=train),
+        'landmarks': self.ldm_predictor(second),
+    }
+
+
+def create_model(num_classes: int = 3, neighbor_num: int = 4,
+                 dropout_rate: float = 0.5, seed: int = 0) -> MOL:
+  return MOL(num_classes, neighbor_num, dropout_rate, rngs=nnx.Rngs(seed))
+
+
+def count_parameters(tree: Any) -> int:
+  return sum(int(x.size) for x in jax.tree_util.tree_leaves(tree))
