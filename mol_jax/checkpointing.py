@@ -11,6 +11,7 @@ these.
 from __future__ import annotations
 
 import os
+import shutil
 from typing import Any
 
 import jax
@@ -30,9 +31,15 @@ def model_variables(model: MOL) -> dict:
   return nnx.state(model, (nnx.Param, nnx.BatchStat)).to_pure_dict()
 
 
-def save_model(directory: str, model: MOL, step: int = 0) -> str:
-  """Writes `model` as checkpoint `step` of `directory`; returns its path."""
+def save_model(directory: str, model: MOL, step: int = 0, overwrite: bool = False) -> str:
+  """Writes `model` as checkpoint `step` of `directory`; returns its path.
+
+  `overwrite` replaces whatever `directory` holds (used for a fold's final
+  model, which a resumed run may write again).
+  """
   directory = os.path.abspath(directory)
+  if overwrite and jax.process_index() == 0:
+    shutil.rmtree(directory, ignore_errors=True)
   with ocp.CheckpointManager(directory) as manager:
     if step in manager.all_steps():
       raise FileExistsError(
@@ -73,3 +80,50 @@ def load_model(directory: str, step: int | None = None) -> MOL:
   state.replace_by_pure_dict(restored)
   nnx.update(model, state)
   return model
+
+
+class TrainCheckpointer:
+  """Resumable training checkpoints of one LOSO fold.
+
+  Each step holds the train state (model, optimiser, step, RNG), the input
+  iterator's position and a small JSON history, so a killed run restarts
+  where it stopped and sees the same batches it would have seen.
+  """
+
+  def __init__(self, directory: str, save_every_steps: int, max_to_keep: int = 1):
+    self.directory = os.path.abspath(directory)
+    options = ocp.CheckpointManagerOptions(save_interval_steps=save_every_steps,
+                                           max_to_keep=max_to_keep, create=True)
+    self._manager = ocp.CheckpointManager(self.directory, options=options)
+
+  def restore_or(self, state: Any, data_iterator: Any) -> tuple[Any, Any, dict]:
+    """Latest checkpoint if any, else `state` unchanged.
+
+    Returns:
+      (state, data iterator state or None, history dict).
+    """
+    step = self._manager.latest_step()
+    if step is None:
+      return state, None, {}
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
+    restored = self._manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract),
+        data=ocp.args.JsonRestore(),
+        history=ocp.args.JsonRestore()))
+    data_state = restored['data'].get('iterator')
+    if data_state is not None and data_iterator is not None:
+      data_iterator.set_state(data_state)
+    return restored['state'], data_state, restored['history'] or {}
+
+  def save(self, step: int, state: Any, data_iterator: Any, history: dict) -> None:
+    data = {'iterator': data_iterator.get_state() if data_iterator is not None else None}
+    self._manager.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state),
+        data=ocp.args.JsonSave(data),
+        history=ocp.args.JsonSave(history)), force=True)
+
+  def close(self, delete: bool = False) -> None:
+    self._manager.wait_until_finished()
+    self._manager.close()
+    if delete and jax.process_index() == 0:
+      shutil.rmtree(self.directory, ignore_errors=True)

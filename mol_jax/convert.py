@@ -39,9 +39,8 @@ def _conv2d(w):  # [out, in, kh, kw] -> [kh, kw, in, out]
   return np.transpose(w, (2, 3, 1, 0))
 
 
-def _conv_transpose(w):
-  # [in, out, kh, kw] -> forward kernel over the dilated input: flip in space.
-  return np.transpose(w[:, :, ::-1, ::-1], (2, 3, 0, 1))
+def _conv_transpose(w):  # [in, out, kh, kw] -> [kh, kw, in, out]
+  return np.transpose(w, (2, 3, 0, 1))
 
 
 def _linear(w):  # [out, in] -> [in, out]
@@ -115,8 +114,12 @@ def _rules() -> list[tuple[re.Pattern, Callable[[re.Match], PathTuple], Callable
   return r
 
 
-def official_to_flat(state_dict: Mapping[str, np.ndarray]) -> dict[PathTuple, np.ndarray]:
-  """Maps official keys to Flax state paths; raises on an unknown key."""
+def official_to_flat(state_dict: Mapping[str, np.ndarray],
+                     sources: dict | None = None) -> dict[PathTuple, np.ndarray]:
+  """Maps official keys to Flax state paths; raises on an unknown key.
+
+  `sources`, if given, receives path -> official key.
+  """
   rules = _rules()
   flat = {}
   for key, value in state_dict.items():
@@ -129,6 +132,8 @@ def official_to_flat(state_dict: Mapping[str, np.ndarray]) -> dict[PathTuple, np
         if path in flat:
           raise WeightsError(f'key {key!r} maps to {path}, which another key already set')
         flat[path] = np.ascontiguousarray(fn(np.asarray(value, np.float32)))
+        if sources is not None:
+          sources[path] = key
         break
     else:
       raise WeightsError(
@@ -197,18 +202,20 @@ def import_official(state_dict: Mapping[str, np.ndarray], num_classes: int | Non
   model = create_model(found, neighbor_num)
   state = nnx.state(model, (nnx.Param, nnx.BatchStat))
   expected = {path: v.shape for path, v in nnx.to_flat_state(state)}
-  flat = official_to_flat(state_dict)
+  sources = {}
+  flat = official_to_flat(state_dict, sources)
   missing = sorted(set(expected) - set(flat))
   if missing:
     raise WeightsError(f'{source}: no official key provides {len(missing)} parameter(s), '
                        f'first {".".join(map(str, missing[0]))}')
   for path, value in flat.items():
     if path not in expected:
-      raise WeightsError(f'{source}: key for {".".join(map(str, path))} has no place in the model')
+      raise WeightsError(f'{source}: unexpected key {sources[path]!r} (it would set '
+                         f'{".".join(map(str, path))}, which the model does not have)')
     if value.shape != tuple(expected[path]):
       raise WeightsError(
-          f'{source}: {".".join(map(str, path))} has shape {value.shape} after conversion, '
-          f'the model needs {tuple(expected[path])}')
+          f'{source}: key {sources[path]!r} gives {".".join(map(str, path))} the shape '
+          f'{value.shape}, the model needs {tuple(expected[path])}')
   nested: dict = {}
   for path, value in flat.items():
     node = nested
@@ -232,10 +239,10 @@ def main(argv=None) -> int:
   try:
     sd = load_state_dict(args.weights)
     model = import_official(sd, args.num_classes, args.neighbor_num, source=args.weights)
-  except (WeightsError, FileNotFoundError, ImportError) as e:
+    path = checkpointing.save_model(args.out, model)
+  except (WeightsError, FileNotFoundError, FileExistsError, ImportError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
-  path = checkpointing.save_model(args.out, model)
   print(f'wrote MOL checkpoint ({model.num_classes} classes, k={model.neighbor_num}) to {path}')
   return 0
 

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from mol_jax.layers import ConvBNLeaky, TorchConvTranspose, leaky_relu
+from mol_jax.layers import Conv2d, ConvBNLeaky, ConvTranspose2d, leaky_relu
 
 MAX_DISPLACEMENT = 20
 DISPLACEMENT_STRIDE = 2
@@ -62,9 +62,15 @@ def correlation(a: jax.Array, b: jax.Array,
   return corr.reshape(tuple(lead) + (height, width, target.shape[1]))
 
 
-def _predict_flow(in_features: int, rngs: nnx.Rngs) -> nnx.Conv:
-  return nnx.Conv(in_features, 2, (3, 3), padding=[(1, 1), (1, 1)],
-                  use_bias=False, rngs=rngs)
+def _group_index(indices: list[int]) -> slice | np.ndarray:
+  """A slice when the indices are a contiguous run (no gather needed)."""
+  if indices == list(range(indices[0], indices[0] + len(indices))):
+    return slice(indices[0], indices[0] + len(indices))
+  return np.asarray(indices)
+
+
+def _predict_flow(in_features: int, rngs: nnx.Rngs) -> Conv2d:
+  return Conv2d(in_features, 2, 3, 1, 1, use_bias=False, rngs=rngs)
 
 
 class FlowHead(nnx.Module):
@@ -83,12 +89,12 @@ class FlowHead(nnx.Module):
     self.conv5_1 = ConvBNLeaky(512, 512, 3, rngs=rngs)
     self.conv6 = ConvBNLeaky(512, 1024, 3, 2, rngs=rngs)
     self.conv6_1 = ConvBNLeaky(1024, 1024, 3, rngs=rngs)
-    self.deconv5 = TorchConvTranspose(1024, 512, rngs=rngs)
-    self.deconv4 = TorchConvTranspose(1026, 256, rngs=rngs)
-    self.deconv3 = TorchConvTranspose(770, 128, rngs=rngs)
-    self.deconv2 = TorchConvTranspose(386, 128, rngs=rngs)
-    self.deconv1 = TorchConvTranspose(258, 64, rngs=rngs)
-    self.deconv0 = TorchConvTranspose(130, 32, rngs=rngs)
+    self.deconv5 = ConvTranspose2d(1024, 512, rngs=rngs)
+    self.deconv4 = ConvTranspose2d(1026, 256, rngs=rngs)
+    self.deconv3 = ConvTranspose2d(770, 128, rngs=rngs)
+    self.deconv2 = ConvTranspose2d(386, 128, rngs=rngs)
+    self.deconv1 = ConvTranspose2d(258, 64, rngs=rngs)
+    self.deconv0 = ConvTranspose2d(130, 32, rngs=rngs)
     self.predict_flow6 = _predict_flow(1024, rngs)
     self.predict_flow5 = _predict_flow(1026, rngs)
     self.predict_flow4 = _predict_flow(770, rngs)
@@ -98,31 +104,38 @@ class FlowHead(nnx.Module):
     self.predict_flow0 = _predict_flow(35, rngs)
     for level in range(6, 0, -1):
       setattr(self, f'upsampled_flow{level}_to_{level - 1}',
-              TorchConvTranspose(2, 2, rngs=rngs))
+              ConvTranspose2d(2, 2, rngs=rngs))
 
   def __call__(self, frames: jax.Array, enhanced_first: jax.Array,
-               enhanced_second: jax.Array, *, train: bool) -> jax.Array:
-    """Flow from frame i to frame i+1 for every pair.
+               enhanced_second: jax.Array, *, train: bool,
+               pairs: tuple[tuple[int, int], ...] | None = None) -> jax.Array:
+    """Flow from the first to the second frame of each pair.
 
     Args:
-      frames: [batch, time, 128, 128, 1].
-      enhanced_first: [batch, time - 1, 16, 16, 128], MOL map of frame i.
-      enhanced_second: [batch, time - 1, 16, 16, 128], MOL map of frame i+1.
+      frames: [batch, frames, 128, 128, 1].
+      enhanced_first: [batch, pairs, 16, 16, 128], MOL map of each first frame.
+      enhanced_second: [batch, pairs, 16, 16, 128], MOL map of each second frame.
       train: BatchNorm mode.
+      pairs: (first, second) indices into `frames` for each pair; default
+        the consecutive pairs (i, i + 1).
 
     Returns:
-      [batch, time - 1, 128, 128, 2], channel 0 the x displacement.
+      [batch, pairs, 128, 128, 2], channel 0 the x displacement.
     """
     num_frames = frames.shape[1]
-    # The encoder runs once per frame; the official model ran it on frame i
-    # and then frame i+1 for every pair, which is this BatchNorm update order.
-    per_frame = [0] + [f for i in range(1, num_frames - 1) for f in (i, i)] + [num_frames - 1]
+    if pairs is None:
+      pairs = tuple((i, i + 1) for i in range(num_frames - 1))
+    # The encoder runs once per frame; the official model ran it on the first
+    # and then the second frame of every pair, which is this BatchNorm update
+    # order.
+    per_frame = [f for pair in pairs for f in pair]
     enc = lambda layer, x: layer(x, train=train, update_order=per_frame)
     pair = lambda layer, x: layer(x, train=train)
     conv1 = enc(self.conv1, frames)
     conv2 = enc(self.conv2, conv1)
     conv3 = enc(self.conv3, conv2)
-    first, second = slice(0, num_frames - 1), slice(1, num_frames)
+    first = _group_index([a for a, _ in pairs])
+    second = _group_index([b for _, b in pairs])
 
     redir = pair(self.conv_redir, conv3[:, first])
     corr = leaky_relu(correlation(conv3[:, first], conv3[:, second]))

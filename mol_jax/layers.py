@@ -17,6 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from mol_jax import conv
+
 BN_EPS = 1e-5
 BN_MOMENTUM = 0.1
 LEAKY_SLOPE = 0.1
@@ -86,15 +88,32 @@ class GroupedBatchNorm(nnx.Module):
     return y
 
 
+class Conv2d(nnx.Module):
+  """`torch.nn.Conv2d` with square kernel, symmetric stride and padding."""
+
+  def __init__(self, in_features: int, out_features: int, kernel_size: int,
+               stride: int = 1, padding: int = 0, use_bias: bool = True, *,
+               rngs: nnx.Rngs):
+    self.stride, self.padding = stride, padding
+    init = nnx.initializers.lecun_normal()
+    self.kernel = nnx.Param(init(rngs.params(), (kernel_size, kernel_size,
+                                                 in_features, out_features)))
+    self.bias = nnx.Param(jnp.zeros((out_features,))) if use_bias else None
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """x: [..., height, width, in] -> [..., out_height, out_width, out]."""
+    y = conv.conv2d(x, self.kernel[...], self.stride, self.padding)
+    return y if self.bias is None else y + self.bias[...]
+
+
 class ConvBNLeaky(nnx.Module):
   """FlowNet's `conv`: Conv2d without bias, BatchNorm, LeakyReLU(0.1)."""
 
   def __init__(self, in_features: int, out_features: int, kernel_size: int,
                stride: int = 1, padding: int | None = None, *, rngs: nnx.Rngs):
     pad = (kernel_size - 1) // 2 if padding is None else padding
-    self.conv = nnx.Conv(in_features, out_features, (kernel_size, kernel_size),
-                         strides=stride, padding=[(pad, pad), (pad, pad)],
-                         use_bias=False, rngs=rngs)
+    self.conv = Conv2d(in_features, out_features, kernel_size, stride, pad,
+                       use_bias=False, rngs=rngs)
     self.bn = GroupedBatchNorm(out_features)
 
   def __call__(self, x: jax.Array, *, train: bool,
@@ -103,27 +122,16 @@ class ConvBNLeaky(nnx.Module):
     return leaky_relu(self.bn(self.conv(x), train=train, update_order=update_order))
 
 
-class TorchConvTranspose(nnx.Module):
-  """`torch.nn.ConvTranspose2d(k, stride=2, padding=p, bias=False)`.
+class ConvTranspose2d(nnx.Module):
+  """`torch.nn.ConvTranspose2d(in, out, 4, stride=2, padding=1, bias=False)`.
 
-  Implemented as a forward convolution over the stride-dilated input, so the
-  kernel is stored as the equivalent forward kernel `[kh, kw, in, out]`
-  (the PyTorch kernel flipped in space; `convert.py` does the flip).
+  The kernel is PyTorch's weight `[in, out, 4, 4]` moved to `[4, 4, in, out]`.
   """
 
-  def __init__(self, in_features: int, out_features: int, kernel_size: int = 4,
-               stride: int = 2, padding: int = 1, *, rngs: nnx.Rngs):
-    self.stride = stride
-    self.pad = kernel_size - 1 - padding
+  def __init__(self, in_features: int, out_features: int, *, rngs: nnx.Rngs):
     init = nnx.initializers.lecun_normal()
-    self.kernel = nnx.Param(init(rngs.params(), (kernel_size, kernel_size,
-                                                 in_features, out_features)))
+    self.kernel = nnx.Param(init(rngs.params(), (4, 4, in_features, out_features)))
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    """x: [..., height, width, in] -> [..., stride*height, stride*width, out]."""
-    lead = x.shape[:-3]
-    y = jax.lax.conv_general_dilated(
-        x.reshape((-1,) + x.shape[-3:]), self.kernel[...], window_strides=(1, 1),
-        padding=[(self.pad, self.pad)] * 2, lhs_dilation=(self.stride, self.stride),
-        dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-    return y.reshape(lead + y.shape[1:])
+    """x: [..., height, width, in] -> [..., 2 * height, 2 * width, out]."""
+    return conv.conv_transpose2d(x, self.kernel[...])

@@ -60,17 +60,24 @@ class MOL(nnx.Module):
         dropout_rate, rngs=rngs)
 
   def __call__(self, video: jax.Array, *, train: bool = False,
-               dropout_rng: jax.Array | None = None) -> dict[str, jax.Array]:
+               dropout_rng: jax.Array | None = None,
+               flow_pairs: jax.Array | None = None,
+               with_flow: bool = True) -> dict[str, jax.Array]:
     """Forward pass.
 
     Args:
       video: [batch, 8, 128, 128, 1] float32, normalised frames.
       train: BatchNorm uses batch statistics and updates its running ones.
       dropout_rng: key for the MER head's dropout (training only).
+      flow_pairs: optional int [n] pair indices; the flow head then runs on
+        those n pairs only (its cost is most of the network's). None runs all
+        7, as the official model does.
+      with_flow: False skips the flow head; the class logits and landmarks
+        do not depend on it.
 
     Returns:
-      `logits` [batch, num_classes]; `flow` [batch, 7, 128, 128, 2] with
-      [..., 0] the x displacement from frame i to i+1; `landmarks`
+      `logits` [batch, num_classes]; `flow` [batch, 7 (or n), 128, 128, 2]
+      with [..., 0] the x displacement from frame i to i+1; `landmarks`
       [batch, 7, 68, 2] as (x, y) pixels of frame i+1.
     """
     if video.ndim != 5 or video.shape[1:] != (NUM_FRAMES, FRAME_SIZE, FRAME_SIZE, 1):
@@ -88,11 +95,19 @@ class MOL(nnx.Module):
     batch = video.shape[0]
     sequence = jnp.stack([first, second], axis=2).reshape(
         (batch, 2 * num_pairs) + first.shape[2:])
-    return {
+    out = {
         'logits': self.mer_3dcnn(sequence, dropout_rng if train else None),
-        'flow': self.flownet(video, first, second, train=train),
         'landmarks': self.ldm_predictor(second),
     }
+    if with_flow and flow_pairs is None:
+      out['flow'] = self.flownet(video, first, second, train=train)
+    elif with_flow:
+      n = flow_pairs.shape[0]
+      frames = jnp.concatenate([video[:, flow_pairs], video[:, flow_pairs + 1]], axis=1)
+      out['flow'] = self.flownet(
+          frames, first[:, flow_pairs], second[:, flow_pairs], train=train,
+          pairs=tuple((i, n + i) for i in range(n)))
+    return out
 
 
 def create_model(num_classes: int = 3, neighbor_num: int = 4,

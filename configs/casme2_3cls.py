@@ -1,0 +1,9 @@
+"""CASME II mapped to 3 classes (negative, positive, surprise), 25 LOSO folds."""
+
+from configs import default
+
+
+def get_config():
+  config = default.get_config()
+  config.dataset = 'casme2/3class'
+  return config

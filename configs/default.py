@@ -1,0 +1,103 @@
+"""Defaults shared by every config: the official MOL training recipe.
+
+Every other config imports this one and changes what differs.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+
+  # TFDS dataset as 'name/config', built by `python -m mol_jax.tfds_build`.
+  config.dataset = 'smic/3class'
+  # TFDS data directory holding the built dataset; '' = TFDS's default
+  # (~/tensorflow_datasets or $TFDS_DATA_DIR).
+  config.data_dir = ''
+  # Build the dataset when it is missing. Only possible for synthetic_me: the
+  # licensed sets need the user's raw copy (docs/DATA.md).
+  config.build_if_missing = False
+  # Grain worker processes for the training input (0 = threads in-process).
+  config.grain_workers = 0
+
+  config.model = ml_collections.ConfigDict()
+  # k of the CCC's cosine kNN graph (official default 4).
+  config.model.neighbor_num = 4
+  # Dropout rate of the MER head (official 0.5).
+  config.model.dropout_rate = 0.5
+
+  config.loss = ml_collections.ConfigDict()
+  # Weight of the flow MSE term (official `of_weight` 10); 0 switches the flow
+  # head off in training.
+  config.loss.of_weight = 10.0
+  # Weight of the landmark term (official default 0.5; its README example 0.1).
+  config.loss.ldm_weight = 0.5
+  # Frame pairs (of 7) whose flow is predicted and supervised per step. 7 is
+  # the official model; fewer runs the flow head (most of the network's cost)
+  # on a random subset of pairs each step, an unbiased estimate of the same
+  # loss, for CPUs and quick runs.
+  config.loss.flow_pairs_per_step = 7
+
+  config.optimizer = ml_collections.ConfigDict()
+  # AdamW as the official code sets it.
+  config.optimizer.learning_rate = 1e-4
+  config.optimizer.weight_decay = 1e-3
+  config.optimizer.b1 = 0.9
+  config.optimizer.b2 = 0.999
+  config.optimizer.eps = 1e-8
+  # 'constant' (official) or 'cosine' decay to 0 over num_train_steps.
+  config.optimizer.schedule = 'constant'
+  # Linear warm-up steps before the schedule (0 = none).
+  config.optimizer.warmup_steps = 0
+
+  # Global batch size (split over all devices of all processes).
+  config.batch_size = 32
+  # Global evaluation batch size; the last batch is padded and masked.
+  config.eval_batch_size = 32
+  # Training steps per LOSO fold (official 1000).
+  config.num_train_steps = 1000
+
+  # Held-out subjects, comma-separated ('' = every subject, one fold each).
+  config.folds = ''
+  # Evaluate the held-out subject every N steps (0 = only after the last
+  # step). Needed for `report_best_on_test` and learning curves.
+  config.eval_every_steps = 0
+  # Also report the official model selection: the evaluation with the best
+  # held-out accuracy. It selects on the test subject, so it is reported under
+  # its own name (`best_on_test`), never mixed with the honest `fixed` result.
+  config.report_best_on_test = False
+  # Compute the flow head in evaluation to report flow end-point error (it is
+  # most of the evaluation cost; class logits do not need it).
+  config.eval_with_flow = True
+
+  # Write a resumable checkpoint every N steps (and at the end of each fold).
+  config.checkpoint_every_steps = 200
+  # Keep the per-step checkpoints of finished folds (the final model of each
+  # fold is always kept in workdir/folds/<subject>/model).
+  config.keep_fold_checkpoints = False
+  # Log (progress bar, JSONL, TensorBoard) every N steps.
+  config.log_every_steps = 10
+  # Gradient norm of each loss term every N steps (0 = never; ~3 backward
+  # passes each time).
+  config.log_term_grad_norms_every_steps = 100
+
+  config.mesh = ml_collections.ConfigDict()
+  # Devices on the `data` axis (-1 = all devices of all processes).
+  config.mesh.num_devices = -1
+  # 'replicated' parameters (data parallel) or 'fsdp' (large parameters split
+  # over the data axis).
+  config.mesh.param_sharding = 'replicated'
+
+  config.distributed = ml_collections.ConfigDict()
+  # Call jax.distributed.initialize (multi-host). On TPU pods and SLURM the
+  # remaining fields may stay empty: JAX detects them.
+  config.distributed.initialize = False
+  # 'host:port' of process 0.
+  config.distributed.coordinator_address = ''
+  # Number of processes and this one's id (-1 = detect).
+  config.distributed.num_processes = -1
+  config.distributed.process_id = -1
+
+  # Seed of model initialisation, data order and dropout (fold i uses seed + i).
+  config.seed = 0
+  return config

@@ -1,0 +1,9 @@
+"""SMIC-HS, 3 classes (negative, positive, surprise), 16 LOSO folds."""
+
+from configs import default
+
+
+def get_config():
+  config = default.get_config()
+  config.dataset = 'smic/3class'
+  return config

@@ -1,0 +1,357 @@
+"""Grain input pipeline over the micro-expression TFDS datasets.
+
+Public API:
+
+* `get_datasets(config) -> Datasets`: reads `config.dataset` (TFDS name with
+  config, e.g. 'synthetic_me/default' or 'casme2/5class'), `config.data_dir`,
+  `config.test_subjects` (held-out subjects of the LOSO fold; the others
+  train, or `config.train_subjects` if set), `config.batch_size` (global
+  training batch), `config.eval_batch_size` (global, default batch_size),
+  `config.seed`, and optionally `config.grain_workers`, `config.crop_size`.
+  Same as `create_datasets(...)` with those keyword arguments.
+* `list_subjects(dataset, data_dir)`: the subjects (= splits) of a built set.
+* `class_names(dataset, data_dir)`: label names in label order.
+* `subject_statistics(dataset, data_dir, subjects)`: normalisation constants.
+* `loso_folds(dataset, data_dir)`: one held-out subject per fold.
+
+Batches are dicts of numpy arrays holding this process's share of the
+global batch (global // jax.process_count(); examples are sharded by
+jax.process_index()):
+
+  video      float32 [B, 8, 128, 128, 1]  normalised frames
+  flow       float32 [B, 7, 128, 128, 2]  TV-L1 flow of pair (i, i+1), [..., 0] = x
+  landmarks  float32 [B, 7, 68, 2]        (x, y) of frames 1..7 (the second
+                                          frame of each pair), crop pixels
+  label      int32   [B]
+  mask       float32 [B]                  1 = real example, 0 = padding
+  video_id   list[str] (evaluation only)  for per-video pooling
+
+Training: infinite, reshuffled every epoch, deterministic given the seed, a
+random 128x128 crop at offsets (dy, dx) in [0, 16]^2 (flow cropped with it,
+landmarks shifted by it). Evaluation: finite, every example exactly once,
+centre crop at (8, 8), fixed batch size, the last batch padded with mask 0;
+every process yields the same number of batches.
+
+Normalisation (official): after a subject's samples are built, the official
+code subtracts their global mean and divides by the global maximum of the
+result. Here, for each subject, over every pixel of all 8 frames of all its
+clips in the built dataset, taken inside the centre 128x128 crop (exactly the
+official test-time samples; the official training samples use their random
+crops instead, a difference of a fraction of a gray level):
+
+  mean_s = mean(x),  scale_s = max(x) - mean_s,  video = (x - mean_s) / scale_s.
+
+Each subject is normalised with its own statistics, train and test alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+NUM_FRAMES = 8
+RECORD_SIZE = 144
+CROP_SIZE = 128
+
+
+def _tfds():
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  return tfds
+
+
+@functools.lru_cache(maxsize=16)
+def _builder(dataset: str, data_dir: str | None):
+  tfds = _tfds()
+  try:
+    return tfds.builder(dataset, data_dir=data_dir)
+  except Exception as e:  # pylint: disable=broad-except
+    raise FileNotFoundError(
+        f'Dataset {dataset!r} not found in data_dir={data_dir!r}; build it with '
+        f'`python -m mol_jax.tfds_build tfds_builders/{dataset.split("/")[0]} '
+        f'--data_dir=...` ({e}).') from e
+
+
+def list_subjects(dataset: str, data_dir: str | None = None) -> list[str]:
+  """Subjects (one split each) of a built dataset, sorted."""
+  return sorted(_builder(dataset, data_dir).info.splits.keys())
+
+
+def class_names(dataset: str, data_dir: str | None = None) -> list[str]:
+  """Label names of a built dataset, in label order."""
+  return list(_builder(dataset, data_dir).info.features['label'].names)
+
+
+def loso_folds(dataset: str, data_dir: str | None = None) -> list[list[str]]:
+  """Leave-one-subject-out folds: [[subject] for each subject]."""
+  return [[s] for s in list_subjects(dataset, data_dir)]
+
+
+def _source(dataset: str, data_dir: str | None, subjects: Sequence[str]):
+  known = set(list_subjects(dataset, data_dir))
+  unknown = [s for s in subjects if s not in known]
+  if unknown:
+    raise ValueError(f'Subjects {unknown} are not splits of {dataset}; it has '
+                     f'{sorted(known)}.')
+  if not subjects:
+    raise ValueError(f'No subjects selected from {dataset}.')
+  return _builder(dataset, data_dir).as_data_source(split='+'.join(subjects))
+
+
+@functools.lru_cache(maxsize=256)
+def _subject_statistics(dataset: str, data_dir: str | None, subject: str,
+                        crop_size: int) -> tuple[float, float]:
+  source = _source(dataset, data_dir, [subject])
+  lo = (RECORD_SIZE - crop_size) // 2
+  total, count, peak = 0.0, 0, 0
+  for i in range(len(source)):
+    video = source[i]['video'][:, lo:lo + crop_size, lo:lo + crop_size]
+    total += float(video.sum(dtype=np.float64))
+    count += video.size
+    peak = max(peak, int(video.max()))
+  mean = total / count
+  scale = peak - mean
+  if scale <= 0:
+    raise ValueError(f'{dataset}/{subject}: every pixel has the same value; '
+                     'the clips cannot be normalised.')
+  return mean, scale
+
+
+def subject_statistics(dataset: str, data_dir: str | None,
+                       subjects: Sequence[str], crop_size: int = CROP_SIZE
+                       ) -> dict[str, tuple[float, float]]:
+  """{subject: (mean, scale)} with video = (x - mean) / scale (see module doc)."""
+  return {s: _subject_statistics(dataset, data_dir, s, crop_size)
+          for s in subjects}
+
+
+def _text(value: Any) -> str:
+  return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def crop_example(example: dict[str, Any], dy: int, dx: int,
+                 stats: dict[str, tuple[float, float]],
+                 crop_size: int = CROP_SIZE) -> dict[str, Any]:
+  """Crops a stored clip at (dy, dx), normalises it, picks the model targets.
+
+  Args:
+    example: a record (video [8, 144, 144, 1] uint8, flow [7, 144, 144, 2],
+      landmarks [8, 68, 2], label, subject, video_id).
+    dy, dx: crop offsets.
+    stats: {subject: (mean, scale)}.
+    crop_size: output side.
+
+  Returns:
+    video float32 [8, c, c, 1], flow float32 [7, c, c, 2], landmarks float32
+    [7, 68, 2] (frames 1..7, shifted by the offsets), label int32, mask 1.0,
+    video_id str.
+  """
+  mean, scale = stats[_text(example['subject'])]
+  window = (slice(None), slice(dy, dy + crop_size), slice(dx, dx + crop_size))
+  video = (example['video'][window].astype(np.float32) - mean) / scale
+  landmarks = example['landmarks'][1:] - np.array([dx, dy], np.float32)
+  return {
+      'video': video,
+      'flow': example['flow'][window].astype(np.float32),
+      'landmarks': landmarks.astype(np.float32),
+      'label': np.int32(example['label']),
+      'mask': np.float32(1.0),
+      'video_id': _text(example['video_id']),
+  }
+
+
+def _padding(crop_size: int) -> dict[str, Any]:
+  return {
+      'video': np.zeros((NUM_FRAMES, crop_size, crop_size, 1), np.float32),
+      'flow': np.zeros((NUM_FRAMES - 1, crop_size, crop_size, 2), np.float32),
+      'landmarks': np.zeros((NUM_FRAMES - 1, 68, 2), np.float32),
+      'label': np.int32(0),
+      'mask': np.float32(0.0),
+      'video_id': '',
+  }
+
+
+def _process_share(global_batch: int, process_index: int | None,
+                   process_count: int | None) -> tuple[int, int, int]:
+  if process_index is None or process_count is None:
+    import jax  # pylint: disable=g-import-not-at-top
+    process_index, process_count = jax.process_index(), jax.process_count()
+  if global_batch % process_count:
+    raise ValueError(f'Global batch {global_batch} is not divisible by '
+                     f'{process_count} processes.')
+  return global_batch // process_count, process_index, process_count
+
+
+def _batch_fn(examples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+  batch = {k: np.stack([e[k] for e in examples]) for k in examples[0]
+           if k != 'video_id'}
+  batch['video_id'] = [e['video_id'] for e in examples]
+  return batch
+
+
+def _train_batch_fn(examples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+  return {k: np.stack([e[k] for e in examples]) for k in examples[0]
+          if k != 'video_id'}
+
+
+class EvalDataset:
+  """Finite, re-iterable evaluation batches (see the module docstring).
+
+  Attributes:
+    num_examples: examples of the held-out subjects (all processes).
+    num_batches: batches every process yields.
+  """
+
+  def __init__(self, dataset, num_examples: int, num_batches: int,
+               read_options):
+    self._dataset = dataset
+    self.num_examples = num_examples
+    self.num_batches = num_batches
+    self._read_options = read_options
+
+  def __len__(self) -> int:
+    return self.num_batches
+
+  def __iter__(self) -> Iterator[dict[str, Any]]:
+    return iter(self._dataset.to_iter_dataset(self._read_options))
+
+
+@dataclasses.dataclass
+class Datasets:
+  """What `get_datasets` returns.
+
+  Attributes:
+    train: infinite iterator of training batches (None if no train subject).
+    eval: `EvalDataset` over the test subjects (None if none).
+    train_subjects, test_subjects: the fold.
+    class_names: label names.
+    num_train_examples: training clips (all processes).
+    statistics: {subject: (mean, scale)} used for normalisation.
+  """
+  train: Iterator[dict[str, np.ndarray]] | None
+  eval: EvalDataset | None
+  train_subjects: list[str]
+  test_subjects: list[str]
+  class_names: list[str]
+  num_train_examples: int
+  statistics: dict[str, tuple[float, float]]
+
+
+def create_datasets(dataset: str, data_dir: str | None,
+                    test_subjects: Sequence[str], *, batch_size: int,
+                    eval_batch_size: int | None = None, seed: int = 0,
+                    train_subjects: Sequence[str] | None = None,
+                    crop_size: int = CROP_SIZE, grain_workers: int = 0,
+                    read_threads: int = 2,
+                    process_index: int | None = None,
+                    process_count: int | None = None) -> Datasets:
+  """Training and evaluation pipelines for one LOSO fold.
+
+  Args:
+    dataset: TFDS name with config, e.g. 'synthetic_me/default'.
+    data_dir: TFDS data dir holding the built dataset.
+    test_subjects: held-out subjects (splits).
+    batch_size: global training batch size.
+    eval_batch_size: global evaluation batch size (default batch_size).
+    seed: shuffling and cropping seed.
+    train_subjects: training subjects (default: every other subject).
+    crop_size: crop side (128).
+    grain_workers: grain worker processes for training (0: threads only).
+    read_threads: grain reading threads.
+    process_index, process_count: default jax.process_index()/count().
+
+  Returns:
+    `Datasets`.
+  """
+  import grain  # pylint: disable=g-import-not-at-top
+  max_offset = RECORD_SIZE - crop_size
+  if max_offset < 0:
+    raise ValueError(f'crop_size {crop_size} > stored size {RECORD_SIZE}.')
+  subjects = list_subjects(dataset, data_dir)
+  test_subjects = list(test_subjects)
+  if train_subjects is None:
+    train_subjects = [s for s in subjects if s not in test_subjects]
+  train_subjects = list(train_subjects)
+  overlap = set(train_subjects) & set(test_subjects)
+  if overlap:
+    raise ValueError(f'Subjects {sorted(overlap)} are in both train and test.')
+  stats = subject_statistics(dataset, data_dir, train_subjects + test_subjects,
+                             crop_size)
+  read_options = grain.ReadOptions(num_threads=read_threads,
+                                   prefetch_buffer_size=4)
+
+  train, num_train = None, 0
+  if train_subjects:
+    local_batch, index, count = _process_share(batch_size, process_index,
+                                               process_count)
+    source = _source(dataset, data_dir, train_subjects)
+    num_train = len(source)
+    ds = grain.MapDataset.source(source)[index::count]
+    if len(ds) == 0:
+      raise ValueError(f'Process {index} of {count} got no training example.')
+
+    def random_crop(example, rng: np.random.Generator):
+      dy, dx = rng.integers(0, max_offset + 1, size=2)
+      return crop_example(example, int(dy), int(dx), stats, crop_size)
+
+    ds = (ds.shuffle(seed=seed).repeat(None)
+          .random_map(random_crop, seed=seed + 1)
+          .batch(local_batch, drop_remainder=True, batch_fn=_train_batch_fn))
+    ds = ds.to_iter_dataset(read_options)
+    if grain_workers > 0:
+      ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=grain_workers))
+    train = iter(ds)
+
+  evaluation = None
+  if test_subjects:
+    local_batch, index, count = _process_share(eval_batch_size or batch_size,
+                                               process_index, process_count)
+    source = _source(dataset, data_dir, test_subjects)
+    n = len(source)
+    per_process = -(-n // count)
+    num_batches = max(1, -(-per_process // local_batch))
+    offset = max_offset // 2
+
+    def fetch(i):
+      global_index = index + i * count
+      if global_index >= n:
+        return _padding(crop_size)
+      return crop_example(source[global_index], offset, offset, stats, crop_size)
+
+    ds = (grain.MapDataset.range(num_batches * local_batch).map(fetch)
+          .batch(local_batch, batch_fn=_batch_fn))
+    evaluation = EvalDataset(ds, n, num_batches, read_options)
+
+  return Datasets(train=train, eval=evaluation, train_subjects=train_subjects,
+                  test_subjects=test_subjects,
+                  class_names=class_names(dataset, data_dir),
+                  num_train_examples=num_train, statistics=stats)
+
+
+def get_datasets(config: Any, **overrides: Any) -> Datasets:
+  """`create_datasets` from a config object (ConfigDict, dataclass, ...).
+
+  Reads dataset, data_dir, test_subjects, batch_size and, if present,
+  eval_batch_size, seed, train_subjects, crop_size, grain_workers.
+  """
+  def get(name, default=None):
+    if name in overrides:
+      return overrides[name]
+    return getattr(config, name, default) if not isinstance(config, dict) \
+        else config.get(name, default)
+
+  for required in ('dataset', 'test_subjects', 'batch_size'):
+    if get(required) is None:
+      raise ValueError(f'config.{required} is required by get_datasets.')
+  return create_datasets(
+      get('dataset'), get('data_dir'), list(get('test_subjects')),
+      batch_size=int(get('batch_size')),
+      eval_batch_size=get('eval_batch_size'),
+      seed=int(get('seed', 0)),
+      train_subjects=get('train_subjects'),
+      crop_size=int(get('crop_size', CROP_SIZE)),
+      grain_workers=int(get('grain_workers', 0)),
+      process_index=get('process_index'),
+      process_count=get('process_count'))

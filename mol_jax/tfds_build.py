@@ -1,0 +1,63 @@
+"""`tfds build` without TensorFlow or Apache Beam.
+
+Usage (same flags as `tfds build`, plus three of ours):
+
+  python -m mol_jax.tfds_build tfds_builders/smic \
+      --manual_dir=<folder received> --data_dir=<output> \
+      [--config=3class] [--max_examples_per_split=N] [--overwrite] \
+      [--num_workers=N] [--upsample=1] [--log_level=INFO]
+
+The `tfds` console script imports TensorFlow (and Beam); its `build`
+sub-command alone does not, so it is driven here directly. The output format
+defaults to `array_record` (readable with `tfds.data_source` and grain);
+`tfrecord` would need TensorFlow.
+
+Our flags:
+  --num_workers: pre-processing processes (default: all cores; 0: in process).
+  --upsample: dlib HOG detector upsampling (default 1, the official value).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Sequence
+
+from mol_jax import datasets
+
+
+def _split_our_flags(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+  parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+  parser.add_argument('--num_workers', type=int, default=None)
+  parser.add_argument('--upsample', type=int, default=None)
+  parser.add_argument('--log_level', default='INFO')
+  return parser.parse_known_args(list(argv))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+  argv = list(sys.argv[1:] if argv is None else argv)
+  ours, rest = _split_our_flags(argv)
+  logging.basicConfig(level=ours.log_level.upper())
+  if ours.num_workers is not None:
+    os.environ[datasets.ENV_NUM_WORKERS] = str(ours.num_workers)
+  if ours.upsample is not None:
+    os.environ[datasets.ENV_UPSAMPLE] = str(ours.upsample)
+  if not any(a == '--file_format' or a.startswith('--file_format=') for a in rest):
+    rest.append('--file_format=array_record')
+
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  # absl-based code inside TFDS (and grain) reads FLAGS; mark them parsed so
+  # it does not abort when run outside absl.app.
+  if not flags.FLAGS.is_parsed():
+    flags.FLAGS.mark_as_parsed()
+  from tensorflow_datasets.scripts.cli import build  # pylint: disable=g-import-not-at-top
+  from tensorflow_datasets.scripts.cli import cli_utils  # pylint: disable=g-import-not-at-top
+  parse = cli_utils.make_flags_parser(build.Args, description=__doc__)
+  args = parse(['tfds_build'] + rest)
+  args.execute()
+
+
+if __name__ == '__main__':
+  main()

@@ -1,0 +1,430 @@
+"""LOSO multi-task training and evaluation of MOL.
+
+`train_and_evaluate(config, workdir)` runs one fold per held-out subject: a
+fresh model, `config.num_train_steps` sharded training steps, evaluation of
+the held-out subject, and at the end metrics from the confusion matrix
+pooled over folds. Every fold checkpoints and resumes; finished folds are
+skipped when the same command runs again.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from absl import logging
+from flax import nnx, struct
+
+from mol_jax import checkpointing, losses, metrics as metrics_lib, reporting, sharding
+from mol_jax.models import MOL, create_model
+
+NUM_PAIRS = 7
+
+
+class NonFiniteError(RuntimeError):
+  """Training produced a NaN or infinite loss or gradient."""
+
+
+class ConfigError(ValueError):
+  """A config value that cannot work; the message names the field."""
+
+
+@struct.dataclass
+class TrainState:
+  """Everything a training step reads and writes.
+
+  `params` and `batch_stats` are the model's `nnx.Param` and `nnx.BatchStat`
+  states; the model structure (`graphdef`) is static and kept outside.
+  """
+  step: jax.Array
+  params: Any
+  batch_stats: Any
+  opt_state: Any
+  rng: jax.Array
+
+
+def create_learning_rate_fn(config: ml_collections.ConfigDict) -> optax.Schedule:
+  opt = config.optimizer
+  steps = max(config.num_train_steps, 1)
+  if opt.schedule == 'constant':
+    schedule = optax.constant_schedule(opt.learning_rate)
+  elif opt.schedule == 'cosine':
+    schedule = optax.cosine_decay_schedule(opt.learning_rate, max(steps - opt.warmup_steps, 1))
+  else:
+    raise ConfigError(f"config.optimizer.schedule must be 'constant' or 'cosine', got "
+                     f'{opt.schedule!r}')
+  if opt.warmup_steps:
+    warmup = optax.linear_schedule(0.0, opt.learning_rate, opt.warmup_steps)
+    schedule = optax.join_schedules([warmup, schedule], [opt.warmup_steps])
+  return schedule
+
+
+def create_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """AdamW as the official code sets it (lr 1e-4, weight decay 1e-3)."""
+  opt = config.optimizer
+  return optax.adamw(create_learning_rate_fn(config), b1=opt.b1, b2=opt.b2, eps=opt.eps,
+                     weight_decay=opt.weight_decay)
+
+
+def create_train_state(config: ml_collections.ConfigDict, num_classes: int, seed: int,
+                       tx: optax.GradientTransformation) -> tuple[nnx.GraphDef, TrainState]:
+  model = create_model(num_classes, config.model.neighbor_num, config.model.dropout_rate,
+                       seed=seed)
+  graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
+  state = TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
+                     opt_state=tx.init(params), rng=jax.random.PRNGKey(seed))
+  return graphdef, state
+
+
+def _loss_terms(model: MOL, batch: dict, *, train: bool, dropout_rng, flow_pairs,
+                with_flow: bool) -> tuple[dict, dict]:
+  """Forward pass and each official loss term.
+
+  Args:
+    batch: `video` [b, 8, 128, 128, 1], `flow` [b, 7, 128, 128, 2],
+      `landmarks` [b, 7, 68, 2], `label` [b], `mask` [b].
+  """
+  out = model(batch['video'], train=train, dropout_rng=dropout_rng, flow_pairs=flow_pairs,
+              with_flow=with_flow)
+  mask = batch['mask']
+  terms = {
+      'mer': losses.classification_loss(out['logits'], batch['label'], mask),
+      'landmarks': losses.landmark_loss(out['landmarks'], batch['landmarks'], mask),
+  }
+  if with_flow:
+    target = batch['flow'] if flow_pairs is None else batch['flow'][:, flow_pairs]
+    terms['flow'] = losses.flow_loss(out['flow'], target, mask, NUM_PAIRS)
+  return terms, out
+
+
+def _total(terms: dict, of_weight: float, ldm_weight: float) -> jax.Array:
+  total = terms['mer'] + ldm_weight * terms['landmarks']
+  if 'flow' in terms:
+    total = total + of_weight * terms['flow']
+  return total
+
+
+def train_step(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
+               tx: optax.GradientTransformation, of_weight: float, ldm_weight: float,
+               flow_pairs_per_step: int) -> tuple[TrainState, dict]:
+  """One AdamW step on the multi-task loss.
+
+  A step whose loss or gradient is not finite leaves the state unchanged and
+  reports `nonfinite` = 1; the loop stops the run on it.
+  """
+  rng = jax.random.fold_in(state.rng, state.step)
+  dropout_rng, pair_rng = jax.random.split(rng)
+  flow_pairs = None
+  if flow_pairs_per_step < NUM_PAIRS:
+    flow_pairs = jnp.sort(jax.random.choice(pair_rng, NUM_PAIRS, (flow_pairs_per_step,),
+                                            replace=False))
+
+  def loss_fn(params):
+    model = nnx.merge(graphdef, params, state.batch_stats, copy=True)
+    terms, out = _loss_terms(model, batch, train=True, dropout_rng=dropout_rng,
+                             flow_pairs=flow_pairs, with_flow=of_weight > 0)
+    return _total(terms, of_weight, ldm_weight), (terms, out, nnx.state(model, nnx.BatchStat))
+
+  (loss, (terms, out, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+      state.params)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  grad_norm = optax.global_norm(grads)
+  finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+  new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
+                            opt_state=opt_state)
+  new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state)
+  correct = (jnp.argmax(out['logits'], -1) == batch['label']) * batch['mask']
+  step_metrics = {
+      'loss': loss,
+      'grad_norm': grad_norm,
+      'param_norm': optax.global_norm(state.params),
+      'update_norm': optax.global_norm(updates),
+      'accuracy': jnp.sum(correct) / jnp.maximum(jnp.sum(batch['mask']), 1.0),
+      'nonfinite': 1 - finite.astype(jnp.int32),
+  }
+  step_metrics.update({f'loss/{k}': v for k, v in terms.items()})
+  return new_state, step_metrics
+
+
+def term_grad_norms(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
+                    of_weight: float, ldm_weight: float, flow_pairs_per_step: int) -> dict:
+  """Gradient norm of each weighted loss term (one batched backward pass).
+
+  Costs about three backward passes, so the loop calls it only every
+  `config.log_term_grad_norms_every_steps`.
+  """
+  rng = jax.random.fold_in(state.rng, state.step)
+  dropout_rng, pair_rng = jax.random.split(rng)
+  flow_pairs = None
+  if flow_pairs_per_step < NUM_PAIRS:
+    flow_pairs = jnp.sort(jax.random.choice(pair_rng, NUM_PAIRS, (flow_pairs_per_step,),
+                                            replace=False))
+  weights = {'mer': 1.0, 'landmarks': ldm_weight, 'flow': of_weight}
+
+  def weighted_terms(params):
+    model = nnx.merge(graphdef, params, state.batch_stats, copy=True)
+    terms, _ = _loss_terms(model, batch, train=True, dropout_rng=dropout_rng,
+                           flow_pairs=flow_pairs, with_flow=of_weight > 0)
+    return jnp.stack([weights[k] * terms[k] for k in sorted(terms)])
+
+  values, vjp = jax.vjp(weighted_terms, state.params)
+  grads = jax.vmap(vjp)(jnp.eye(values.shape[0]))[0]
+  norms = jax.vmap(optax.global_norm)(grads)
+  names = sorted(weights if of_weight > 0 else ('mer', 'landmarks'))
+  return {f'grad_norm/{k}': norms[i] for i, k in enumerate(names)}
+
+
+def eval_step(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
+              with_flow: bool) -> dict:
+  """Per-example outputs for one evaluation batch (padding has mask 0).
+
+  Returns:
+    `logits` [b, C]; `landmark_nme` [b] (mean point error / inter-pupil
+    distance); `flow_epe` [b] when `with_flow`.
+  """
+  model = nnx.merge(graphdef, state.params, state.batch_stats, copy=True)
+  out = model(batch['video'], train=False, with_flow=with_flow)
+  point_error = jnp.linalg.norm(out['landmarks'] - batch['landmarks'], axis=-1).mean(-1)
+  ipd = losses.inter_pupil_distance(batch['landmarks'])
+  result = {'logits': out['logits'],
+            'landmark_nme': jnp.mean(point_error / jnp.maximum(ipd, 1e-6), axis=1)}
+  if with_flow:
+    result['flow_epe'] = jnp.linalg.norm(out['flow'] - batch['flow'], axis=-1).mean((1, 2, 3))
+  return result
+
+
+class Steps:
+  """The jitted step functions, compiled once and shared by every fold."""
+
+  def __init__(self, config: ml_collections.ConfigDict, graphdef: nnx.GraphDef,
+               tx: optax.GradientTransformation, abstract_state: TrainState,
+               mesh: jax.sharding.Mesh):
+    self.mesh = mesh
+    self.graphdef = graphdef
+    self.state_sharding = sharding.state_shardings(abstract_state, mesh,
+                                                   config.mesh.param_sharding)
+    data = sharding.batch_sharding(mesh)
+    loss_args = dict(graphdef=graphdef, of_weight=config.loss.of_weight,
+                     ldm_weight=config.loss.ldm_weight,
+                     flow_pairs_per_step=config.loss.flow_pairs_per_step)
+    self.train = jax.jit(
+        functools.partial(train_step, tx=tx, **loss_args),
+        in_shardings=(self.state_sharding, data),
+        out_shardings=(self.state_sharding, sharding.replicated(mesh)),
+        donate_argnums=0)
+    self.term_grad_norms = jax.jit(functools.partial(term_grad_norms, **loss_args),
+                                   in_shardings=(self.state_sharding, data))
+    self.eval = jax.jit(
+        functools.partial(eval_step, graphdef=graphdef, with_flow=config.eval_with_flow),
+        in_shardings=(self.state_sharding, data), out_shardings=data)
+
+  def place(self, state: TrainState) -> TrainState:
+    return jax.device_put(state, self.state_sharding)
+
+
+def evaluate(steps: Steps, state: TrainState, eval_ds, num_classes: int) -> dict:
+  """Runs the held-out subject; returns per-example arrays (padding removed)."""
+  logits, labels, video_ids, nme, epe = [], [], [], [], []
+  for local in eval_ds:
+    batch = sharding.global_batch(local, steps.mesh)
+    out = jax.experimental.multihost_utils.process_allgather(
+        steps.eval(state, batch), tiled=True)
+    mask = np.asarray(jax.experimental.multihost_utils.process_allgather(
+        batch['mask'], tiled=True)) > 0
+    label = np.asarray(jax.experimental.multihost_utils.process_allgather(
+        batch['label'], tiled=True))
+    logits.append(np.asarray(out['logits'])[mask])
+    labels.append(label[mask])
+    nme.append(np.asarray(out['landmark_nme'])[mask])
+    if 'flow_epe' in out:
+      epe.append(np.asarray(out['flow_epe'])[mask])
+    if jax.process_count() == 1:
+      video_ids.extend(v for v, m in zip(local.get('video_id', []), mask) if m)
+  logits = np.concatenate(logits) if logits else np.zeros((0, num_classes))
+  labels = np.concatenate(labels) if labels else np.zeros((0,), np.int64)
+  predictions = logits.argmax(-1)
+  result = {
+      'labels': labels.tolist(),
+      'predictions': predictions.tolist(),
+      'video_ids': [v.decode() if isinstance(v, bytes) else str(v) for v in video_ids],
+      'confusion': metrics_lib.confusion_matrix(labels, predictions, num_classes).tolist(),
+      'landmark_nme': float(np.concatenate(nme).mean()) if nme else None,
+  }
+  if epe:
+    result['flow_epe'] = float(np.concatenate(epe).mean())
+  result.update({k: v for k, v in metrics_lib.summarize(np.asarray(result['confusion'])).items()
+                 if k in ('accuracy', 'uar', 'uf1', 'wf1')})
+  return result
+
+
+def _write_json(path: str, value: Any) -> None:
+  """Atomic: a reader never sees a half-written file."""
+  tmp = path + '.tmp'
+  with open(tmp, 'w') as f:
+    json.dump(value, f, indent=2)
+  os.replace(tmp, path)
+
+
+def train_fold(config: ml_collections.ConfigDict, fold_dir: str, subject: str,
+               fold_index: int, steps: Steps, num_classes: int,
+               writer) -> tuple[TrainState, dict]:
+  """Trains and evaluates one LOSO fold, resuming from its checkpoint."""
+  from mol_jax import input_pipeline  # pylint: disable=import-outside-toplevel
+  seed = config.seed + fold_index
+  datasets = input_pipeline.create_datasets(
+      config.dataset, config.data_dir or None, [subject], batch_size=config.batch_size,
+      eval_batch_size=config.eval_batch_size, seed=seed, grain_workers=config.grain_workers)
+  tx = create_optimizer(config)
+  _, state = create_train_state(config, num_classes, seed, tx)
+  ckpt = checkpointing.TrainCheckpointer(os.path.join(fold_dir, 'checkpoints'),
+                                         config.checkpoint_every_steps)
+  state, data_state, history = ckpt.restore_or(state, datasets.train)
+  state = steps.place(state)
+  start = int(state.step)
+  if start:
+    logging.info('fold %s: resumed at step %d', subject, start)
+
+  best = history.get('best_on_test')
+  pending, nonfinite = [], None
+  progress = reporting.progress(config.num_train_steps, start, f'fold {subject}')
+  t_data = t_last = time.perf_counter()
+  data_wait = 0.0
+  for step in range(start + 1, config.num_train_steps + 1):
+    t0 = time.perf_counter()
+    local = next(datasets.train)
+    data_wait += time.perf_counter() - t0
+    state, step_metrics = steps.train(state, sharding.global_batch(local, steps.mesh))
+    pending.append(step_metrics)
+    nonfinite = step_metrics['nonfinite'] if nonfinite is None else nonfinite + step_metrics['nonfinite']
+    last = step == config.num_train_steps
+    if step % config.log_every_steps == 0 or last:
+      fetched = jax.device_get(pending)
+      if int(jax.device_get(nonfinite)):
+        raise NonFiniteError(
+            f'fold {subject}: non-finite loss or gradient before step {step}; the run stops '
+            f'and keeps the last good checkpoint in {ckpt.directory}. Lower '
+            'config.optimizer.learning_rate or check the data for NaNs.')
+      summary = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0] if k != 'nonfinite'}
+      elapsed = time.perf_counter() - t_last
+      summary['steps_per_second'] = len(fetched) / elapsed
+      summary['data_wait_fraction'] = data_wait / elapsed
+      if config.log_term_grad_norms_every_steps and (
+          step % config.log_term_grad_norms_every_steps == 0):
+        summary.update({k: float(v) for k, v in jax.device_get(
+            steps.term_grad_norms(state, sharding.global_batch(local, steps.mesh))).items()})
+      writer.scalars(f'{subject}/train', step, summary)
+      progress.update(step, summary)
+      pending, t_last, data_wait = [], time.perf_counter(), 0.0
+    if config.eval_every_steps and step % config.eval_every_steps == 0 and not last:
+      result = evaluate(steps, state, datasets.eval, num_classes)
+      writer.scalars(f'{subject}/test', step, {k: result[k] for k in ('accuracy', 'uf1', 'uar')})
+      if config.report_best_on_test and (best is None or result['accuracy'] > best['accuracy']):
+        best = dict(result, step=step)
+    if step % config.checkpoint_every_steps == 0 or last:
+      ckpt.save(step, state, datasets.train, {'best_on_test': best})
+  progress.close()
+
+  final = evaluate(steps, state, datasets.eval, num_classes)
+  final['step'] = int(state.step)
+  writer.scalars(f'{subject}/test', int(state.step),
+                 {k: final[k] for k in ('accuracy', 'uf1', 'uar')})
+  result = {'subject': subject, 'fixed': final}
+  if config.report_best_on_test:
+    if best is None or final['accuracy'] > best['accuracy']:
+      best = final
+    result['best_on_test'] = best
+  if jax.process_index() == 0:
+    checkpointing.save_model(os.path.join(fold_dir, 'model'),
+                             nnx.merge(steps.graphdef, state.params, state.batch_stats),
+                             step=int(state.step), overwrite=True)
+  ckpt.close(delete=not config.keep_fold_checkpoints)
+  return state, result
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> tuple[Any, dict]:
+  """LOSO training and evaluation.
+
+  Returns:
+    (state of the last fold trained here, or None if every fold was already
+    finished; the summary dict also written to `workdir/results.json`).
+  """
+  from mol_jax import input_pipeline  # pylint: disable=import-outside-toplevel
+  os.makedirs(workdir, exist_ok=True)
+  dataset_ready(config)
+  class_names = input_pipeline.class_names(config.dataset, config.data_dir or None)
+  subjects = input_pipeline.list_subjects(config.dataset, config.data_dir or None)
+  folds = [s.strip() for s in config.folds.split(',') if s.strip()] or subjects
+  unknown = sorted(set(folds) - set(subjects))
+  if unknown:
+    raise ConfigError(f'config.folds names subjects {unknown} that {config.dataset} does not '
+                     f'have; its subjects are {subjects}')
+  num_classes = len(class_names)
+  mesh = sharding.create_mesh(config.mesh.num_devices)
+  if config.batch_size % mesh.size or config.eval_batch_size % mesh.size:
+    raise ConfigError(f'config.batch_size={config.batch_size} and config.eval_batch_size='
+                     f'{config.eval_batch_size} must be multiples of the {mesh.size} devices')
+
+  tx = create_optimizer(config)
+  graphdef, template = create_train_state(config, num_classes, config.seed, tx)
+  steps = Steps(config, graphdef, tx, template, mesh)
+  del template
+
+  writer = reporting.MetricWriter(workdir)
+  fold_results, state = [], None
+  for index, subject in enumerate(subjects):
+    if subject not in folds:
+      continue
+    fold_dir = os.path.join(workdir, 'folds', subject)
+    result_path = os.path.join(fold_dir, 'result.json')
+    if os.path.exists(result_path):
+      with open(result_path) as f:
+        fold_results.append(json.load(f))
+      logging.info('fold %s already finished; skipping', subject)
+      continue
+    os.makedirs(fold_dir, exist_ok=True)
+    state, result = train_fold(config, fold_dir, subject, index, steps, num_classes, writer)
+    if jax.process_index() == 0:
+      _write_json(result_path, result)
+    fold_results.append(result)
+
+  summary = reporting.summarize_folds(fold_results, class_names, config)
+  if jax.process_index() == 0:
+    reporting.write_results(workdir, summary, class_names)
+  writer.close()
+  return state, summary
+
+
+def dataset_ready(config: ml_collections.ConfigDict) -> None:
+  """Builds `synthetic_me` when asked and missing; a clear error otherwise."""
+  from mol_jax import input_pipeline  # pylint: disable=import-outside-toplevel
+  try:
+    input_pipeline.list_subjects(config.dataset, config.data_dir or None)
+    return
+  except FileNotFoundError as e:
+    missing = e
+  name = config.dataset.split('/')[0]
+  if config.build_if_missing and name == 'synthetic_me':
+    from mol_jax import tfds_build  # pylint: disable=import-outside-toplevel
+    builders = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            'tfds_builders')
+    _, _, builder_config = config.dataset.partition('/')
+    logging.info('building %s (first run only)', config.dataset)
+    tfds_build.main([os.path.join(builders, name)]
+                    + ([f'--config={builder_config}'] if builder_config else [])
+                    + ([f'--data_dir={config.data_dir}'] if config.data_dir else []))
+    input_pipeline.list_subjects(config.dataset, config.data_dir or None)
+    return
+  raise FileNotFoundError(
+      f'dataset {config.dataset} is not built in data_dir={config.data_dir or "(TFDS default)"}. '
+      f'It needs your licensed copy: see docs/DATA.md, then run '
+      f'`python -m mol_jax.tfds_build tfds_builders/{name} --manual_dir=RAW --data_dir=DIR` '
+      f'and pass --config.data_dir=DIR.') from missing

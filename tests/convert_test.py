@@ -1,0 +1,115 @@
+"""Importing official weights: file formats, the CLI, and every bad input."""
+
+import numpy as np
+import pytest
+import torch
+import jax
+from flax import nnx
+
+import mol_jax
+from mol_jax import checkpointing, convert
+from mol_jax.models import create_model
+
+import golden
+
+
+def _state_dict(num_classes=3):
+  """A full official state_dict (golden weights when present, else zeros-shaped)."""
+  if golden.available():
+    return golden.official_state_dict(num_classes)
+  pytest.skip('golden manifest not available')
+
+
+def _same_variables(a, b):
+  va, vb = checkpointing.model_variables(a), checkpointing.model_variables(b)
+  eq = jax.tree.map(lambda x, y: bool(np.array_equal(np.asarray(x), np.asarray(y))), va, vb)
+  return all(jax.tree.leaves(eq))
+
+
+def test_pth_and_npz_give_the_same_model(tmp_path):
+  sd = _state_dict()
+  pth, npz = tmp_path / 'w.pth', tmp_path / 'w.npz'
+  # Saved from nn.DataParallel: keys carry 'module.'.
+  torch.save({'module.' + k: torch.from_numpy(v) for k, v in sd.items()}, pth)
+  np.savez(npz, **sd)
+  a = convert.import_official(convert.load_state_dict(str(pth)), 3)
+  b = convert.import_official(convert.load_state_dict(str(npz)), 3)
+  assert _same_variables(a, b)
+  assert a.num_classes == 3
+
+
+def test_every_parameter_comes_from_the_weights():
+  sd = _state_dict()
+  flat = convert.official_to_flat(sd)
+  model = create_model(3)
+  expected = dict(nnx.to_flat_state(nnx.state(model, (nnx.Param, nnx.BatchStat))))
+  assert set(flat) == set(expected)
+  ignored = [k for k in sd if '.ffn.' in k or k.endswith('num_batches_tracked')]
+  assert len(sd) - len(ignored) == len(flat)
+
+
+def test_cli_writes_checkpoint_that_restores(tmp_path):
+  sd = _state_dict(num_classes=5)
+  weights = tmp_path / 'w5.npz'
+  np.savez(weights, **sd)
+  out = tmp_path / 'ckpt'
+  assert convert.main(['--weights', str(weights), '--num_classes', '5',
+                       '--neighbor_num', '6', '--out', str(out)]) == 0
+  restored = checkpointing.load_model(str(out))
+  assert (restored.num_classes, restored.neighbor_num) == (5, 6)
+  assert _same_variables(restored, convert.import_official(sd, 5, 6))
+  # Never overwrites an existing checkpoint silently.
+  assert convert.main(['--weights', str(weights), '--out', str(out)]) == 2
+
+
+def test_missing_file(tmp_path, capsys):
+  with pytest.raises(FileNotFoundError, match='nope.pth'):
+    mol_jax.from_official_weights(str(tmp_path / 'nope.pth'))
+  assert convert.main(['--weights', str(tmp_path / 'nope.pth'), '--out', str(tmp_path / 'o')]) == 2
+  assert 'nope.pth' in capsys.readouterr().err
+  assert not (tmp_path / 'o').exists()
+
+
+def test_class_count_mismatch_names_the_fix():
+  with pytest.raises(convert.WeightsError, match='has 3 classes but num_classes=5'):
+    convert.import_official(_state_dict(3), num_classes=5)
+
+
+def test_unknown_key():
+  sd = dict(_state_dict())
+  sd['flownet.conv9.0.weight'] = np.zeros((2, 2, 3, 3), np.float32)
+  with pytest.raises(convert.WeightsError, match='flownet.conv9.0.weight'):
+    convert.import_official(sd, 3)
+
+
+def test_missing_key():
+  sd = dict(_state_dict())
+  del sd['CCC_2.conv1.bias']
+  with pytest.raises(convert.WeightsError, match='ccc_2.b1'):
+    convert.import_official(sd, 3)
+
+
+def test_wrong_shape():
+  sd = dict(_state_dict())
+  sd['ldm_predictor.fc2.weight'] = np.zeros((100, 512), np.float32)
+  with pytest.raises(convert.WeightsError, match=r"'ldm_predictor.fc2.weight' gives ldm_predictor.fc2.kernel the shape \(512, 100\)"):
+    convert.import_official(sd, 3)
+
+
+def test_not_a_state_dict(tmp_path):
+  path = tmp_path / 'list.pth'
+  torch.save([torch.zeros(3)], path)
+  with pytest.raises(convert.WeightsError, match='not a state_dict'):
+    convert.load_state_dict(str(path))
+  garbage = tmp_path / 'garbage.pth'
+  garbage.write_bytes(b'not a torch file')
+  with pytest.raises(convert.WeightsError, match='garbage.pth'):
+    convert.load_state_dict(str(garbage))
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+  with pytest.raises(FileNotFoundError, match='not found'):
+    checkpointing.load_model(str(tmp_path / 'absent'))
+  (tmp_path / 'empty').mkdir()
+  with pytest.raises(FileNotFoundError, match='mol_jax.convert'):
+    checkpointing.load_model(str(tmp_path / 'empty'))

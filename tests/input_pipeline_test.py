@@ -1,0 +1,190 @@
+"""Tests of mol_jax.input_pipeline on a small TFDS set with traceable values.
+
+The records are made so that every value says where it came from: flow holds
+the pixel's own (x, y) in the 144x144 record (so the crop offset can be read
+back), landmarks encode the record index and frame, and the video is a
+known pattern.
+"""
+
+import itertools
+import types
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from mol_jax import datasets
+from mol_jax import input_pipeline
+
+SUBJECTS = {'a': 5, 'b': 3, 'c': 4}  # Clips per subject.
+CLASSES = ('surprise', 'positive', 'negative')
+
+
+def _record(subject: str, j: int):
+  idx = {'a': 0, 'b': 100, 'c': 200}[subject] + j
+  yy, xx = np.mgrid[:144, :144]
+  video = ((yy + 2 * xx + 7 * idx + np.arange(8)[:, None, None]) % 200
+           + 20 * (subject == 'b')).astype(np.uint8)[..., None]
+  flow = np.broadcast_to(np.stack([xx, yy], -1), (7, 144, 144, 2))
+  landmarks = np.zeros((8, 68, 2), np.float32)
+  landmarks[..., 0] = 1000 * idx + np.arange(8)[:, None]
+  landmarks[..., 1] = np.arange(68)[None]
+  return {'video': video, 'flow': flow.astype(np.float16),
+          'landmarks': landmarks, 'label': idx % 3, 'subject': subject,
+          'video_id': f'{subject}_v{j}', 'frame_indices': np.arange(8, dtype=np.int32)}
+
+
+class FakeMe(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """Same features as the real builders, traceable values."""
+
+  VERSION = tfds.core.Version('1.0.0')
+
+  def _info(self):
+    return tfds.core.DatasetInfo(builder=self, features=datasets.features(CLASSES))
+
+  def _split_generators(self, dl_manager):
+    del dl_manager
+    return {s: self._generate_examples(s, n) for s, n in SUBJECTS.items()}
+
+  def _generate_examples(self, subject, n):
+    for j in range(n):
+      yield f'{subject}{j}', _record(subject, j)
+
+
+@pytest.fixture(scope='module')
+def data_dir(tmp_path_factory):
+  path = tmp_path_factory.mktemp('tfds')
+  builder = FakeMe(data_dir=str(path), file_format='array_record')
+  builder.download_and_prepare()
+  # Read back like any built set: from the files, by name.
+  return str(path)
+
+
+NAME = 'fake_me'
+
+
+def _make(data_dir, **kwargs):
+  args = dict(batch_size=4, eval_batch_size=4, seed=0, process_index=0,
+              process_count=1)
+  args.update(kwargs)
+  return input_pipeline.create_datasets(NAME, data_dir, ['b'], **args)
+
+
+def test_subjects_and_classes(data_dir):
+  assert input_pipeline.list_subjects(NAME, data_dir) == ['a', 'b', 'c']
+  assert input_pipeline.class_names(NAME, data_dir) == list(CLASSES)
+  assert input_pipeline.loso_folds(NAME, data_dir) == [['a'], ['b'], ['c']]
+  with pytest.raises(ValueError, match='not splits'):
+    _make(data_dir, train_subjects=['zz'])
+
+
+def test_normalisation_statistics(data_dir):
+  stats = input_pipeline.subject_statistics(NAME, data_dir, ['a', 'b'])
+  for subject in ('a', 'b'):
+    pixels = np.stack([_record(subject, j)['video'][:, 8:136, 8:136]
+                       for j in range(SUBJECTS[subject])]).astype(np.float64)
+    mean = pixels.mean()
+    assert stats[subject] == pytest.approx((mean, pixels.max() - mean))
+
+
+def _decode(batch, i):
+  """Crop offset and record index of example i of a batch."""
+  dx, dy = batch['flow'][i, 0, 0, 0]
+  idx = (batch['landmarks'][i, 0, 0, 0] + dx - 1) / 1000
+  return int(dy), int(dx), int(round(idx))
+
+
+def test_train_batches_shapes_and_consistent_crop(data_dir):
+  ds = _make(data_dir)
+  assert ds.train_subjects == ['a', 'c'] and ds.num_train_examples == 9
+  batch = next(ds.train)
+  assert set(batch) == {'video', 'flow', 'landmarks', 'label', 'mask'}
+  assert batch['video'].shape == (4, 8, 128, 128, 1)
+  assert batch['flow'].shape == (4, 7, 128, 128, 2)
+  assert batch['landmarks'].shape == (4, 7, 68, 2)
+  assert batch['label'].shape == (4,) and batch['label'].dtype == np.int32
+  assert all(batch[k].dtype == np.float32 for k in ('video', 'flow', 'landmarks', 'mask'))
+  np.testing.assert_array_equal(batch['mask'], 1)
+  offsets = set()
+  for b in itertools.islice(ds.train, 10):
+    for i in range(4):
+      dy, dx, idx = _decode(b, i)
+      offsets.add((dy, dx))
+      assert 0 <= dy <= 16 and 0 <= dx <= 16
+      subject = 'a' if idx < 100 else 'c'
+      record = _record(subject, idx % 100)
+      # Flow cropped at the same offset as the video.
+      np.testing.assert_array_equal(
+          b['flow'][i], record['flow'][:, dy:dy + 128, dx:dx + 128])
+      # Landmarks of frames 1..7, shifted by the offset.
+      np.testing.assert_allclose(
+          b['landmarks'][i], record['landmarks'][1:] - [dx, dy])
+      mean, scale = ds.statistics[subject]
+      np.testing.assert_allclose(
+          b['video'][i] * scale + mean,
+          record['video'][:, dy:dy + 128, dx:dx + 128], atol=1e-3)
+      assert b['label'][i] == record['label']
+  assert len(offsets) > 10  # Random crops, not a fixed offset.
+
+
+def test_train_is_deterministic_and_reshuffles(data_dir):
+  def first(seed, n=6):
+    ds = _make(data_dir, seed=seed)
+    return [_decode(b, i) for b in itertools.islice(ds.train, n) for i in range(4)]
+  assert first(0) == first(0)
+  assert first(0) != first(1)
+  # Every epoch covers every training clip once (9 clips; batches straddle).
+  order = [idx for _, _, idx in first(0, n=9)]
+  for epoch in range(4):
+    assert sorted(order[9 * epoch:9 * epoch + 9]) == [0, 1, 2, 3, 4, 200, 201, 202, 203]
+  assert order[:9] != order[9:18]
+
+
+def test_eval_every_example_once_with_padding(data_dir):
+  ds = input_pipeline.create_datasets(NAME, data_dir, ['a', 'b'], batch_size=4,
+                                      eval_batch_size=3, process_index=0,
+                                      process_count=1)
+  assert ds.eval.num_examples == 8 and len(ds.eval) == 3
+  for _ in range(2):  # Re-iterable.
+    batches = list(ds.eval)
+    assert len(batches) == 3
+    assert all(b['video'].shape == (3, 8, 128, 128, 1) for b in batches)
+    ids = [v for b in batches for v, m in zip(b['video_id'], b['mask']) if m]
+    assert sorted(ids) == sorted([f'a_v{j}' for j in range(5)] + [f'b_v{j}' for j in range(3)])
+    np.testing.assert_array_equal(batches[-1]['mask'], [1, 1, 0])
+    for b in batches:
+      for i in range(3):
+        if b['mask'][i]:
+          assert _decode(b, i)[:2] == (8, 8)  # Centre crop.
+
+
+def test_per_process_sharding(data_dir):
+  evals, trains = [], []
+  for p in range(2):
+    ds = input_pipeline.create_datasets(NAME, data_dir, ['a'], batch_size=4,
+                                        eval_batch_size=8, process_index=p,
+                                        process_count=2)
+    assert len(ds.eval) == 1  # Same count on every process (3 and 2 clips).
+    batches = list(ds.eval)
+    assert batches[0]['video'].shape[0] == 4
+    evals.append([v for b in batches for v, m in zip(b['video_id'], b['mask']) if m])
+    b = next(ds.train)
+    assert b['video'].shape[0] == 2
+    trains.append({_decode(x, i)[2] for x in itertools.islice(ds.train, 5) for i in range(2)})
+  assert sorted(evals[0] + evals[1]) == [f'a_v{j}' for j in range(5)]
+  assert not set(evals[0]) & set(evals[1])
+  assert not trains[0] & trains[1]  # Disjoint training shards.
+  with pytest.raises(ValueError, match='divisible'):
+    input_pipeline.create_datasets(NAME, data_dir, ['a'], batch_size=3,
+                                   process_index=0, process_count=2)
+
+
+def test_get_datasets_from_config(data_dir):
+  config = types.SimpleNamespace(dataset=NAME, data_dir=data_dir,
+                                 test_subjects=['c'], batch_size=2, seed=3)
+  ds = input_pipeline.get_datasets(config, process_index=0, process_count=1)
+  assert ds.test_subjects == ['c'] and ds.train_subjects == ['a', 'b']
+  assert next(ds.train)['video'].shape == (2, 8, 128, 128, 1)
+  assert sum(int(b['mask'].sum()) for b in ds.eval) == 4
+  with pytest.raises(ValueError, match='batch_size'):
+    input_pipeline.get_datasets(types.SimpleNamespace(dataset=NAME, test_subjects=['c']))

@@ -1,0 +1,162 @@
+"""MOL against the official model's golden outputs, plus shape and step tests."""
+
+import os
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+import torch
+from flax import nnx
+
+import mol_jax
+from mol_jax import convert
+from mol_jax.models import count_parameters, create_model
+
+import golden
+
+TOLERANCE = 1e-4
+
+
+def _require_golden():
+  if not golden.available():
+    message = f'golden files not found in {golden.GOLDEN_DIR} (set MOL_GOLDEN_DIR)'
+    if os.environ.get('MOL_REQUIRE_GOLDEN'):
+      pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope='module')
+def official(tmp_path_factory):
+  """The official weights saved by torch.save, imported through the public API."""
+  _require_golden()
+  state_dict = golden.official_state_dict(num_classes=3)
+  path = str(tmp_path_factory.mktemp('weights') / 'official.pth')
+  torch.save({k: torch.from_numpy(v) for k, v in state_dict.items()}, path)
+  predictor = mol_jax.from_official_weights(path, num_classes=3, neighbor_num=4)
+  return predictor, golden.outputs()
+
+
+def _video(ref):
+  return np.transpose(ref['x'], (0, 2, 3, 4, 1))  # [b, c, t, h, w] -> [b, t, h, w, c]
+
+
+def test_final_outputs_match_official(official):
+  predictor, ref = official
+  out = predictor.predict(_video(ref))
+  errors = {
+      'mer': golden.relative_error(out['logits'], ref['mer']),
+      # ours [b, pair, h, w, xy]; official [b, xy, h, w, pair]
+      'flow': golden.relative_error(np.transpose(out['flow'], (0, 4, 2, 3, 1)), ref['flow']),
+      # ours [b, pair, 68, xy]; official [b, 136 = (x0, y0, x1, ...), pair]
+      'ldm': golden.relative_error(
+          np.transpose(out['landmarks'].reshape(2, 7, 136), (0, 2, 1)), ref['ldm']),
+  }
+  assert max(errors.values()) < TOLERANCE, errors
+
+
+def test_intermediates_match_official(official):
+  predictor, ref = official
+  graphdef, state = nnx.split(predictor.model)
+
+  @jax.jit
+  def forward(state, video):
+    model = nnx.merge(graphdef, state)
+    out = model(video)
+    return out, nnx.state(model, nnx.Intermediate).to_pure_dict()
+
+  out, inter = forward(state, jnp.asarray(_video(ref)))
+  to_nchw = lambda x: np.transpose(np.asarray(x), (0, 3, 1, 2))
+  neighbors = np.asarray(inter['ccc_1']['neighbors'][0][:, 0])
+  np.testing.assert_array_equal(neighbors, ref['knn_idx_pair0_frame1'])
+  update = np.asarray(inter['ccc_1']['update'][0][:, 0]).reshape(2, 256, 128)
+  errors = {
+      'conv_stack_frame0': golden.relative_error(
+          to_nchw(inter['conv_stack_features'][0][:, 0]), ref['conv_stack_frame0']),
+      'fcc1_pair0': golden.relative_error(
+          to_nchw(inter['fcc_1_features'][0][:, 0]), ref['fcc1_pair0']),
+      'ccc1_pair0': golden.relative_error(np.transpose(update, (0, 2, 1)), ref['ccc1_pair0']),
+      'ldm_pair0': golden.relative_error(
+          np.asarray(out['landmarks'][:, 0]).reshape(2, 136), ref['ldm_pair0']),
+      'flownet_pair0': golden.relative_error(to_nchw(out['flow'][:, 0]), ref['flownet_pair0']),
+  }
+  assert max(errors.values()) < TOLERANCE, errors
+
+
+def test_parameter_count_accounts_for_every_official_number():
+  _require_golden()
+  model = create_model(num_classes=3, neighbor_num=4)
+  params = count_parameters(nnx.state(model, nnx.Param))
+  stats = count_parameters(nnx.state(model, nnx.BatchStat))
+  manifest = golden.manifest(3)
+  numbers = lambda pred: sum(int(np.prod(s)) for k, s in manifest if pred(k))
+  official_total = numbers(lambda k: True)
+  unused_ffn = numbers(lambda k: '.ffn.' in k and not k.endswith('num_batches_tracked'))
+  counters = numbers(lambda k: k.endswith('num_batches_tracked'))
+  assert params == 44_103_069
+  assert stats == 10_176
+  assert official_total == 44_115_570
+  assert params + stats + unused_ffn + counters == official_total
+
+
+def _loss(out, label):
+  return (optax.softmax_cross_entropy_with_integer_labels(out['logits'], label).mean()
+          + jnp.mean(jnp.square(out['flow'])) + 1e-3 * jnp.mean(jnp.abs(out['landmarks'])))
+
+
+def test_other_sizes_train_step_finite_and_no_retrace():
+  """num_classes=5, neighbor_num=6: shapes, a finite gradient step, one trace."""
+  model = create_model(num_classes=5, neighbor_num=6, seed=1)
+  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+  tx = optax.adamw(1e-4, weight_decay=1e-3)
+  opt_state = tx.init(params)
+
+  @jax.jit
+  @chex.assert_max_traces(n=1)
+  def step(params, rest, opt_state, video, label, rng):
+    def loss_fn(params):
+      m = nnx.merge(graphdef, params, rest, copy=True)
+      out = m(video, train=True, dropout_rng=rng)
+      return _loss(out, label), (out, nnx.state(m, nnx.BatchStat))
+    (loss, (out, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, loss, out, stats, grads
+
+  rng = np.random.default_rng(0)
+  shapes = []
+  for i in range(2):
+    video = jnp.asarray(rng.standard_normal((2, 8, 128, 128, 1)).astype(np.float32))
+    label = jnp.asarray([1, 4])
+    new_params, opt_state, loss, out, stats, grads = step(
+        params, rest, opt_state, video, label, jax.random.key(i))
+    shapes.append({k: v.shape for k, v in out.items()})
+    assert np.isfinite(float(loss))
+    assert all(bool(jnp.isfinite(g).all()) for g in jax.tree.leaves(grads))
+    assert optax.global_norm(grads) > 0
+    changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), params, new_params)
+    assert all(jax.tree.leaves(changed)), 'every parameter gets an update'
+    params = new_params
+  assert shapes[0] == {'logits': (2, 5), 'flow': (2, 7, 128, 128, 2),
+                       'landmarks': (2, 7, 68, 2)}
+  # Running statistics moved in training mode.
+  before = nnx.state(model, nnx.BatchStat)
+  moved = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), before, stats)
+  assert all(jax.tree.leaves(moved))
+
+
+def test_dropout_only_in_training():
+  from mol_jax.heads import MicroExpressionHead
+  head = MicroExpressionHead(3, rngs=nnx.Rngs(0))
+  x = jnp.asarray(np.random.default_rng(0).standard_normal((2, 14, 16, 16, 128)), jnp.float32)
+  np.testing.assert_array_equal(head(x), head(x))
+  a, b = head(x, jax.random.key(0)), head(x, jax.random.key(1))
+  assert not np.allclose(a, b)
+  np.testing.assert_array_equal(a, head(x, jax.random.key(0)))
+
+
+def test_bad_video_shape_is_a_clear_error():
+  model = create_model()
+  with pytest.raises(ValueError, match=r'\[batch, 8, 128, 128, 1\]'):
+    model(jnp.zeros((1, 7, 128, 128, 1)))

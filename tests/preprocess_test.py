@@ -1,0 +1,207 @@
+"""Tests of mol_jax.faces and mol_jax.preprocess on a real face photograph."""
+
+import os
+import pickle
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from mol_jax import faces
+from mol_jax import preprocess
+
+
+@pytest.fixture(scope='module')
+def face() -> np.ndarray:
+  """The astronaut's face, [240, 240, 3] uint8 RGB."""
+  return cv2.resize(data.astronaut()[10:310, 80:380], (240, 240),
+                    interpolation=cv2.INTER_AREA)
+
+
+@pytest.fixture(scope='module')
+def detector() -> faces.FaceDetector:
+  return faces.FaceDetector(upsample=1)
+
+
+def _shift(image, dx, dy=0.0, angle=0.0):
+  h, w = image.shape[:2]
+  m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+  m[:, 2] += (dx, dy)
+  return cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REFLECT)
+
+
+def _write_video(folder, frames, first=1, name='img{}.jpg'):
+  os.makedirs(folder, exist_ok=True)
+  for i, frame in enumerate(frames):
+    cv2.imwrite(os.path.join(folder, name.format(first + i)),
+                cv2.cvtColor(frame, cv2.COLOR_RGB2BGR),
+                [cv2.IMWRITE_JPEG_QUALITY, 95])
+  return folder
+
+
+def test_frame_number_and_numeric_order(tmp_path):
+  assert preprocess.frame_number('img46.jpg') == 46
+  assert preprocess.frame_number('006_1_2_0123.jpg') == 123
+  for name in ('img10.jpg', 'img2.jpg', 'img1.jpg', 'notes.txt', 'img100.png'):
+    (tmp_path / name).write_bytes(b'')
+  names = [os.path.basename(p) for p in preprocess.list_frames(tmp_path)]
+  assert names == ['img1.jpg', 'img2.jpg', 'img10.jpg', 'img100.png']
+  with pytest.raises(ValueError, match='no number'):
+    preprocess.frame_number('cover.jpg')
+
+
+def test_empty_and_missing_folder(tmp_path):
+  with pytest.raises(preprocess.SkipClip) as e:
+    preprocess.list_frames(tmp_path)
+  assert e.value.reason == preprocess.EMPTY_FOLDER
+  with pytest.raises(preprocess.SkipClip) as e:
+    preprocess.plan_video(str(tmp_path / 'nope'), 'x')
+  assert e.value.reason == preprocess.MISSING_FOLDER
+
+
+def test_clip_indices_match_official_sampling():
+  rows = preprocess.clip_indices(17)
+  np.testing.assert_array_equal(rows, [[0, 2, 4, 6, 8, 10, 12, 14],
+                                       [1, 3, 5, 7, 9, 11, 13, 15]])
+  assert preprocess.clip_indices(7).shape == (0, 8)
+  assert preprocess.clip_indices(8).tolist() == [list(range(8))]
+  rows = preprocess.clip_indices(60)  # s = 7.
+  assert rows.shape == (7, 8)
+  assert sorted(rows.ravel().tolist()) == list(range(56))  # No frame reused.
+  np.testing.assert_array_equal(preprocess.clip_indices(60, max_clips=3)[:, 0],
+                                [0, 3, 6])
+
+
+def test_fewer_than_8_frames_is_skipped(tmp_path, face):
+  folder = _write_video(str(tmp_path / 'v'), [face] * 7)
+  with pytest.raises(preprocess.SkipClip) as e:
+    preprocess.plan_video(folder, 'v')
+  assert e.value.reason == preprocess.TOO_FEW_FRAMES
+  assert folder in str(e.value)
+
+
+def test_alignment_is_rotation_and_shift_invariant(face, detector):
+  aligned = []
+  for dx, dy, angle in [(0, 0, 0), (9, -6, 12), (-7, 5, -10)]:
+    image = _shift(face, dx, dy, angle)
+    landmarks = detector.landmarks(image, detector.detect(image))
+    m = faces.alignment_matrix(landmarks)
+    out = faces.transform_points(landmarks.astype(np.float64), m)
+    left = out[faces.LEFT_EYE].mean(0)
+    right = out[faces.RIGHT_EYE].mean(0)
+    assert abs(left[1] - right[1]) < 1e-6  # Eye line horizontal.
+    aligned.append(out)
+    warped = faces.warp(image, m)
+    assert warped.shape == (144, 144, 3)
+  # Same face, same aligned landmarks up to the predictor's own jitter
+  # (about 1-2 px with a 10 degree roll: why per-clip alignment exists).
+  for other in aligned[1:]:
+    assert np.abs(other - aligned[0]).mean() < 2.5
+
+
+def test_alignment_matrix_geometry():
+  rng = np.random.default_rng(0)
+  landmarks = rng.uniform(50, 150, (68, 2))
+  m = faces.alignment_matrix(landmarks)
+  # Pure rotation + isotropic scale + translation.
+  a = m[:, :2]
+  np.testing.assert_allclose(a @ a.T, np.eye(2) * (a[0] @ a[0]), atol=1e-9)
+  five = np.stack([landmarks[faces.LEFT_EYE].mean(0),
+                   landmarks[faces.RIGHT_EYE].mean(0), landmarks[30],
+                   landmarks[48], landmarks[54]])
+  out = faces.transform_points(five, m)
+  lo, hi = out.min(0), out.max(0)
+  np.testing.assert_allclose((lo + hi) / 2, [71.5, 71.5], atol=1e-9)
+  np.testing.assert_allclose(max(hi - lo) * 2.5, 143, atol=1e-9)
+  with pytest.raises(ValueError, match='68, 2'):
+    faces.alignment_matrix(np.zeros((5, 2)))
+
+
+@pytest.mark.parametrize('align', ['per_frame', 'per_clip'])
+def test_process_clip_shapes_landmarks_and_flow(tmp_path, face, detector, align):
+  # The face moves right by 0.5 px per frame in the raw video.
+  frames = [_shift(face, 0.5 * t) for t in range(8)]
+  folder = _write_video(str(tmp_path / 'v'), frames, first=9)
+  (job,) = preprocess.plan_video(folder, 'v')
+  clip = preprocess.process_clip(job.paths, job.frame_indices, detector,
+                                 preprocess.PreprocessOptions(align=align))
+  assert clip.video.shape == (8, 144, 144, 1) and clip.video.dtype == np.uint8
+  assert clip.flow.shape == (7, 144, 144, 2) and clip.flow.dtype == np.float16
+  assert clip.landmarks.shape == (8, 68, 2) and clip.landmarks.dtype == np.float32
+  assert clip.frame_indices.tolist() == list(range(8))
+  assert set(clip.timings) == {'read', 'detect', 'align', 'flow'}
+  # Landmarks inside the aligned frame, eyes in the upper half.
+  assert clip.landmarks.min() > -5 and clip.landmarks.max() < 149
+  assert clip.landmarks[:, 36:48, 1].max() < 72
+  # The border fill is 128 outside the warped photo: the aligned crop is
+  # mostly face, so the mean is not the border value.
+  assert abs(float(clip.video.mean()) - 128) > 1
+  flow_x = clip.flow[..., 30:114, 30:114, 0].astype(np.float32)
+  scale = float(np.linalg.norm(clip.matrices[0, :, 0]))
+  if align == 'per_clip':
+    # One transform: the raw 0.5 px/frame motion appears scaled, positive x.
+    assert abs(np.median(flow_x) - 0.5 * scale) < 0.15
+  else:
+    # Each frame re-centred on its own landmarks: the motion is cancelled up
+    # to landmark jitter.
+    assert abs(np.median(flow_x)) < 0.5
+
+
+def test_reuses_box_when_face_missing(tmp_path, face, detector):
+  frames = [face.copy() for _ in range(8)]
+  frames[3] = np.full_like(face, 90)  # A frame with no face.
+  folder = _write_video(str(tmp_path / 'v'), frames)
+  (job,) = preprocess.plan_video(folder, 'v')
+  clip = preprocess.process_clip(job.paths, job.frame_indices, detector)
+  assert clip.reused_boxes == 1
+  with pytest.raises(preprocess.SkipClip) as e:
+    preprocess.process_clip(job.paths, job.frame_indices, detector,
+                            preprocess.PreprocessOptions(reuse_box=False))
+  assert e.value.reason == preprocess.NO_FACE
+
+
+def test_no_face_and_corrupt_jpeg_are_skipped(tmp_path, face, detector):
+  gradient = np.tile(np.linspace(0, 255, 240, dtype=np.uint8)[None, :, None],
+                     (240, 1, 3))
+  no_face = _write_video(str(tmp_path / 'noface'), [gradient] * 8)
+  corrupt = _write_video(str(tmp_path / 'corrupt'), [face] * 16)
+  bad = os.path.join(corrupt, 'img3.jpg')
+  with open(bad, 'rb') as f:
+    head = f.read(2000)
+  with open(bad, 'wb') as f:
+    f.write(head)  # Truncated JPEG: OpenCV would only warn.
+  jobs = preprocess.plan_video(no_face, 'noface') + preprocess.plan_video(corrupt, 'corrupt')
+  results = preprocess.run_jobs(jobs, num_workers=0)
+  reasons = [r.reason if isinstance(r, preprocess.SkipClip) else 'ok'
+             for _, r in results]
+  # Clip 0 of 'corrupt' holds frames 0, 2, 4, ... (img3 is index 2); clip 1
+  # (img2, img4, ...) is intact.
+  assert reasons == [preprocess.NO_FACE, preprocess.UNREADABLE_FRAME, 'ok']
+  assert bad in results[1][1].path
+  skip = pickle.loads(pickle.dumps(results[1][1]))
+  assert (skip.reason, skip.path) == (results[1][1].reason, results[1][1].path)
+  summary = preprocess.SkipSummary('test')
+  for _, r in results:
+    if isinstance(r, preprocess.SkipClip):
+      summary.skip(r.reason, r.path, r.detail)
+  assert summary.counts == {preprocess.NO_FACE: 1, preprocess.UNREADABLE_FRAME: 1}
+  assert 'unreadable_frame: 1' in summary.report()
+
+
+def test_process_pool_matches_in_process(tmp_path, face):
+  frames = [_shift(face, 0.3 * t) for t in range(16)]
+  folder = _write_video(str(tmp_path / 'v'), frames)
+  jobs = preprocess.plan_video(folder, 'v')
+  here = preprocess.run_jobs(jobs, num_workers=0)
+  pool = preprocess.run_jobs(jobs, num_workers=2)
+  assert [j.key for j, _ in pool] == [j.key for j in jobs]
+  for (_, a), (_, b) in zip(here, pool):
+    np.testing.assert_array_equal(a.video, b.video)
+    np.testing.assert_array_equal(a.flow, b.flow)
+    np.testing.assert_array_equal(a.landmarks, b.landmarks)
+
+
+def test_landmark_model_ships_with_package():
+  assert os.path.getsize(faces.landmark_model_path()) > 50_000_000

@@ -1,0 +1,1 @@
+"""casme2 dataset."""

@@ -1,0 +1,1 @@
+"""megc2019 dataset."""
