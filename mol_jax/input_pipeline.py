@@ -301,6 +301,11 @@ def create_datasets(dataset: str, data_dir: str | None,
           .batch(local_batch, drop_remainder=True, batch_fn=_train_batch_fn))
     ds = ds.to_iter_dataset(read_options)
     if grain_workers > 0:
+      from absl import flags  # pylint: disable=g-import-not-at-top
+      # Grain's worker processes read absl flags; outside absl.app they are
+      # not parsed yet.
+      if not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()
       ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=grain_workers))
     train = iter(ds)
 

@@ -188,3 +188,13 @@ def test_get_datasets_from_config(data_dir):
   assert sum(int(b['mask'].sum()) for b in ds.eval) == 4
   with pytest.raises(ValueError, match='batch_size'):
     input_pipeline.get_datasets(types.SimpleNamespace(dataset=NAME, test_subjects=['c']))
+
+
+@pytest.mark.slow  # Starts a grain worker process (imports the package).
+def test_grain_worker_processes_give_the_same_batches(data_dir):
+  threads = _make(data_dir, seed=4)
+  workers = _make(data_dir, seed=4, grain_workers=1)
+  for _ in range(3):
+    a, b = next(threads.train), next(workers.train)
+    for key in a:
+      np.testing.assert_array_equal(a[key], b[key])

@@ -53,9 +53,12 @@ class Builder(datasets.MicroExpressionBuilder):
 
   def raw_dir(self, dl_manager: tfds.download.DownloadManager) -> str:
     """Where the raw frames of this config are (generated if needed)."""
-    # The manual dir is optional here; reading `dl_manager.manual_dir` would
-    # raise when it is absent, so the private attribute is checked first.
-    manual = getattr(dl_manager, '_manual_dir', None)
+    # The manual dir is optional here: `dl_manager.manual_dir` raises when it
+    # is absent or empty.
+    try:
+      manual = dl_manager.manual_dir
+    except (AssertionError, ValueError):
+      manual = None
     if manual and (epath.Path(manual) / synthetic.MANIFEST).exists():
       return os.fspath(manual)
     generator = self.builder_config.generator

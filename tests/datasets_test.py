@@ -1,0 +1,138 @@
+"""Tests of the raw layouts, class maps and build planning (mol_jax.datasets)."""
+
+import os
+import sys
+import types
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from mol_jax import datasets
+from mol_jax import preprocess
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILDERS = os.path.join(REPO, 'tfds_builders')
+
+
+def _builder_module(name):
+  if BUILDERS not in sys.path:
+    sys.path.insert(0, BUILDERS)
+  module = __import__(f'{name}.{name}_dataset_builder')
+  return getattr(module, f'{name}_dataset_builder')
+
+
+def test_class_maps():
+  assert datasets.map_emotion('Happiness', datasets.THREE_CLASS) == 'positive'
+  assert datasets.map_emotion('repression', datasets.THREE_CLASS) == 'negative'
+  assert datasets.map_emotion('Other', datasets.THREE_CLASS) is None
+  assert datasets.map_emotion('Other', datasets.SAMM_5) == 'others'
+  assert datasets.map_emotion('fear', datasets.CASME2_5) is None
+  assert datasets.map_emotion('disgust', datasets.SAMM_5) is None
+  with pytest.raises(KeyError):
+    datasets.map_emotion('tense', datasets.THREE_CLASS)
+
+
+def test_mol_layout_subjects():
+  _, entries = datasets.find_videos(
+      'samm', os.path.join(BUILDERS, 'samm', 'dummy_data', 'mol'))
+  by_id = {e.video_id: e for e in entries}
+  assert by_id['006_1_2'].subject == '006'
+  assert by_id['006_1_2'].emotion == 'happiness'
+
+
+def test_release_sheets():
+  layout, entries = datasets.find_videos(
+      'casme2', os.path.join(BUILDERS, 'casme2', 'dummy_data', 'release'))
+  assert layout == 'release'
+  e = {x.video_id: x for x in entries}['01_EP01_01']
+  assert (e.subject, e.emotion) == ('01', 'happiness')  # Subject 1 -> '01'.
+  assert e.folder.endswith(os.path.join('CASME2_RAW_selected', 'sub01', 'EP01_01'))
+  # SAMM: 13 free-text rows before the header.
+  layout, entries = datasets.find_videos(
+      'samm', os.path.join(BUILDERS, 'samm', 'dummy_data', 'release'))
+  assert layout == 'release'
+  e = {x.video_id: x for x in entries}['007_3_2']
+  assert (e.subject, e.emotion) == ('007', 'Other')
+  layout, entries = datasets.find_videos(
+      'smic', os.path.join(BUILDERS, 'smic', 'dummy_data', 'release'))
+  assert layout == 'release'
+  assert {(x.subject, x.emotion) for x in entries} >= {('s1', 'negative'),
+                                                       ('s2', 'surprise')}
+
+
+def test_bad_sheet_and_missing_root_name_the_path(tmp_path):
+  import openpyxl  # pylint: disable=g-import-not-at-top
+  book = openpyxl.Workbook()
+  book.active.append(['Name', 'Clip'])
+  sheet = tmp_path / 'CASME2-coding-x.xlsx'
+  book.save(sheet)
+  (tmp_path / 'CASME2_RAW_selected').mkdir()
+  with pytest.raises(ValueError, match='CASME2-coding-x.xlsx'):
+    datasets.find_videos('casme2', str(tmp_path))
+  with pytest.raises(FileNotFoundError, match='nope'):
+    datasets.find_videos('smic', str(tmp_path / 'nope'))
+  (tmp_path / 'empty').mkdir()
+  with pytest.raises(FileNotFoundError, match='no videos'):
+    datasets.find_videos('smic', str(tmp_path / 'empty'))
+
+
+def _plan(name, config, manual_dir, tmp_path):
+  module = _builder_module(name)
+  builder = module.Builder(config=config, data_dir=str(tmp_path))
+  dl_manager = types.SimpleNamespace(manual_dir=manual_dir)
+  splits = builder._split_generators(dl_manager)  # pylint: disable=protected-access
+  builder._processor.close()  # pylint: disable=protected-access
+  return splits, builder._summary  # pylint: disable=protected-access
+
+
+@pytest.mark.parametrize('layout', ['mol', 'release'])
+def test_planning_skips_bad_inputs_with_reasons(layout, tmp_path):
+  root = os.path.join(BUILDERS, 'casme2', 'dummy_data', layout)
+  splits, summary = _plan('casme2', '5class', root, tmp_path)
+  assert sorted(splits) == ['01', '02']
+  expected = {preprocess.UNKNOWN_LABEL: 1, preprocess.TOO_FEW_FRAMES: 1,
+              preprocess.EMPTY_FOLDER: 1, preprocess.EXCLUDED_LABEL: 1}
+  if layout == 'release':
+    expected[preprocess.MISSING_FOLDER] = 1  # A sheet row without its folder.
+  assert dict(summary.counts) == expected
+  report = summary.report()
+  assert 'EP07_01' in report and 'too_few_frames: 1' in report
+
+
+def test_nothing_buildable_is_a_clear_error(tmp_path):
+  root = tmp_path / 'raw'
+  (root / 'tense' / 's1_x_01').mkdir(parents=True)
+  (root / 'tense' / 's1_x_01' / 'image1.jpg').write_bytes(b'')
+  with pytest.raises(ValueError, match='no clip can be built'):
+    _plan('smic', '3class', str(root), tmp_path / 'data')
+
+
+class _Interrupted(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  VERSION = tfds.core.Version('1.0.0')
+
+  def _info(self):
+    return tfds.core.DatasetInfo(builder=self,
+                                 features=datasets.features(datasets.THREE_CLASS))
+
+  def _split_generators(self, dl_manager):
+    return {'s1': self._generate_examples()}
+
+  def _generate_examples(self):
+    yield 'a', {'video': np.zeros((8, 144, 144, 1), np.uint8),
+                'flow': np.zeros((7, 144, 144, 2), np.float16),
+                'landmarks': np.zeros((8, 68, 2), np.float32), 'label': 0,
+                'subject': 's1', 'video_id': 'v', 'frame_indices': np.arange(8, dtype=np.int32)}
+    raise KeyboardInterrupt  # The user stops the build.
+
+
+def test_interrupted_build_leaves_nothing_complete(tmp_path):
+  builder = _Interrupted(data_dir=str(tmp_path), file_format='array_record')
+  with pytest.raises(KeyboardInterrupt):
+    builder.download_and_prepare()
+  assert not builder.is_prepared()
+  final = os.path.join(str(tmp_path), '_interrupted', '1.0.0')
+  assert not os.path.exists(os.path.join(final, 'dataset_info.json'))
+  records = [f for _, _, files in os.walk(tmp_path) for f in files
+             if 'array_record' in f]
+  assert not [r for r in records if os.path.exists(os.path.join(final, r))]

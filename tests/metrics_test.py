@@ -1,0 +1,84 @@
+"""Metrics and losses against scikit-learn and hand-computed values."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from mol_jax import losses, metrics
+
+
+@pytest.mark.parametrize('seed', range(20))
+def test_metrics_match_sklearn_on_random_confusions(seed):
+  rng = np.random.default_rng(seed)
+  num_classes = int(rng.integers(2, 6))
+  n = int(rng.integers(1, 40))
+  labels = rng.integers(0, num_classes, n)
+  predictions = rng.integers(0, num_classes, n)
+  if seed % 3 == 0:  # a class absent from the ground truth
+    labels = np.where(labels == 0, 1, labels)
+  if seed % 4 == 0:  # a class never predicted
+    predictions = np.where(predictions == num_classes - 1, 0, predictions)
+  confusion = metrics.confusion_matrix(labels, predictions, num_classes)
+  np.testing.assert_array_equal(
+      confusion, skm.confusion_matrix(labels, predictions, labels=range(num_classes)))
+  got = metrics.summarize(confusion)
+  kw = dict(labels=list(range(num_classes)), zero_division=0)
+  assert got['accuracy'] == pytest.approx(skm.accuracy_score(labels, predictions))
+  assert got['war'] == got['accuracy']
+  assert got['uar'] == pytest.approx(skm.recall_score(labels, predictions, average='macro', **kw))
+  assert got['uf1'] == pytest.approx(skm.f1_score(labels, predictions, average='macro', **kw))
+  assert got['wf1'] == pytest.approx(skm.f1_score(labels, predictions, average='weighted', **kw))
+
+
+def test_confusion_mask_drops_padding():
+  c = metrics.confusion_matrix([0, 1, 2, 0], [0, 1, 1, 2], 3, mask=[1, 1, 1, 0])
+  np.testing.assert_array_equal(c, [[1, 0, 0], [0, 1, 0], [0, 1, 0]])
+
+
+def test_hand_computed_uf1():
+  # class 0: P=1, R=.5 -> F1=2/3; class 1: P=.5, R=1 -> 2/3; class 2 absent, never predicted -> 0
+  got = metrics.summarize([[1, 1, 0], [0, 1, 0], [0, 0, 0]])
+  assert got['uf1'] == pytest.approx((2 / 3 + 2 / 3 + 0) / 3)
+  assert got['uar'] == pytest.approx((0.5 + 1 + 0) / 3)
+  assert got['accuracy'] == pytest.approx(2 / 3)
+
+
+def _landmarks(rng, batch, pairs):
+  base = rng.uniform(20, 100, (batch, pairs, 68, 2)).astype(np.float32)
+  base[..., 36:42, :] = [40.0, 50.0]  # left eye centre (40, 50)
+  base[..., 42:48, :] = [70.0, 46.0]  # right eye centre (70, 46): distance 30.2655
+  return base
+
+
+def test_landmark_loss_is_official_formula():
+  rng = np.random.default_rng(0)
+  target = _landmarks(rng, 2, 3)
+  pred = target + rng.normal(0, 2, target.shape).astype(np.float32)
+  mask = np.ones(2, np.float32)
+  ipd = np.hypot(30.0, 4.0)
+  expected = np.abs(pred - target).sum(axis=(2, 3)) / ipd  # [b, pairs]
+  expected = expected.sum() / (2 * 68)
+  got = losses.landmark_loss(jnp.asarray(pred), jnp.asarray(target), jnp.asarray(mask))
+  assert float(got) == pytest.approx(expected, rel=1e-5)
+  # Padding does not change it.
+  pad = lambda x: np.concatenate([x, x[:1] * 0 + 7], 0)
+  got_padded = losses.landmark_loss(jnp.asarray(pad(pred)), jnp.asarray(pad(target)),
+                                    jnp.asarray([1, 1, 0], jnp.float32))
+  assert float(got_padded) == pytest.approx(expected, rel=1e-5)
+
+
+def test_flow_loss_is_mse_over_pairs():
+  rng = np.random.default_rng(1)
+  flow = rng.normal(size=(2, 7, 4, 4, 2)).astype(np.float32)
+  target = rng.normal(size=(2, 7, 4, 4, 2)).astype(np.float32)
+  got = losses.flow_loss(jnp.asarray(flow), jnp.asarray(target), jnp.ones(2))
+  assert float(got) == pytest.approx(np.mean((flow - target) ** 2) / 7, rel=1e-5)
+
+
+def test_classification_loss_is_mean_cross_entropy():
+  logits = np.array([[2.0, 0.0, -1.0], [0.0, 0.0, 0.0]], np.float32)
+  labels = np.array([0, 2])
+  expected = np.mean([-np.log(np.exp(2) / (np.exp(2) + 1 + np.exp(-1))), np.log(3)])
+  got = losses.classification_loss(jnp.asarray(logits), jnp.asarray(labels), jnp.ones(2))
+  assert float(got) == pytest.approx(expected, rel=1e-5)
