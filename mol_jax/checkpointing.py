@@ -38,8 +38,12 @@ def save_model(directory: str, model: MOL, step: int = 0, overwrite: bool = Fals
   model, which a resumed run may write again).
   """
   directory = os.path.abspath(directory)
-  if overwrite and jax.process_index() == 0:
-    shutil.rmtree(directory, ignore_errors=True)
+  if overwrite:
+    if jax.process_index() == 0:
+      shutil.rmtree(directory, ignore_errors=True)
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
+      multihost_utils.sync_global_devices(f'rmtree {directory}')
   with ocp.CheckpointManager(directory) as manager:
     if step in manager.all_steps():
       raise FileExistsError(

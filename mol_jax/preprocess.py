@@ -406,7 +406,8 @@ class SkipSummary:
     return '\n'.join(lines)
 
   def log(self) -> None:
-    logging.info('%s', self.report())
+    # Printed rather than logged: it is the build's result, and must show
+    # whatever the logging configuration.
     print(self.report(), flush=True)
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import functools
 import json
 import os
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -22,6 +24,7 @@ import numpy as np
 import optax
 from absl import logging
 from flax import nnx, struct
+from jax.experimental import multihost_utils
 
 from mol_jax import checkpointing, losses, metrics as metrics_lib, reporting, sharding
 from mol_jax.models import MOL, create_model
@@ -236,11 +239,11 @@ def evaluate(steps: Steps, state: TrainState, eval_ds, num_classes: int) -> dict
   logits, labels, video_ids, nme, epe = [], [], [], [], []
   for local in eval_ds:
     batch = sharding.global_batch(local, steps.mesh)
-    out = jax.experimental.multihost_utils.process_allgather(
+    out = multihost_utils.process_allgather(
         steps.eval(state, batch), tiled=True)
-    mask = np.asarray(jax.experimental.multihost_utils.process_allgather(
+    mask = np.asarray(multihost_utils.process_allgather(
         batch['mask'], tiled=True)) > 0
-    label = np.asarray(jax.experimental.multihost_utils.process_allgather(
+    label = np.asarray(multihost_utils.process_allgather(
         batch['label'], tiled=True))
     logits.append(np.asarray(out['logits'])[mask])
     labels.append(label[mask])
@@ -342,10 +345,10 @@ def train_fold(config: ml_collections.ConfigDict, fold_dir: str, subject: str,
     if best is None or final['accuracy'] > best['accuracy']:
       best = final
     result['best_on_test'] = best
-  if jax.process_index() == 0:
-    checkpointing.save_model(os.path.join(fold_dir, 'model'),
-                             nnx.merge(steps.graphdef, state.params, state.batch_stats),
-                             step=int(state.step), overwrite=True)
+  # Every process takes part: Orbax saves are collective.
+  checkpointing.save_model(os.path.join(fold_dir, 'model'),
+                           nnx.merge(steps.graphdef, state.params, state.batch_stats),
+                           step=int(state.step), overwrite=True)
   ckpt.close(delete=not config.keep_fold_checkpoints)
   return state, result
 
@@ -413,14 +416,16 @@ def dataset_ready(config: ml_collections.ConfigDict) -> None:
     missing = e
   name = config.dataset.split('/')[0]
   if config.build_if_missing and name == 'synthetic_me':
-    from mol_jax import tfds_build  # pylint: disable=import-outside-toplevel
     builders = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                             'tfds_builders')
     _, _, builder_config = config.dataset.partition('/')
     logging.info('building %s (first run only)', config.dataset)
-    tfds_build.main([os.path.join(builders, name)]
-                    + ([f'--config={builder_config}'] if builder_config else [])
-                    + ([f'--data_dir={config.data_dir}'] if config.data_dir else []))
+    # A separate process: the TFDS build CLI parses flags of its own, which
+    # clash with this program's absl flags.
+    subprocess.run([sys.executable, '-m', 'mol_jax.tfds_build', os.path.join(builders, name)]
+                   + ([f'--config={builder_config}'] if builder_config else [])
+                   + ([f'--data_dir={config.data_dir}'] if config.data_dir else []),
+                   check=True)
     input_pipeline.list_subjects(config.dataset, config.data_dir or None)
     return
   raise FileNotFoundError(
