@@ -13,6 +13,8 @@ Public API:
 * `class_names(dataset, data_dir)`: label names in label order.
 * `subject_statistics(dataset, data_dir, subjects)`: normalisation constants.
 * `loso_folds(dataset, data_dir)`: one held-out subject per fold.
+* `benchmark(...)` / `python -m mol_jax.input_pipeline <dataset>
+  --data_dir=...`: seconds per batch.
 
 Batches are dicts of numpy arrays holding this process's share of the
 global batch (global // jax.process_count(); examples are sharded by
@@ -288,16 +290,18 @@ def create_datasets(dataset: str, data_dir: str | None,
                                                process_count)
     source = _source(dataset, data_dir, train_subjects)
     num_train = len(source)
-    ds = grain.MapDataset.source(source)[index::count]
-    if len(ds) == 0:
-      raise ValueError(f'Process {index} of {count} got no training example.')
+    if num_train < count:
+      raise ValueError(f'{num_train} training examples cannot feed {count} processes.')
 
     def random_crop(example, rng: np.random.Generator):
       dy, dx = rng.integers(0, max_offset + 1, size=2)
       return crop_example(example, int(dy), int(dx), stats, crop_size)
 
-    ds = (ds.shuffle(seed=seed).repeat(None)
-          .random_map(random_crop, seed=seed + 1)
+    # Shuffle, repeat and crop the one global stream, then deal it out to the
+    # processes: global batch j is the same examples with the same crops for
+    # any process count.
+    ds = (grain.MapDataset.source(source).shuffle(seed=seed).repeat(None)
+          .random_map(random_crop, seed=seed + 1)[index::count]
           .batch(local_batch, drop_remainder=True, batch_fn=_train_batch_fn))
     ds = ds.to_iter_dataset(read_options)
     if grain_workers > 0:
@@ -360,3 +364,38 @@ def get_datasets(config: Any, **overrides: Any) -> Datasets:
       grain_workers=int(get('grain_workers', 0)),
       process_index=get('process_index'),
       process_count=get('process_count'))
+
+
+def benchmark(dataset: str, data_dir: str | None, test_subject: str | None = None,
+              batch_size: int = 8, num_batches: int = 20) -> dict[str, float]:
+  """Seconds per training and evaluation batch on this process."""
+  import itertools  # pylint: disable=g-import-not-at-top
+  import time  # pylint: disable=g-import-not-at-top
+  subjects = list_subjects(dataset, data_dir)
+  t = time.perf_counter()
+  ds = create_datasets(dataset, data_dir, [test_subject or subjects[0]],
+                       batch_size=batch_size, process_index=0, process_count=1)
+  setup = time.perf_counter() - t
+  next(ds.train)
+  t = time.perf_counter()
+  for _ in itertools.islice(ds.train, num_batches):
+    pass
+  train = (time.perf_counter() - t) / num_batches
+  t = time.perf_counter()
+  count = sum(1 for _ in ds.eval)
+  evaluation = (time.perf_counter() - t) / count
+  return {'setup_s': round(setup, 3), 'train_s_per_batch': round(train, 4),
+          'eval_s_per_batch': round(evaluation, 4), 'batch_size': batch_size}
+
+
+if __name__ == '__main__':
+  import argparse  # pylint: disable=g-import-not-at-top
+  parser = argparse.ArgumentParser(description='Times the input pipeline.')
+  parser.add_argument('dataset')
+  parser.add_argument('--data_dir', default=None)
+  parser.add_argument('--test_subject', default=None)
+  parser.add_argument('--batch_size', type=int, default=8)
+  parser.add_argument('--num_batches', type=int, default=20)
+  a = parser.parse_args()
+  print(benchmark(a.dataset, a.data_dir, a.test_subject, a.batch_size,
+                  a.num_batches))

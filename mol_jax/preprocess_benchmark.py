@@ -145,7 +145,7 @@ def main() -> None:
     detector = faces.FaceDetector(upsample=1)
     tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
     times = {'read': 0.0, 'detect': 0.0, 'align': 0.0, 'flow': 0.0}
-    frame_diff, landmark_diff, epe = [], [], []
+    frame_diff, epe = [], []
     t = time.perf_counter()
     official = []
     for job in jobs:

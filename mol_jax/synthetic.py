@@ -485,6 +485,11 @@ def generate(out_dir: str, config: SyntheticConfig = SyntheticConfig(),
         return out_dir
     raise FileExistsError(f'{out_dir} holds a synthetic set with another '
                           'config; pass overwrite=True or another folder.')
+  if (os.path.isdir(out_dir) and os.listdir(out_dir) and not overwrite
+      and not os.path.exists(manifest_path)):
+    raise FileExistsError(f'{out_dir} exists and is not a synthetic set; '
+                          'choose an empty or new folder, or pass '
+                          'overwrite=True to replace it.')
   parent = os.path.dirname(out_dir)
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(prefix='.synthetic_me.', dir=parent)
@@ -512,7 +517,17 @@ def generate(out_dir: str, config: SyntheticConfig = SyntheticConfig(),
                  'videos': videos}, f, indent=1)
     if os.path.exists(out_dir):
       shutil.rmtree(out_dir)
-    os.replace(tmp, out_dir)
+    try:
+      os.replace(tmp, out_dir)
+    except OSError:
+      # Another process finished the same set first: keep its copy if it is
+      # complete and has this config.
+      if not os.path.isfile(manifest_path):
+        raise
+      with open(manifest_path) as f:
+        if json.load(f)['config'] != _config_json(config):
+          raise
+      shutil.rmtree(tmp, ignore_errors=True)
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
     raise

@@ -54,6 +54,7 @@ def test_final_outputs_match_official(official):
       'ldm': golden.relative_error(
           np.transpose(out['landmarks'].reshape(2, 7, 136), (0, 2, 1)), ref['ldm']),
   }
+  print('relative errors, final outputs:', errors)
   assert max(errors.values()) < TOLERANCE, errors
 
 
@@ -82,6 +83,7 @@ def test_intermediates_match_official(official):
           np.asarray(out['landmarks'][:, 0]).reshape(2, 136), ref['ldm_pair0']),
       'flownet_pair0': golden.relative_error(to_nchw(out['flow'][:, 0]), ref['flownet_pair0']),
   }
+  print('relative errors, intermediates:', errors)
   assert max(errors.values()) < TOLERANCE, errors
 
 
