@@ -75,8 +75,12 @@ def load_model(directory: str, step: int | None = None) -> MOL:
     config = manager.restore(step, args=ocp.args.Composite(
         model_config=ocp.args.JsonRestore()))['model_config']
     abstract = nnx.eval_shape(lambda: create_model(**config))
+    # Restore onto this process's first device, whatever topology wrote it
+    # (e.g. a multi-host training run).
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     target = jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), model_variables(abstract))
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
+        model_variables(abstract))
     restored = manager.restore(step, args=ocp.args.Composite(
         model=ocp.args.StandardRestore(target)))['model']
   model = create_model(**config)
@@ -100,8 +104,14 @@ class TrainCheckpointer:
                                            max_to_keep=max_to_keep, create=True)
     self._manager = ocp.CheckpointManager(self.directory, options=options)
 
-  def restore_or(self, state: Any, data_iterator: Any) -> tuple[Any, Any, dict]:
+  def restore_or(self, state: Any, data_iterator: Any,
+                 shardings: Any = None) -> tuple[Any, Any, dict]:
     """Latest checkpoint if any, else `state` unchanged.
+
+    Args:
+      state: a template of the train state.
+      data_iterator: restored in place to its saved position.
+      shardings: where to put each restored leaf (default: like `state`).
 
     Returns:
       (state, data iterator state or None, history dict).
@@ -109,7 +119,10 @@ class TrainCheckpointer:
     step = self._manager.latest_step()
     if step is None:
       return state, None, {}
-    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
+    if shardings is None:
+      shardings = jax.tree.map(lambda x: x.sharding, state)
+    abstract = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                            state, shardings)
     restored = self._manager.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract),
         data=ocp.args.JsonRestore(),

@@ -67,13 +67,18 @@ def _tfds():
 @functools.lru_cache(maxsize=16)
 def _builder(dataset: str, data_dir: str | None):
   tfds = _tfds()
+  message = (f'Dataset {dataset!r} not found in data_dir={data_dir!r}; build it with '
+             f'`python -m mol_jax.tfds_build tfds_builders/{dataset.split("/")[0]} '
+             f'--data_dir=...`')
   try:
-    return tfds.builder(dataset, data_dir=data_dir)
+    builder = tfds.builder(dataset, data_dir=data_dir)
   except Exception as e:  # pylint: disable=broad-except
-    raise FileNotFoundError(
-        f'Dataset {dataset!r} not found in data_dir={data_dir!r}; build it with '
-        f'`python -m mol_jax.tfds_build tfds_builders/{dataset.split("/")[0]} '
-        f'--data_dir=...` ({e}).') from e
+    raise FileNotFoundError(f'{message} ({e}).') from e
+  # Once a builder class is imported (registered), tfds.builder returns it
+  # even where nothing was built: check that the data is there.
+  if not builder.info.splits:
+    raise FileNotFoundError(f'{message} (no prepared splits in {builder.data_dir}).')
+  return builder
 
 
 def list_subjects(dataset: str, data_dir: str | None = None) -> list[str]:

@@ -290,7 +290,7 @@ def train_fold(config: ml_collections.ConfigDict, fold_dir: str, subject: str,
   _, state = create_train_state(config, num_classes, seed, tx)
   ckpt = checkpointing.TrainCheckpointer(os.path.join(fold_dir, 'checkpoints'),
                                          config.checkpoint_every_steps)
-  state, data_state, history = ckpt.restore_or(state, datasets.train)
+  state, data_state, history = ckpt.restore_or(state, datasets.train, steps.state_sharding)
   state = steps.place(state)
   start = int(state.step)
   if start:
@@ -345,11 +345,13 @@ def train_fold(config: ml_collections.ConfigDict, fold_dir: str, subject: str,
     if best is None or final['accuracy'] > best['accuracy']:
       best = final
     result['best_on_test'] = best
-  # Every process takes part: Orbax saves are collective.
+  # The training checkpoints' async writes finish before another manager
+  # saves (Orbax names its cross-process barriers by step). Every process
+  # takes part: Orbax saves are collective.
+  ckpt.close(delete=not config.keep_fold_checkpoints)
   checkpointing.save_model(os.path.join(fold_dir, 'model'),
                            nnx.merge(steps.graphdef, state.params, state.batch_stats),
                            step=int(state.step), overwrite=True)
-  ckpt.close(delete=not config.keep_fold_checkpoints)
   return state, result
 
 

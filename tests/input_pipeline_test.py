@@ -160,6 +160,10 @@ def test_eval_every_example_once_with_padding(data_dir):
 
 def test_per_process_sharding(data_dir):
   evals, trains = [], []
+  single = input_pipeline.create_datasets(NAME, data_dir, ['a'], batch_size=4,
+                                          process_index=0, process_count=1)
+  global_batches = [[_decode(b, i) for i in range(4)]
+                    for b in itertools.islice(single.train, 5)]
   for p in range(2):
     ds = input_pipeline.create_datasets(NAME, data_dir, ['a'], batch_size=4,
                                         eval_batch_size=8, process_index=p,
@@ -168,12 +172,15 @@ def test_per_process_sharding(data_dir):
     batches = list(ds.eval)
     assert batches[0]['video'].shape[0] == 4
     evals.append([v for b in batches for v, m in zip(b['video_id'], b['mask']) if m])
-    b = next(ds.train)
-    assert b['video'].shape[0] == 2
-    trains.append({_decode(x, i)[2] for x in itertools.islice(ds.train, 5) for i in range(2)})
+    local = list(itertools.islice(ds.train, 5))
+    assert local[0]['video'].shape[0] == 2
+    trains.append([[_decode(x, i) for i in range(2)] for x in local])
   assert sorted(evals[0] + evals[1]) == [f'a_v{j}' for j in range(5)]
   assert not set(evals[0]) & set(evals[1])
-  assert not trains[0] & trains[1]  # Disjoint training shards.
+  # Each global training batch (same examples, same crops) is dealt out to
+  # the processes, whatever their number.
+  for j, expected in enumerate(global_batches):
+    assert sorted(trains[0][j] + trains[1][j]) == sorted(expected)
   with pytest.raises(ValueError, match='divisible'):
     input_pipeline.create_datasets(NAME, data_dir, ['a'], batch_size=3,
                                    process_index=0, process_count=2)

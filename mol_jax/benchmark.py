@@ -1,0 +1,117 @@
+"""Times MOL's jitted train step and eval forward on this machine.
+
+    python -m mol_jax.benchmark --batch_sizes=1,8 [--flow_pairs=7] [--repeats=5]
+        [--out=benchmark.json]
+
+For each batch size: compile time, median and range of repeated runs after a
+warm-up, XLA's FLOP count of the compiled program, and achieved FLOP/s as a
+fraction of a float32 matmul timed in the same run (the machine's practical
+peak). Random inputs: speed does not depend on the data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from configs import default as default_config
+from mol_jax import sharding, train
+
+
+def matmul_peak(size: int = 2048, repeats: int = 5) -> float:
+  """FLOP/s of a jitted float32 [size, size] matmul (median of repeats)."""
+  a = jnp.ones((size, size), jnp.float32)
+  f = jax.jit(lambda x: x @ x)
+  f(a).block_until_ready()
+  times = []
+  for _ in range(repeats):
+    t = time.perf_counter()
+    f(a).block_until_ready()
+    times.append(time.perf_counter() - t)
+  return 2 * size ** 3 / float(np.median(times))
+
+
+def _timed(fn, args, repeats, threads_state: bool):
+  """Compile, warm up, then time `repeats` calls. With `threads_state` the
+  first output is fed back as the first argument (the train step donates
+  its state, as in training)."""
+  t = time.perf_counter()
+  compiled = fn.lower(*args).compile()
+  compile_s = time.perf_counter() - t
+  flops = float((compiled.cost_analysis() or {}).get('flops', float('nan')))
+  times = []
+  for i in range(repeats + 1):
+    t = time.perf_counter()
+    out = jax.block_until_ready(compiled(*args))
+    if i:
+      times.append(time.perf_counter() - t)
+    if threads_state:
+      args = (out[0],) + tuple(args[1:])
+  return compile_s, flops, times
+
+
+def run(batch_sizes, flow_pairs: int = 7, repeats: int = 5, num_classes: int = 3) -> dict:
+  peak = matmul_peak()
+  config = default_config.get_config()
+  config.loss.flow_pairs_per_step = flow_pairs
+  mesh = sharding.create_mesh(1)
+  tx = train.create_optimizer(config)
+  graphdef, state = train.create_train_state(config, num_classes, 0, tx)
+  rows = []
+  for batch_size in batch_sizes:
+    steps = train.Steps(config, graphdef, tx, state, mesh)
+    placed = steps.place(jax.tree.map(lambda x: x.copy(), state))  # donated below
+    rng = np.random.default_rng(0)
+    local = {
+        'video': rng.standard_normal((batch_size, 8, 128, 128, 1)).astype(np.float32),
+        'flow': rng.standard_normal((batch_size, 7, 128, 128, 2)).astype(np.float32),
+        'landmarks': rng.uniform(20, 100, (batch_size, 7, 68, 2)).astype(np.float32),
+        'label': rng.integers(0, num_classes, batch_size).astype(np.int32),
+        'mask': np.ones(batch_size, np.float32),
+    }
+    batch = sharding.global_batch(local, mesh)
+    for name, fn, threads_state in (('eval_forward', steps.eval, False),
+                                    ('train_step', steps.train, True)):
+      compile_s, flops, times = _timed(fn, (placed, batch), repeats, threads_state)
+      median = float(np.median(times))
+      rows.append({'name': name, 'batch_size': batch_size, 'compile_s': compile_s,
+                   'median_s': median, 'min_s': float(min(times)), 'max_s': float(max(times)),
+                   'gflop': flops / 1e9, 'gflop_per_s': flops / median / 1e9,
+                   'fraction_of_matmul_peak': flops / median / peak})
+      print(f"{name:13s} batch {batch_size:3d}: {median:8.3f} s "
+            f"[{min(times):.3f}, {max(times):.3f}], compile {compile_s:6.1f} s, "
+            f"{flops / 1e9:8.1f} GFLOP, {flops / median / 1e9:6.1f} GFLOP/s "
+            f"({100 * flops / median / peak:4.1f}% of matmul)", flush=True)
+  return {
+      'machine': {'platform': platform.platform(), 'processor': platform.processor(),
+                  'backend': jax.default_backend(), 'devices': [str(d) for d in jax.devices()],
+                  'jax': jax.__version__},
+      'matmul_peak_gflop_per_s': peak / 1e9,
+      'flow_pairs_per_step': flow_pairs,
+      'results': rows,
+  }
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+  parser.add_argument('--batch_sizes', default='1,8,32')
+  parser.add_argument('--flow_pairs', type=int, default=7,
+                      help='config.loss.flow_pairs_per_step (7 = official)')
+  parser.add_argument('--repeats', type=int, default=5)
+  parser.add_argument('--out', default='', help='JSON file for the results')
+  args = parser.parse_args(argv)
+  result = run([int(b) for b in args.batch_sizes.split(',')], args.flow_pairs, args.repeats)
+  print(f"matmul peak: {result['matmul_peak_gflop_per_s']:.1f} GFLOP/s")
+  if args.out:
+    with open(args.out, 'w') as f:
+      json.dump(result, f, indent=2)
+
+
+if __name__ == '__main__':
+  main()
