@@ -115,6 +115,17 @@ def _total(terms: dict, of_weight: float, ldm_weight: float) -> jax.Array:
   return total
 
 
+def _step_randomness(state: TrainState, flow_pairs_per_step: int):
+  """Dropout key and the pairs whose flow is supervised, fixed by the step."""
+  rng = jax.random.fold_in(state.rng, state.step)
+  dropout_rng, pair_rng = jax.random.split(rng)
+  flow_pairs = None
+  if flow_pairs_per_step < NUM_PAIRS:
+    flow_pairs = jnp.sort(jax.random.choice(pair_rng, NUM_PAIRS, (flow_pairs_per_step,),
+                                            replace=False))
+  return dropout_rng, flow_pairs
+
+
 def train_step(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
                tx: optax.GradientTransformation, of_weight: float, ldm_weight: float,
                flow_pairs_per_step: int) -> tuple[TrainState, dict]:
@@ -123,12 +134,7 @@ def train_step(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
   A step whose loss or gradient is not finite leaves the state unchanged and
   reports `nonfinite` = 1; the loop stops the run on it.
   """
-  rng = jax.random.fold_in(state.rng, state.step)
-  dropout_rng, pair_rng = jax.random.split(rng)
-  flow_pairs = None
-  if flow_pairs_per_step < NUM_PAIRS:
-    flow_pairs = jnp.sort(jax.random.choice(pair_rng, NUM_PAIRS, (flow_pairs_per_step,),
-                                            replace=False))
+  dropout_rng, flow_pairs = _step_randomness(state, flow_pairs_per_step)
 
   def loss_fn(params):
     model = nnx.merge(graphdef, params, state.batch_stats, copy=True)
@@ -165,12 +171,7 @@ def term_grad_norms(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
   Costs about three backward passes, so the loop calls it only every
   `config.log_term_grad_norms_every_steps`.
   """
-  rng = jax.random.fold_in(state.rng, state.step)
-  dropout_rng, pair_rng = jax.random.split(rng)
-  flow_pairs = None
-  if flow_pairs_per_step < NUM_PAIRS:
-    flow_pairs = jnp.sort(jax.random.choice(pair_rng, NUM_PAIRS, (flow_pairs_per_step,),
-                                            replace=False))
+  dropout_rng, flow_pairs = _step_randomness(state, flow_pairs_per_step)
   weights = {'mer': 1.0, 'landmarks': ldm_weight, 'flow': of_weight}
 
   def weighted_terms(params):
