@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import sys
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -302,11 +303,19 @@ def create_datasets(dataset: str, data_dir: str | None,
       dy, dx = rng.integers(0, max_offset + 1, size=2)
       return crop_example(example, int(dy), int(dx), stats, crop_size)
 
-    # Shuffle, repeat and crop the one global stream, then deal it out to the
-    # processes: global batch j is the same examples with the same crops for
-    # any process count.
-    ds = (grain.MapDataset.source(source).shuffle(seed=seed).repeat(None)
-          .random_map(random_crop, seed=seed + 1)[index::count]
+    # Shuffle, repeat and crop one global stream. Process p then reads rows
+    # [p * local, (p + 1) * local) of every global batch, the rows its devices
+    # hold in jax.make_array_from_process_local_data, so global batch j is the
+    # same array (examples, crops and order) for any process count.
+    global_stream = (grain.MapDataset.source(source).shuffle(seed=seed).repeat(None)
+                     .random_map(random_crop, seed=seed + 1))
+
+    # Default arguments bind the training values (the evaluation part below
+    # reuses these names).
+    def fetch_local(i, index=index, local=local_batch, batch=batch_size):
+      return global_stream[(i // local) * batch + index * local + i % local]
+
+    ds = (grain.MapDataset.range(sys.maxsize).map(fetch_local)
           .batch(local_batch, drop_remainder=True, batch_fn=_train_batch_fn))
     ds = ds.to_iter_dataset(read_options)
     if grain_workers > 0:

@@ -33,9 +33,10 @@ def _command(workdir, data_dir, *extra):
   return [sys.executable, '-m', 'mol_jax.main', '--config=configs/test.py',
           f'--workdir={workdir}', f'--config.data_dir={data_dir}',
           '--config.mesh.num_devices=-1', '--config.batch_size=4',
-          '--config.eval_batch_size=4', '--config.num_train_steps=2',
-          # AdamW then updates by ~ the gradient itself (see sharding_test.py),
-          # so parameters compare gradients rather than their signs.
+          '--config.eval_batch_size=4', '--config.num_train_steps=1',
+          # One AdamW step then moves by ~ the gradient itself (see
+          # sharding_test.py), so parameters compare gradients rather than
+          # their signs.
           '--config.optimizer.eps=1000', '--config.optimizer.learning_rate=1000',
           '--config.optimizer.weight_decay=0', *extra]
 
