@@ -291,7 +291,7 @@ def train_fold(config: ml_collections.ConfigDict, fold_dir: str, subject: str,
   _, state = create_train_state(config, num_classes, seed, tx)
   ckpt = checkpointing.TrainCheckpointer(os.path.join(fold_dir, 'checkpoints'),
                                          config.checkpoint_every_steps)
-  state, data_state, history = ckpt.restore_or(state, datasets.train, steps.state_sharding)
+  state, _, history = ckpt.restore_or(state, datasets.train, steps.state_sharding)
   state = steps.place(state)
   start = int(state.step)
   if start:
@@ -300,7 +300,7 @@ def train_fold(config: ml_collections.ConfigDict, fold_dir: str, subject: str,
   best = history.get('best_on_test')
   pending, nonfinite = [], None
   progress = reporting.progress(config.num_train_steps, start, f'fold {subject}')
-  t_data = t_last = time.perf_counter()
+  t_last = time.perf_counter()
   data_wait = 0.0
   for step in range(start + 1, config.num_train_steps + 1):
     t0 = time.perf_counter()
