@@ -4,6 +4,8 @@ A checkpoint directory is an Orbax `CheckpointManager` directory whose steps
 hold a `model` item (parameters and BatchNorm statistics as a nested dict)
 and a `model_config` item (JSON: `num_classes`, `neighbor_num`,
 `dropout_rate`), so `load_model` rebuilds the model without a config file.
+An optional `metadata` item (JSON, e.g. `class_names`, `dataset`) says what
+the model was trained on; `load_metadata` reads it ({} when absent).
 Imported official weights are step 0; training adds its own items beside
 these.
 """
@@ -31,11 +33,14 @@ def model_variables(model: MOL) -> dict:
   return nnx.state(model, (nnx.Param, nnx.BatchStat)).to_pure_dict()
 
 
-def save_model(directory: str, model: MOL, step: int = 0, overwrite: bool = False) -> str:
+def save_model(directory: str, model: MOL, step: int = 0, overwrite: bool = False,
+               metadata: dict[str, Any] | None = None) -> str:
   """Writes `model` as checkpoint `step` of `directory`; returns its path.
 
   `overwrite` replaces whatever `directory` holds (used for a fold's final
-  model, which a resumed run may write again).
+  model, which a resumed run may write again). `metadata` (JSON-serialisable,
+  e.g. {'class_names': [...], 'dataset': 'casme2/5class'}) is stored beside
+  the model and read back by `load_metadata`.
   """
   directory = os.path.abspath(directory)
   if overwrite:
@@ -49,9 +54,11 @@ def save_model(directory: str, model: MOL, step: int = 0, overwrite: bool = Fals
       raise FileExistsError(
           f'{directory} already holds checkpoint step {step}; choose another --out '
           'or delete it')
-    manager.save(step, args=ocp.args.Composite(
-        model=ocp.args.StandardSave(model_variables(model)),
-        model_config=ocp.args.JsonSave(model_config(model))), force=True)
+    items = {'model': ocp.args.StandardSave(model_variables(model)),
+             'model_config': ocp.args.JsonSave(model_config(model))}
+    if metadata is not None:
+      items['metadata'] = ocp.args.JsonSave(dict(metadata))
+    manager.save(step, args=ocp.args.Composite(**items), force=True)
     manager.wait_until_finished()
   return os.path.join(directory, str(step))
 
@@ -83,11 +90,34 @@ def load_model(directory: str, step: int | None = None) -> MOL:
         model_variables(abstract))
     restored = manager.restore(step, args=ocp.args.Composite(
         model=ocp.args.StandardRestore(target)))['model']
-  model = create_model(**config)
+  # Every variable is a Param or a BatchStat and comes from the checkpoint:
+  # an abstract model avoids running (and compiling) ~90 initialisers.
+  model = abstract
   state = nnx.state(model, (nnx.Param, nnx.BatchStat))
   state.replace_by_pure_dict(restored)
   nnx.update(model, state)
   return model
+
+
+def load_metadata(directory: str, step: int | None = None) -> dict[str, Any]:
+  """The `metadata` item of a checkpoint written by `save_model` ({} if none).
+
+  Args:
+    directory: checkpoint directory.
+    step: which step; default the latest.
+  """
+  directory = os.path.abspath(directory)
+  if not os.path.isdir(directory):
+    raise FileNotFoundError(f'checkpoint directory not found: {directory}')
+  with ocp.CheckpointManager(directory) as manager:
+    step = manager.latest_step() if step is None else step
+    if step is None or step not in manager.all_steps():
+      return {}
+    if not os.path.isdir(os.path.join(directory, str(step), 'metadata')):
+      return {}
+    restored = manager.restore(step, args=ocp.args.Composite(
+        metadata=ocp.args.JsonRestore()))['metadata']
+  return dict(restored or {})
 
 
 class TrainCheckpointer:

@@ -1,8 +1,15 @@
-"""Run a MOL model on clips: one jitted evaluation function, numpy in and out."""
+"""Run a MOL model on clips or videos: one jitted evaluation function, numpy in and out.
+
+`Predictor.predict` runs pre-processed clips; `Predictor.predict_video` runs a
+video file or a folder of frames through the dataset builders'
+pre-processing first (`mol_jax.video`).
+"""
 
 from __future__ import annotations
 
-from typing import Mapping
+import json
+import os
+from typing import Any, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -26,10 +33,29 @@ class Predictor:
   `landmarks` [batch, 7, 68, 2].
   """
 
-  def __init__(self, model: MOL):
+  def __init__(self, model: MOL, class_names: Sequence[str] | None = None,
+               metadata: Mapping[str, Any] | None = None, source: str = ''):
+    """Wraps `model`.
+
+    Args:
+      model: the network.
+      class_names: label names in label order (default `class_0`, ...).
+      metadata: what is known about the training run (`dataset`,
+        `class_names`, `class_names_source`, ...), reported with predictions.
+      source: the checkpoint or weight file, reported with predictions.
+    """
     self.model = model
     self.num_classes = model.num_classes
     self.neighbor_num = model.neighbor_num
+    self.metadata = dict(metadata or {})
+    if class_names is None:
+      class_names = generic_class_names(self.num_classes)
+      self.metadata.setdefault('class_names_source', 'generic')
+    if len(class_names) != self.num_classes:
+      raise ValueError(f'{len(class_names)} class names {list(class_names)} for a model '
+                       f'with {self.num_classes} classes')
+    self.class_names = [str(c) for c in class_names]
+    self.source = source
     self._graphdef, self._state = nnx.split(model)
 
   def predict(self, video: np.ndarray) -> dict[str, np.ndarray]:
@@ -47,19 +73,98 @@ class Predictor:
     out = {k: np.asarray(v) for k, v in out.items()}
     return {k: v[0] for k, v in out.items()} if single else out
 
+  def predict_batched(self, video: np.ndarray, batch_size: int = 8) -> dict[str, np.ndarray]:
+    """`predict` on [n, 8, 128, 128, 1] clips, at most `batch_size` per call.
+
+    Calls are padded to a power of two (at most `batch_size`), so a video of
+    any length compiles the network for a few batch shapes only.
+    """
+    video = np.asarray(video, np.float32)
+    outputs, start = [], 0
+    while start < len(video):
+      chunk = video[start:start + batch_size]
+      bucket = min(batch_size, 1 << (len(chunk) - 1).bit_length())
+      padded = np.concatenate([chunk, np.zeros((bucket - len(chunk),) + chunk.shape[1:],
+                                               np.float32)])
+      out = self.predict(padded)
+      outputs.append({k: v[:len(chunk)] for k, v in out.items()})
+      start += len(chunk)
+    return {k: np.concatenate([o[k] for o in outputs]) for k in outputs[0]}
+
+  def predict_video(self, path: str, **kwargs) -> 'video_lib.VideoPrediction':
+    """Pre-processes a video file or frame folder and runs the model on its clips.
+
+    Keyword arguments are those of `mol_jax.video.predict_video` (clip
+    sampling, alignment, batch size, TV-L1 for comparison, ...).
+
+    Raises:
+      mol_jax.video.VideoError: unreadable input, no face, too few frames
+        (each with its own `exit_code`).
+    """
+    from mol_jax import video as video_lib  # pylint: disable=import-outside-toplevel
+    return video_lib.predict_video(self, path, **kwargs)
+
+
+def generic_class_names(num_classes: int) -> list[str]:
+  return [f'class_{i}' for i in range(num_classes)]
+
+
+def training_metadata(directory: str) -> dict[str, Any]:
+  """What a training work directory says about one of its fold models.
+
+  Training writes fold models to `WORKDIR/folds/<subject>/model` and, when
+  every fold is done, `WORKDIR/results.json` with `dataset` and
+  `class_names`. Returns {} for other directories.
+  """
+  directory = os.path.abspath(directory)
+  fold_dir = os.path.dirname(directory)
+  if os.path.basename(os.path.dirname(fold_dir)) != 'folds':
+    return {}
+  workdir = os.path.dirname(os.path.dirname(fold_dir))
+  info: dict[str, Any] = {'held_out_subject': os.path.basename(fold_dir)}
+  results = os.path.join(workdir, 'results.json')
+  if os.path.isfile(results):
+    with open(results) as f:
+      summary = json.load(f)
+    for key in ('dataset', 'class_names'):
+      if key in summary:
+        info[key] = summary[key]
+  return info
+
 
 def from_official_weights(path: str, num_classes: int | None = None,
-                          neighbor_num: int = 4) -> Predictor:
+                          neighbor_num: int = 4,
+                          class_names: Sequence[str] | None = None) -> Predictor:
   """Predictor from an official PyTorch `state_dict` (.pth or .npz)."""
   from mol_jax import convert  # pylint: disable=import-outside-toplevel
   state_dict = convert.load_state_dict(path)
-  return Predictor(convert.import_official(state_dict, num_classes, neighbor_num, source=path))
+  model = convert.import_official(state_dict, num_classes, neighbor_num, source=path)
+  metadata = {'class_names_source': 'argument'} if class_names is not None else {}
+  return Predictor(model, class_names, metadata, source=path)
 
 
-def from_checkpoint(directory: str, step: int | None = None) -> Predictor:
-  """Predictor from a checkpoint written by `mol_jax.convert` or training."""
+def from_checkpoint(directory: str, step: int | None = None,
+                    class_names: Sequence[str] | None = None) -> Predictor:
+  """Predictor from a checkpoint written by `mol_jax.convert` or training.
+
+  Class names, first found: `class_names`; the checkpoint's `metadata`
+  item; the training work directory's `results.json` (for
+  `WORKDIR/folds/<subject>/model`); `class_0`, `class_1`, ...
+  """
   from mol_jax import checkpointing  # pylint: disable=import-outside-toplevel
-  return Predictor(checkpointing.load_model(directory, step))
+  model = checkpointing.load_model(directory, step)
+  metadata = training_metadata(directory)
+  if metadata.get('class_names') is not None:
+    metadata['class_names_source'] = 'results.json of the training run'
+  stored = checkpointing.load_metadata(directory, step)
+  if stored.get('class_names') is not None:
+    stored['class_names_source'] = 'checkpoint metadata'
+  metadata.update(stored)
+  if class_names is not None:
+    metadata['class_names_source'] = 'argument'
+  else:
+    class_names = metadata.get('class_names')
+  return Predictor(model, class_names, metadata, source=directory)
 
 
 def from_state_dict(state_dict: Mapping[str, np.ndarray], num_classes: int | None = None,

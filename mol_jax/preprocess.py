@@ -284,6 +284,30 @@ def align_clip(images: Sequence[np.ndarray], detector: faces.FaceDetector,
   t_detect = time.perf_counter() - t
 
   t = time.perf_counter()
+  aligned = align_frames(images, raw_landmarks, options, reused)
+  if timings is not None:
+    timings['detect'] = timings.get('detect', 0.0) + t_detect
+    timings['align'] = timings.get('align', 0.0) + time.perf_counter() - t
+  return aligned
+
+
+def align_frames(images: Sequence[np.ndarray], raw_landmarks: np.ndarray,
+                 options: PreprocessOptions = PreprocessOptions(),
+                 reused_boxes: int = 0) -> AlignedClip:
+  """Aligns the frames of a clip whose landmarks are already known.
+
+  The second half of `align_clip` (which detects, then calls this), for
+  callers that detect faces once per frame and reuse them across clips
+  (`mol_jax.video`).
+
+  Args:
+    images: T RGB frames, [H, W, 3] uint8.
+    raw_landmarks: [T, 68, 2] dlib landmarks of each frame.
+    options: pre-processing options (`align`, `size`, `box_scale`,
+      `border_value` are used).
+    reused_boxes: recorded in the result.
+  """
+  raw_landmarks = np.asarray(raw_landmarks)
   if options.align == 'per_frame':
     matrices = np.stack([faces.alignment_matrix(lm, options.size, options.box_scale)
                          for lm in raw_landmarks])
@@ -297,11 +321,8 @@ def align_clip(images: Sequence[np.ndarray], detector: faces.FaceDetector,
       for image, m in zip(images, matrices)])
   landmarks = np.stack([faces.transform_points(lm.astype(np.float64), m)
                         for lm, m in zip(raw_landmarks, matrices)])
-  if timings is not None:
-    timings['detect'] = timings.get('detect', 0.0) + t_detect
-    timings['align'] = timings.get('align', 0.0) + time.perf_counter() - t
   return AlignedClip(gray, landmarks.astype(np.float32), raw_landmarks,
-                     matrices, reused)
+                     matrices, reused_boxes)
 
 
 def read_clip(paths: Sequence[str]) -> list[np.ndarray]:

@@ -466,6 +466,69 @@ def write_video(subject: Subject, motion: Motion, folder: str, first_number: int
       raise OSError(f'Could not write {path}.')
 
 
+def face_video(label: str = 'positive', num_frames: int = 48, *, subject: int = 0,
+               seed: int = 0, frame_size: int = 256,
+               amplitude_px: tuple[float, float] = (3.0, 4.0)
+               ) -> tuple[np.ndarray, Motion, Subject, dict[str, object]]:
+  """One video of a real face photograph with a micro-motion, as RGB frames.
+
+  The astronaut photograph becomes subject `subject` of a set with this seed
+  and frame size (`make_subject`), moved by one `make_motion` of class
+  `label`, with the same flicker and sensor noise as the generated sets.
+
+  Returns:
+    (uint8 [num_frames, S, S, 3] RGB frames, the Motion, the Subject, the
+    motion's info: action units, amplitude, onset/apex/offset frames).
+  """
+  config = SyntheticConfig(num_subjects=subject + 1, videos_per_class=1,
+                           min_frames=max(8, num_frames), max_frames=max(8, num_frames),
+                           amplitude_px=amplitude_px, frame_size=frame_size, seed=seed)
+  person = make_subject(subject, config)
+  rng = np.random.default_rng([seed, 3, subject, CLASSES.index(label)])
+  motion, info = make_motion(person, label, num_frames, config, rng)
+  basis = grid_basis(motion, *person.image.shape[:2])
+  frames = []
+  for t in range(motion.num_frames):
+    frame = render(person.image, motion, t, basis)
+    frame = frame * (1 + rng.normal(0, 0.005))  # Lighting flicker.
+    frame = frame + config.noise_std * rng.standard_normal(frame.shape, np.float32)
+    frames.append(np.clip(frame, 0, 255).round().astype(np.uint8))
+  return np.stack(frames), motion, person, info
+
+
+_FOURCC = {'.avi': 'MJPG', '.mp4': 'mp4v', '.m4v': 'mp4v', '.mov': 'mp4v', '.mkv': 'MJPG'}
+
+
+def write_video_file(path: str, frames: np.ndarray, fps: float = 30.0) -> str:
+  """Writes RGB uint8 frames [T, H, W, 3] as a video file with OpenCV.
+
+  The codec follows the extension: Motion-JPEG for .avi / .mkv (always
+  available in OpenCV), MPEG-4 part 2 for .mp4 / .m4v / .mov.
+
+  Raises:
+    ValueError: an unknown extension.
+    OSError: OpenCV cannot write the file.
+  """
+  ext = os.path.splitext(path)[1].lower()
+  if ext not in _FOURCC:
+    raise ValueError(f'{path}: write .avi, .mkv, .mp4, .m4v or .mov.')
+  frames = np.asarray(frames)
+  height, width = frames.shape[1:3]
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*_FOURCC[ext]), float(fps),
+                           (width, height))
+  if not writer.isOpened():
+    raise OSError(f'OpenCV cannot write {path} (codec {_FOURCC[ext]}).')
+  try:
+    for frame in frames:
+      writer.write(cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR))
+  finally:
+    writer.release()
+  if not os.path.isfile(path) or os.path.getsize(path) == 0:
+    raise OSError(f'OpenCV wrote nothing to {path}.')
+  return path
+
+
 def generate(out_dir: str, config: SyntheticConfig = SyntheticConfig(),
              overwrite: bool = False) -> str:
   """Writes a synthetic set (see the module docstring for the layout).
@@ -575,13 +638,29 @@ def aligned_true_flow(motion: Motion, frame_indices: Sequence[int],
 def main(argv: Sequence[str] | None = None) -> None:
   import argparse  # pylint: disable=g-import-not-at-top
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('out_dir')
+  parser.add_argument('out_dir', nargs='?',
+                      help='where to generate a synthetic set (not with --write_video)')
   parser.add_argument('--subjects', type=int, default=SyntheticConfig.num_subjects)
   parser.add_argument('--videos_per_class', type=int,
                       default=SyntheticConfig.videos_per_class)
   parser.add_argument('--seed', type=int, default=0)
   parser.add_argument('--overwrite', action='store_true')
+  parser.add_argument('--write_video', metavar='FILE',
+                      help='instead, write one video file (.avi, .mp4, ...) of the real '
+                      'face photograph with a micro-motion (face_video)')
+  parser.add_argument('--label', default='positive', choices=CLASSES,
+                      help='class of the --write_video motion')
+  parser.add_argument('--frames', type=int, default=48, help='--write_video length')
+  parser.add_argument('--fps', type=float, default=30.0, help='--write_video frame rate')
+  parser.add_argument('--size', type=int, default=256, help='--write_video frame side')
   args = parser.parse_args(argv)
+  if args.write_video:
+    frames, _, _, info = face_video(args.label, args.frames, seed=args.seed,
+                                    frame_size=args.size)
+    print(write_video_file(args.write_video, frames, args.fps), info)
+    return
+  if not args.out_dir:
+    parser.error('give OUT_DIR (a set) or --write_video FILE (one video)')
   config = SyntheticConfig(num_subjects=args.subjects,
                            videos_per_class=args.videos_per_class, seed=args.seed)
   print(generate(args.out_dir, config, overwrite=args.overwrite))

@@ -1,0 +1,139 @@
+"""Run a trained MOL on a video: `python -m mol_jax.predict --checkpoint DIR --input PATH --out OUT`.
+
+PATH is a video file (mp4, mov, avi, ... through OpenCV) or a folder of
+frames. OUT receives predictions.json and pictures (docs/INFERENCE.md).
+Weights: `--checkpoint DIR` (written by training, WORKDIR/folds/<subject>/model,
+or by `mol_jax.convert`), or `--official_weights X.pth|.npz --num_classes N`.
+
+Exit codes: 0 done; 2 bad arguments; 3 input missing or unreadable; 4 no face
+in any frame; 5 fewer than 8 frames with a face; 6 checkpoint or weights
+missing or unusable. Errors print one line, `error: <file>: <reason>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Sequence
+
+from mol_jax import video as video_lib
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_UNREADABLE = video_lib.EXIT_UNREADABLE
+EXIT_NO_FACE = video_lib.EXIT_NO_FACE
+EXIT_TOO_FEW_FRAMES = video_lib.EXIT_TOO_FEW_FRAMES
+EXIT_CHECKPOINT = 6
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(
+      prog='python -m mol_jax.predict',
+      description='Run MOL on a video file or a folder of frames; write predictions.json '
+      'and pictures of the flow and landmarks it estimated.',
+      epilog='Exit codes: 0 done, 2 bad arguments, 3 unreadable or missing input, 4 no face '
+      'found, 5 fewer than 8 frames with a face, 6 unusable checkpoint or weights.')
+  weights = parser.add_mutually_exclusive_group(required=True)
+  weights.add_argument('--checkpoint', metavar='DIR',
+                       help='model directory (training: WORKDIR/folds/<subject>/model)')
+  weights.add_argument('--official_weights', metavar='FILE',
+                       help='official PyTorch state_dict (.pth) or .npz with the same keys')
+  parser.add_argument('--num_classes', type=int, default=None,
+                      help='classes of --official_weights (default: from the weights)')
+  parser.add_argument('--neighbor_num', type=int, default=4,
+                      help='k of the CCC graph for --official_weights')
+  parser.add_argument('--step', type=int, default=None, help='checkpoint step (default latest)')
+  parser.add_argument('--class_names', default='',
+                      help='comma-separated names in label order (default: stored with the '
+                      'checkpoint or its training run, else class_0, class_1, ...)')
+  parser.add_argument('--input', required=True, metavar='PATH',
+                      help='video file or folder of frames')
+  parser.add_argument('--out', required=True, metavar='OUT', help='output folder')
+  parser.add_argument('--window', type=int, default=0,
+                      help='0: the whole video is one window, sampled as the dataset builders '
+                      'sample a video; W >= 8: sliding windows of W frames with a face, one '
+                      'clip each')
+  parser.add_argument('--hop', type=int, default=None, help='window step (default W // 2)')
+  parser.add_argument('--max_clips', type=int, default=8,
+                      help='at most this many clips, evenly spaced (0: all)')
+  parser.add_argument('--align', choices=('auto', 'per_frame', 'per_clip'), default='auto',
+                      help='alignment; auto: as the training set (per_clip for *_per_clip '
+                      'datasets), else per_frame (official)')
+  parser.add_argument('--upsample', type=int, default=1, help='HOG face detector upsampling')
+  parser.add_argument('--max_frames', type=int, default=0,
+                      help='read at most this many frames (0: all)')
+  parser.add_argument('--batch_size', type=int, default=8, help='clips per model call')
+  parser.add_argument('--tvl1', action='store_true',
+                      help='also compute Dual TV-L1 flow (the training target) and show it')
+  parser.add_argument('--no_gif', action='store_true', help='skip the animated GIFs')
+  parser.add_argument('--scale', type=int, default=2, help='pixel upscale of the pictures')
+  parser.add_argument('--quiet', action='store_true', help='no progress bars')
+  return parser
+
+
+def _error(message: str, code: int) -> int:
+  print(f'error: {message}', file=sys.stderr, flush=True)
+  return code
+
+
+def load_predictor(args: argparse.Namespace):
+  """The Predictor named by the flags. Raises ValueError / OSError on bad weights."""
+  from mol_jax import inference  # pylint: disable=import-outside-toplevel
+  names = [c.strip() for c in args.class_names.split(',') if c.strip()] or None
+  if args.checkpoint:
+    return inference.from_checkpoint(args.checkpoint, args.step, class_names=names)
+  return inference.from_official_weights(args.official_weights, args.num_classes,
+                                         args.neighbor_num, class_names=names)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  """Runs the command; returns the exit code."""
+  parser = build_parser()
+  try:
+    args = parser.parse_args(argv)
+  except SystemExit as e:  # argparse: 0 for --help, 2 for bad arguments.
+    return int(e.code or 0)
+  if args.num_classes is not None and args.checkpoint:
+    return _error('--num_classes goes with --official_weights; a checkpoint knows its '
+                  'classes', EXIT_USAGE)
+  if args.window and args.window < video_lib.CLIP_LENGTH:
+    return _error(f'--window must be 0 or >= {video_lib.CLIP_LENGTH}', EXIT_USAGE)
+  if not os.path.exists(args.input):
+    return _error(f'{args.input}: no such file or folder', EXIT_UNREADABLE)
+
+  weights = args.checkpoint or args.official_weights
+  t0 = time.perf_counter()
+  try:
+    predictor = load_predictor(args)
+  except (FileNotFoundError, ValueError, KeyError, OSError, ImportError) as e:
+    return _error(f'{weights}: cannot load the model ({e})'
+                  if weights not in str(e) else str(e), EXIT_CHECKPOINT)
+  t_load = time.perf_counter() - t0
+
+  from mol_jax import visualize  # pylint: disable=import-outside-toplevel
+  t0 = time.perf_counter()
+  try:
+    prediction = predictor.predict_video(
+        args.input, window=args.window, hop=args.hop, max_clips=args.max_clips,
+        align=None if args.align == 'auto' else args.align, upsample=args.upsample,
+        max_frames=args.max_frames or None, batch_size=args.batch_size, tvl1=args.tvl1,
+        progress=not args.quiet)
+  except video_lib.VideoError as e:
+    return _error(str(e), e.exit_code)
+  t_predict = time.perf_counter() - t0
+  report = visualize.save_report(
+      prediction, args.out, scale=args.scale, gif=not args.no_gif,
+      extra={'seconds': {'load_model': round(t_load, 2), 'predict': round(t_predict, 2)}})
+  video = report['video']
+  probabilities = ', '.join(f'{k} {v:.3f}' for k, v in video['probabilities'].items())
+  frames = report['frames']
+  print(f"{args.input}: {video['label']} ({probabilities}); {video['num_clips']} clip(s), "
+        f"{frames['with_face']} of {frames['total']} frames with a face; "
+        f"outputs in {args.out}", flush=True)
+  return EXIT_OK
+
+
+if __name__ == '__main__':
+  sys.exit(main())

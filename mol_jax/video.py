@@ -1,0 +1,511 @@
+"""A person's own video through the dataset pre-processing, then through MOL.
+
+`predict_video(predictor, path)` is what `python -m mol_jax.predict` and the
+notebooks run. PATH is a video file (anything OpenCV's `cv2.VideoCapture`
+decodes: mp4, mov, avi, ...) or a folder of frames (image files, ordered by
+the number in their names as the builders order them, or by name when a name
+has no number).
+
+Steps (see docs/INFERENCE.md):
+
+1. Every frame is decoded once and goes through the builders' face
+   detection: dlib's HOG detector (first face, upsample 1 by default) and
+   the 68 landmarks (`mol_jax.faces.FaceDetector`). Frames where no face is
+   found, or that cannot be decoded, are dropped; the rest are the *usable*
+   frames, in order.
+2. Clips of 8 usable frames are sampled with the builders' rule
+   (`mol_jax.preprocess.clip_indices`): a window of n frames gives
+   s = n // 8 clips, clip j taking frames j, j + s, ..., j + 7s.
+   `window=0` (default) treats the whole video as one window, as the
+   builders treat one dataset video, keeping at most `max_clips` of the s
+   clips (evenly spaced in j, as `max_clips_per_video` does). `window=W`
+   slides windows of W usable frames every `hop` frames (default W // 2,
+   the last window ends on the last frame) and takes clip j = 0 of each, so
+   every clip covers W frames of time; at most `max_clips` windows, evenly
+   spaced.
+3. Each clip is aligned as the builders align it (`align='per_frame'`,
+   official, or `'per_clip'`; `mol_jax.preprocess.align_frames`), gray,
+   144x144, then centre-cropped to 128x128 at (8, 8) as in evaluation.
+4. Normalisation as `mol_jax.input_pipeline` does per subject, with the
+   video as the subject: over every pixel of the cropped frames of all
+   sampled clips, video = (x - mean) / (max - mean).
+5. The clips run through the model in batches; the video's probabilities
+   are the mean of its clips' softmax probabilities.
+
+Errors are `VideoError`s with an `exit_code` (docs/INFERENCE.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from typing import Any, Iterator, Sequence
+
+import cv2
+import numpy as np
+
+from mol_jax import faces
+from mol_jax import preprocess
+
+CLIP_LENGTH = preprocess.CLIP_LENGTH
+CROP_SIZE = 128
+CROP_OFFSET = (faces.ALIGNED_SIZE - CROP_SIZE) // 2  # 8, the evaluation crop.
+VIDEO_EXTENSIONS = ('.mp4', '.mov', '.avi', '.mkv', '.m4v', '.webm', '.mpg',
+                    '.mpeg', '.wmv', '.flv', '.3gp')
+
+# Exit codes of `python -m mol_jax.predict` (docs/INFERENCE.md).
+EXIT_UNREADABLE = 3
+EXIT_NO_FACE = 4
+EXIT_TOO_FEW_FRAMES = 5
+
+
+class VideoError(Exception):
+  """An input that cannot give a clip; the message names the file."""
+  exit_code = 1
+
+  def __init__(self, path: str, detail: str):
+    super().__init__(f'{path}: {detail}')
+    self.path = path
+    self.detail = detail
+
+
+class UnreadableInput(VideoError):
+  """Missing file or folder, or nothing in it can be decoded."""
+  exit_code = EXIT_UNREADABLE
+
+
+class NoFaceFound(VideoError):
+  """No face in any frame."""
+  exit_code = EXIT_NO_FACE
+
+
+class TooFewFrames(VideoError):
+  """Fewer than 8 frames with a face."""
+  exit_code = EXIT_TOO_FEW_FRAMES
+
+
+# ----------------------------------------------------------------------------
+# Reading frames.
+
+
+def _natural_key(name: str):
+  return [int(t) if t.isdigit() else t.lower() for t in re.split(r'(\d+)', name)]
+
+
+def frame_paths(folder: str) -> list[str]:
+  """Image files of a frame folder, in the builders' numeric order.
+
+  Names without a number fall back to natural name order.
+
+  Raises:
+    UnreadableInput: no image file in the folder.
+  """
+  try:
+    return preprocess.list_frames(folder)
+  except preprocess.SkipClip as e:
+    raise UnreadableInput(folder, e.detail) from None
+  except ValueError:
+    names = [n for n in os.listdir(folder)
+             if n.lower().endswith(preprocess.IMAGE_EXTENSIONS) and not n.startswith('.')]
+    return [os.path.join(folder, n) for n in sorted(names, key=_natural_key)]
+
+
+class FrameSource:
+  """The frames of a video file or of a folder of images, as RGB uint8.
+
+  Iterating yields (index, frame or None when the frame cannot be decoded).
+  A video file is decoded sequentially; `read(indices)` decodes it again and
+  keeps only the frames asked for, so a long video is never held in memory.
+  """
+
+  def __init__(self, path: str, max_frames: int | None = None):
+    self.path = os.fspath(path)
+    self.max_frames = max_frames or None
+    self.fps: float | None = None
+    if not os.path.exists(self.path):
+      raise UnreadableInput(self.path, 'no such file or folder')
+    if os.path.isdir(self.path):
+      self.kind = 'folder'
+      self._paths = frame_paths(self.path)[:self.max_frames]
+    else:
+      self.kind = 'video'
+      capture = self._open()
+      fps = capture.get(cv2.CAP_PROP_FPS)
+      capture.release()
+      self.fps = float(fps) if fps and np.isfinite(fps) and fps > 0 else None
+
+  def _open(self) -> cv2.VideoCapture:
+    if not os.access(self.path, os.R_OK):
+      raise UnreadableInput(self.path, 'permission denied')
+    capture = cv2.VideoCapture(self.path)
+    if not capture.isOpened():
+      raise UnreadableInput(
+          self.path, 'OpenCV cannot open it as a video (supported: '
+          + ', '.join(VIDEO_EXTENSIONS) + ' and other formats of your OpenCV '
+          'build, or a folder of frames)')
+    return capture
+
+  def __iter__(self) -> Iterator[tuple[int, np.ndarray | None]]:
+    if self.kind == 'folder':
+      for i, path in enumerate(self._paths):
+        try:
+          yield i, preprocess.read_rgb(path)
+        except preprocess.FrameError:
+          yield i, None
+      return
+    capture = self._open()
+    try:
+      i = 0
+      while self.max_frames is None or i < self.max_frames:
+        ok, frame = capture.read()
+        if not ok:
+          break
+        yield i, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        i += 1
+    finally:
+      capture.release()
+
+  def read(self, indices: Sequence[int]) -> dict[int, np.ndarray]:
+    """{index: RGB frame} for the given frame indices."""
+    wanted = set(int(i) for i in indices)
+    if self.kind == 'folder':
+      return {i: preprocess.read_rgb(self._paths[i]) for i in sorted(wanted)}
+    frames = {}
+    for i, frame in self:
+      if i in wanted:
+        frames[i] = frame
+        if len(frames) == len(wanted):
+          break
+    missing = wanted - set(frames)
+    if missing:
+      raise UnreadableInput(self.path, f'frames {sorted(missing)[:5]} could not be '
+                            'decoded a second time')
+    return frames
+
+
+# ----------------------------------------------------------------------------
+# Faces and clips.
+
+
+@dataclasses.dataclass
+class FaceTrack:
+  """Face detection over every frame of a video.
+
+  Attributes:
+    num_frames: frames decoded.
+    landmarks: float32 [num_frames, 68, 2] dlib landmarks (NaN: no face).
+    unreadable: frames that could not be decoded.
+    without_face: decodable frames where no face was found.
+    frame_shape: (H, W) of the frames.
+  """
+  num_frames: int
+  landmarks: np.ndarray
+  unreadable: list[int]
+  without_face: list[int]
+  frame_shape: tuple[int, int] | None
+
+  @property
+  def usable(self) -> np.ndarray:
+    """Indices of the frames with a face, in order."""
+    return np.flatnonzero(~np.isnan(self.landmarks[:, 0, 0]))
+
+
+def track_faces(source: FrameSource, detector: faces.FaceDetector,
+                progress: bool = False) -> FaceTrack:
+  """Detects the face and its landmarks in every frame (first face, as the builders).
+
+  Raises:
+    UnreadableInput: no frame could be decoded.
+  """
+  import tqdm  # pylint: disable=g-import-not-at-top
+  landmarks, unreadable, without_face, shape = [], [], [], None
+  bar = tqdm.tqdm(desc='faces', unit='frame', disable=not progress, mininterval=2.0)
+  for i, frame in source:
+    bar.update()
+    if frame is None:
+      unreadable.append(i)
+      landmarks.append(np.full((faces.NUM_LANDMARKS, 2), np.nan, np.float32))
+      continue
+    shape = shape or frame.shape[:2]
+    box = detector.detect(frame)
+    if box is None:
+      without_face.append(i)
+      landmarks.append(np.full((faces.NUM_LANDMARKS, 2), np.nan, np.float32))
+    else:
+      landmarks.append(detector.landmarks(frame, box))
+  bar.close()
+  if not landmarks or len(unreadable) == len(landmarks):
+    what = 'no frame' if not landmarks else f'none of its {len(landmarks)} frames'
+    raise UnreadableInput(source.path, f'{what} could be decoded')
+  return FaceTrack(len(landmarks), np.stack(landmarks).astype(np.float32),
+                   unreadable, without_face, shape)
+
+
+def sample_clips(num_frames: int, window: int = 0, hop: int | None = None,
+                 max_clips: int | None = 8) -> np.ndarray:
+  """Positions of the sampled clips in a list of `num_frames` usable frames.
+
+  Args:
+    num_frames: usable frames (>= 8).
+    window: 0: the whole list is one window and gives the builders' s =
+      n // 8 clips; W > 0: windows of W frames (W >= 8), clip j = 0 of each.
+    hop: start of one window to the next (default W // 2).
+    max_clips: keep at most this many clips, evenly spaced (None or 0: all).
+
+  Returns:
+    int32 [num_clips, 8], increasing within a row.
+  """
+  if num_frames < CLIP_LENGTH:
+    raise ValueError(f'{num_frames} frames; a clip needs {CLIP_LENGTH}')
+  if window < 0 or 0 < window < CLIP_LENGTH:
+    raise ValueError(f'window must be 0 or >= {CLIP_LENGTH}, got {window}')
+  if hop is not None and hop < 1:
+    raise ValueError(f'hop must be >= 1, got {hop}')
+  max_clips = max_clips or None
+  if window == 0:
+    return preprocess.clip_indices(num_frames, CLIP_LENGTH, max_clips)
+  window = min(window, num_frames)
+  hop = hop or max(1, window // 2)
+  starts = list(range(0, num_frames - window + 1, hop))
+  if starts[-1] != num_frames - window:
+    starts.append(num_frames - window)
+  if max_clips is not None and len(starts) > max_clips:
+    keep = np.unique(np.linspace(0, len(starts) - 1, max_clips).round()).astype(int)
+    starts = [starts[k] for k in keep]
+  first = preprocess.clip_indices(window, CLIP_LENGTH, 1)[0]
+  return np.stack([s + first for s in starts]).astype(np.int32)
+
+
+@dataclasses.dataclass
+class PreparedVideo:
+  """The clips of a video, pre-processed as the dataset builders do.
+
+  Attributes:
+    path: the input.
+    kind: 'video' or 'folder'.
+    fps: frames per second of a video file (None for folders or unknown).
+    track: face detection over all frames.
+    frame_indices: int32 [c, 8] clip frames, indices into the decoded frames.
+    aligned: uint8 [c, 8, 144, 144] aligned gray frames.
+    landmarks: float32 [c, 8, 68, 2] dlib landmarks in the aligned frames.
+    matrices: float64 [c, 8, 2, 3] raw -> aligned matrices.
+    options: the pre-processing options.
+    sampling: how the clips were chosen (window, hop, max_clips, ...).
+    mean, scale: normalisation, video = (x - mean) / scale.
+  """
+  path: str
+  kind: str
+  fps: float | None
+  track: FaceTrack
+  frame_indices: np.ndarray
+  aligned: np.ndarray
+  landmarks: np.ndarray
+  matrices: np.ndarray
+  options: preprocess.PreprocessOptions
+  sampling: dict[str, Any]
+  mean: float
+  scale: float
+
+  @property
+  def num_clips(self) -> int:
+    return len(self.frame_indices)
+
+  @property
+  def cropped(self) -> np.ndarray:
+    """uint8 [c, 8, 128, 128]: the evaluation crop at (8, 8)."""
+    o = CROP_OFFSET
+    return self.aligned[:, :, o:o + CROP_SIZE, o:o + CROP_SIZE]
+
+  @property
+  def cropped_landmarks(self) -> np.ndarray:
+    """float32 [c, 8, 68, 2]: dlib landmarks in the crop's pixels."""
+    return self.landmarks - np.float32(CROP_OFFSET)
+
+  def model_input(self) -> np.ndarray:
+    """float32 [c, 8, 128, 128, 1], normalised."""
+    return ((self.cropped.astype(np.float32) - self.mean) / self.scale)[..., None]
+
+
+def prepare_video(path: str, *, window: int = 0, hop: int | None = None,
+                  max_clips: int | None = 8, align: str = 'per_frame',
+                  upsample: int = 1, max_frames: int | None = None,
+                  detector: faces.FaceDetector | None = None,
+                  progress: bool = False) -> PreparedVideo:
+  """Reads, detects, samples and aligns the clips of a video (steps 1-4 above).
+
+  Raises:
+    UnreadableInput, NoFaceFound, TooFewFrames.
+  """
+  source = FrameSource(path, max_frames)
+  detector = detector or faces.FaceDetector(upsample)
+  track = track_faces(source, detector, progress)
+  usable = track.usable
+  decoded = track.num_frames - len(track.unreadable)
+  if len(usable) == 0:
+    raise NoFaceFound(source.path, f'no face found in any of its {decoded} decodable '
+                      f'frame(s) (dlib HOG detector, upsample {detector.upsample}); '
+                      'try --upsample=2 for small faces')
+  if len(usable) < CLIP_LENGTH:
+    raise TooFewFrames(source.path, f'{len(usable)} frame(s) with a face '
+                       f'(of {track.num_frames}); a clip needs {CLIP_LENGTH}')
+  positions = sample_clips(len(usable), window, hop, max_clips)
+  frame_indices = usable[positions].astype(np.int32)
+  options = preprocess.PreprocessOptions(align=align, upsample=detector.upsample)
+  frames = source.read(np.unique(frame_indices))
+  aligned, landmarks, matrices = [], [], []
+  for row in frame_indices:
+    clip = preprocess.align_frames([frames[i] for i in row], track.landmarks[row], options)
+    aligned.append(clip.gray)
+    landmarks.append(clip.landmarks)
+    matrices.append(clip.matrices)
+  aligned = np.stack(aligned)
+  o = CROP_OFFSET
+  crop = aligned[:, :, o:o + CROP_SIZE, o:o + CROP_SIZE]
+  mean = float(crop.mean(dtype=np.float64))
+  scale = float(crop.max()) - mean
+  if scale <= 0:
+    raise NoFaceFound(source.path, 'every pixel of the aligned clips has the same value')
+  sampling = {'window': int(window), 'hop': (int(hop or max(1, min(window, len(usable)) // 2))
+                                             if window else None),
+              'max_clips': max_clips or None,
+              'rule': ('builders: s = n // 8 clips of the whole video, clip j = frames '
+                       'j, j+s, ..., j+7s' if window == 0 else
+                       'windows of W usable frames every hop frames, clip j = 0 of each'),
+              'usable_frames': int(len(usable))}
+  return PreparedVideo(source.path, source.kind, source.fps, track, frame_indices, aligned,
+                       np.stack(landmarks), np.stack(matrices), options, sampling, mean, scale)
+
+
+# ----------------------------------------------------------------------------
+# Predictions.
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+  z = np.asarray(logits, np.float64)
+  z = np.exp(z - z.max(axis=-1, keepdims=True))
+  return z / z.sum(axis=-1, keepdims=True)
+
+
+@dataclasses.dataclass
+class VideoPrediction:
+  """What MOL saw in a video.
+
+  Attributes:
+    prepared: the pre-processed clips.
+    class_names: label names.
+    logits: float32 [c, C] per clip.
+    probabilities: float64 [c, C] softmax per clip.
+    flow: float32 [c, 7, 128, 128, 2] predicted flow of pair (i, i+1), crop pixels.
+    landmarks: float32 [c, 7, 68, 2] predicted landmarks of frames 1..7, crop pixels.
+    tvl1: float32 [c, 7, 128, 128, 2] Dual TV-L1 flow (the training target)
+      when asked for, else None.
+    checkpoint: where the weights came from.
+    metadata: what is known of the training run.
+  """
+  prepared: PreparedVideo
+  class_names: list[str]
+  logits: np.ndarray
+  probabilities: np.ndarray
+  flow: np.ndarray
+  landmarks: np.ndarray
+  tvl1: np.ndarray | None = None
+  checkpoint: str = ''
+  metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+  @property
+  def video_probabilities(self) -> np.ndarray:
+    """[C]: mean of the clips' probabilities."""
+    return self.probabilities.mean(axis=0)
+
+  @property
+  def label(self) -> str:
+    return self.class_names[int(np.argmax(self.video_probabilities))]
+
+  def clip_label(self, i: int) -> str:
+    return self.class_names[int(np.argmax(self.probabilities[i]))]
+
+  def to_json(self) -> dict[str, Any]:
+    """The content of predictions.json (docs/INFERENCE.md)."""
+    p = self.prepared
+    fps = p.fps
+
+    def probs(row):
+      return {c: round(float(v), 6) for c, v in zip(self.class_names, row)}
+
+    clips = []
+    for i, row in enumerate(p.frame_indices):
+      clip = {'clip': i, 'frame_indices': [int(f) for f in row],
+              'label': self.clip_label(i), 'probabilities': probs(self.probabilities[i])}
+      if fps:
+        clip['seconds'] = [round(int(row[0]) / fps, 3), round(int(row[-1]) / fps, 3)]
+      clips.append(clip)
+    track = p.track
+    return {
+        'input': p.path,
+        'input_kind': p.kind,
+        'checkpoint': self.checkpoint,
+        'class_names': list(self.class_names),
+        'class_names_source': self.metadata.get('class_names_source', ''),
+        'trained_on': {k: self.metadata[k] for k in ('dataset', 'held_out_subject')
+                       if k in self.metadata},
+        'video': {'label': self.label, 'probabilities': probs(self.video_probabilities),
+                  'num_clips': p.num_clips, 'pooling': 'mean of clip probabilities'},
+        'clips': clips,
+        'frames': {'decoded': track.num_frames - len(track.unreadable),
+                   'total': track.num_frames,
+                   'with_face': int(len(track.usable)),
+                   'fps': fps,
+                   'skipped_without_face': len(track.without_face),
+                   'skipped_unreadable': len(track.unreadable),
+                   'skipped_indices': sorted(track.without_face + track.unreadable)},
+        'clips_skipped': 0,
+        'preprocessing': {'align': p.options.align, 'upsample': p.options.upsample,
+                          'aligned_size': p.options.size, 'crop': [CROP_OFFSET, CROP_OFFSET],
+                          'crop_size': CROP_SIZE,
+                          'normalisation': {'mean': round(p.mean, 4),
+                                            'scale': round(p.scale, 4)},
+                          'sampling': p.sampling},
+    }
+
+
+def predict_video(predictor, path: str, *, window: int = 0, hop: int | None = None,
+                  max_clips: int | None = 8, align: str | None = None, upsample: int = 1,
+                  max_frames: int | None = None, batch_size: int = 8, tvl1: bool = False,
+                  detector: faces.FaceDetector | None = None,
+                  progress: bool = False) -> VideoPrediction:
+  """Runs `predictor` (a `mol_jax.inference.Predictor`) on a video or frame folder.
+
+  Args:
+    predictor: the model.
+    path: video file or folder of frames.
+    window, hop, max_clips: clip sampling (module docstring, step 2).
+    align: 'per_frame' or 'per_clip'; default: the alignment of the training
+      set when the checkpoint names it ('..._per_clip' configs), else
+      'per_frame' (official).
+    upsample: HOG detector upsampling (builders: 1).
+    max_frames: read at most this many frames (None: all).
+    batch_size: clips per model call.
+    tvl1: also compute the Dual TV-L1 flow (the training target) of every
+      clip, to show beside MOL's flow (about 1 s per clip on a CPU core).
+    detector: reuse a loaded detector.
+    progress: progress bars.
+
+  Raises:
+    VideoError (UnreadableInput, NoFaceFound, TooFewFrames).
+  """
+  if align is None:
+    dataset = str(predictor.metadata.get('dataset', ''))
+    align = 'per_clip' if dataset.endswith('_per_clip') else 'per_frame'
+  prepared = prepare_video(path, window=window, hop=hop, max_clips=max_clips, align=align,
+                           upsample=upsample, max_frames=max_frames, detector=detector,
+                           progress=progress)
+  out = predictor.predict_batched(prepared.model_input(), batch_size)
+  flows = None
+  if tvl1:
+    o = CROP_OFFSET
+    flows = np.stack([preprocess.tvl1_flow(clip)[:, o:o + CROP_SIZE, o:o + CROP_SIZE]
+                      for clip in prepared.aligned]).astype(np.float32)
+  return VideoPrediction(prepared, list(predictor.class_names), out['logits'],
+                         softmax(out['logits']), out['flow'], out['landmarks'], flows,
+                         getattr(predictor, 'source', ''), dict(predictor.metadata))

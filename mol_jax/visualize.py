@@ -1,0 +1,314 @@
+"""Pictures of what MOL saw: flow colours, landmarks, probabilities, animations.
+
+Everything returns uint8 RGB arrays (or a matplotlib figure for the chart),
+so notebooks can show them and `save_report` can write them:
+
+* `flow_to_color(flow)`: hue = direction, saturation = speed (the usual
+  colour-wheel coding); `color_wheel()` is its legend.
+* `draw_landmarks(frame, points)`: dots on a gray or colour frame.
+* `clip_panel(prediction, i)`: one row per frame pair: frame i, frame i+1
+  with dlib (green) and MOL (red) landmarks, MOL's flow, TV-L1's flow.
+* `probability_chart(...)`: bar chart of the class probabilities.
+* `clip_animation(...)`: GIF frames of a clip with its flow and landmarks.
+* `save_report(prediction, out_dir)`: predictions.json and all pictures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+
+DLIB_COLOR = (60, 220, 60)
+MOL_COLOR = (235, 50, 50)
+
+
+def flow_to_color(flow: np.ndarray, max_magnitude: float | None = None) -> np.ndarray:
+  """Colour-wheel picture of a flow field.
+
+  Args:
+    flow: [H, W, 2], [..., 0] = x displacement (pixels), [..., 1] = y (down).
+    max_magnitude: speed shown fully saturated (default: the field's maximum).
+      Larger speeds are clipped.
+
+  Returns:
+    uint8 [H, W, 3] RGB: white = no motion, hue = direction (right red,
+    down yellow-green, left cyan, up blue-violet), saturation = speed.
+  """
+  flow = np.asarray(flow, np.float32)
+  if flow.ndim != 3 or flow.shape[-1] != 2:
+    raise ValueError(f'flow must be [H, W, 2], got {flow.shape}')
+  flow = np.nan_to_num(flow)
+  magnitude = np.hypot(flow[..., 0], flow[..., 1])
+  if max_magnitude is None:
+    max_magnitude = float(magnitude.max())
+  max_magnitude = max(float(max_magnitude), 1e-6)
+  angle = np.arctan2(flow[..., 1], flow[..., 0]) % (2 * np.pi)
+  hsv = np.empty(flow.shape[:2] + (3,), np.uint8)
+  hsv[..., 0] = np.round(angle / (2 * np.pi) * 180).astype(np.int32) % 180
+  hsv[..., 1] = np.round(np.clip(magnitude / max_magnitude, 0, 1) * 255).astype(np.uint8)
+  hsv[..., 2] = 255
+  return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+
+
+def color_wheel(size: int = 64) -> np.ndarray:
+  """Legend of `flow_to_color`: the colour of every direction and speed."""
+  c = (size - 1) / 2
+  y, x = np.mgrid[0:size, 0:size].astype(np.float32)
+  flow = np.stack([x - c, y - c], -1)
+  image = flow_to_color(flow, c)
+  image[np.hypot(x - c, y - c) > c] = 255
+  return image
+
+
+def to_rgb(frame: np.ndarray) -> np.ndarray:
+  """uint8 [H, W, 3] from a gray [H, W] / [H, W, 1] or RGB frame."""
+  frame = np.asarray(frame)
+  if frame.dtype != np.uint8:
+    frame = np.clip(frame, 0, 255).astype(np.uint8)
+  if frame.ndim == 3 and frame.shape[-1] == 1:
+    frame = frame[..., 0]
+  if frame.ndim == 2:
+    frame = np.repeat(frame[..., None], 3, axis=-1)
+  return np.ascontiguousarray(frame)
+
+
+def upscale(image: np.ndarray, scale: int) -> np.ndarray:
+  if scale == 1:
+    return image
+  return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+
+
+def draw_landmarks(frame: np.ndarray, points: np.ndarray,
+                   color: Sequence[int] = MOL_COLOR, radius: float = 1.0,
+                   scale: int = 1) -> np.ndarray:
+  """Dots at (x, y) pixel positions on a copy of `frame`.
+
+  Args:
+    frame: gray or RGB frame (already `scale`d or not, see `scale`).
+    points: [68, 2] (x, y) in the pixels of the unscaled frame.
+    color: RGB.
+    radius: dot radius in output pixels.
+    scale: the frame is upscaled by this factor first (nearest neighbour), so
+      sub-pixel positions stay visible.
+
+  Returns:
+    uint8 [H * scale, W * scale, 3].
+  """
+  image = upscale(to_rgb(frame), scale).copy()
+  shift = 4  # Sub-pixel drawing: coordinates in 1/16 pixel.
+  for x, y in np.asarray(points, np.float64).reshape(-1, 2):
+    if not (np.isfinite(x) and np.isfinite(y)):
+      continue
+    centre = (int(round((x + 0.5) * scale * 16 - 8)), int(round((y + 0.5) * scale * 16 - 8)))
+    cv2.circle(image, centre, int(round(radius * 16)), tuple(int(c) for c in color), -1,
+               cv2.LINE_AA, shift)
+  return image
+
+
+def _label(image: np.ndarray, text: str, height: int = 16) -> np.ndarray:
+  """`image` with a white caption strip above it."""
+  strip = np.full((height, image.shape[1], 3), 255, np.uint8)
+  scale = 0.35 * height / 16
+  cv2.putText(strip, text, (3, height - 5), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1,
+              cv2.LINE_AA)
+  return np.concatenate([strip, image], axis=0)
+
+
+def _grid(rows: list[list[np.ndarray]], gap: int = 2) -> np.ndarray:
+  """Tiles of equal size in rows, white gaps."""
+  h, w = rows[0][0].shape[:2]
+  cols = max(len(r) for r in rows)
+  out = np.full((len(rows) * (h + gap) - gap, cols * (w + gap) - gap, 3), 255, np.uint8)
+  for r, row in enumerate(rows):
+    for c, tile in enumerate(row):
+      out[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = tile
+  return out
+
+
+def clip_panel(prediction, clip: int = 0, scale: int = 2, pairs: Sequence[int] | None = None
+               ) -> np.ndarray:
+  """One row per frame pair of a clip of a `mol_jax.video.VideoPrediction`.
+
+  Columns: frame i with its dlib landmarks (green); frame i+1 with dlib
+  (green) and MOL (red) landmarks; MOL's flow i -> i+1; the TV-L1 flow when
+  the prediction has it; both flows share one speed scale, written in the
+  header with the colour wheel as legend.
+
+  Returns:
+    uint8 RGB image.
+  """
+  prepared = prediction.prepared
+  frames = prepared.cropped[clip]
+  dlib = prepared.cropped_landmarks[clip]
+  flows = [('MOL flow', prediction.flow[clip])]
+  if prediction.tvl1 is not None:
+    flows.append(('TV-L1 flow', prediction.tvl1[clip]))
+  speed = max(float(np.hypot(f[..., 0], f[..., 1]).max()) for _, f in flows)
+  pairs = range(frames.shape[0] - 1) if pairs is None else pairs
+  rows = []
+  for i in pairs:
+    row = [landmark_tile(frames[i], dlib[i], None, scale),
+           landmark_tile(frames[i + 1], dlib[i + 1], prediction.landmarks[clip, i], scale)]
+    row += [upscale(flow_to_color(f[i], speed), scale) for _, f in flows]
+    rows.append(row)
+  body = _grid(rows)
+  fi = prepared.frame_indices[clip]
+  titles = (f'clip {clip}: frames {int(fi[0])}..{int(fi[-1])}, '
+            f'MOL: {prediction.clip_label(clip)} '
+            f'({prediction.probabilities[clip].max():.2f})')
+  columns = ['frame i (dlib green)', 'frame i+1 (MOL red)'] + [
+      f'{name} (max {speed:.2f} px)' for name, _ in flows]
+  tile_w = frames.shape[-1] * scale
+  header = _grid([[_label(np.full((0, tile_w, 3), 255, np.uint8), c, 16) for c in columns]])
+  wheel = cv2.resize(color_wheel(64), (header.shape[0] + 16, header.shape[0] + 16),
+                     interpolation=cv2.INTER_AREA)
+  top = _label(np.full((header.shape[0], body.shape[1], 3), 255, np.uint8), titles, 18)
+  top[-header.shape[0]:, :header.shape[1]] = header
+  out = np.concatenate([top, np.full((2, body.shape[1], 3), 255, np.uint8), body], axis=0)
+  out[:wheel.shape[0], -wheel.shape[1]:] = np.minimum(out[:wheel.shape[0], -wheel.shape[1]:],
+                                                      wheel)
+  return out
+
+
+def landmark_tile(frame: np.ndarray, dlib_points: np.ndarray | None,
+                  mol_points: np.ndarray | None, scale: int = 2) -> np.ndarray:
+  """A frame upscaled by `scale` with dlib (green) and MOL (red) landmarks."""
+  image = upscale(to_rgb(frame), scale)
+  offset = (scale - 1) / 2
+  for points, color in ((dlib_points, DLIB_COLOR), (mol_points, MOL_COLOR)):
+    if points is not None:
+      image = draw_landmarks(image, np.asarray(points) * scale + offset, color,
+                             radius=max(1.0, scale / 2))
+  return image
+
+
+def probability_chart(probabilities: np.ndarray, class_names: Sequence[str],
+                      clip_probabilities: np.ndarray | None = None, title: str = '',
+                      path: str | None = None):
+  """Bar chart of class probabilities (clips as dots when given).
+
+  Returns:
+    the matplotlib Figure (also written to `path` as PNG when given).
+  """
+  # A bare Figure (no pyplot): no GUI backend, nothing left open.
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
+  probabilities = np.asarray(probabilities, np.float64)
+  figure = Figure(figsize=(1.2 + 0.9 * len(class_names), 2.6), dpi=100)
+  ax = figure.subplots()
+  x = np.arange(len(class_names))
+  best = int(np.argmax(probabilities))
+  colors = ['#c0392b' if i == best else '#7f8c8d' for i in x]
+  ax.bar(x, probabilities, color=colors, width=0.6, label='video (mean of clips)')
+  if clip_probabilities is not None and len(clip_probabilities) > 1:
+    clip_probabilities = np.asarray(clip_probabilities)
+    jitter = np.linspace(-0.15, 0.15, len(clip_probabilities))
+    for c in x:
+      ax.scatter(c + jitter, clip_probabilities[:, c], s=8, color='black', zorder=3,
+                 label='clips' if c == 0 else None)
+    ax.legend(fontsize=7, loc='upper right')
+  for c in x:
+    ax.text(c, probabilities[c] + 0.02, f'{probabilities[c]:.2f}', ha='center', fontsize=8)
+  ax.set_xticks(x, list(class_names), fontsize=8)
+  ax.set_ylim(0, 1.1)
+  ax.set_ylabel('probability', fontsize=8)
+  ax.tick_params(axis='y', labelsize=7)
+  if title:
+    ax.set_title(title, fontsize=9)
+  figure.tight_layout()
+  if path is not None:
+    figure.savefig(path)
+  return figure
+
+
+def figure_to_array(figure) -> np.ndarray:
+  """uint8 RGB pixels of a matplotlib figure."""
+  from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=g-import-not-at-top
+  canvas = FigureCanvasAgg(figure)
+  canvas.draw()
+  return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def clip_animation(frames: np.ndarray, flows: np.ndarray, landmarks: np.ndarray | None = None,
+                   dlib_landmarks: np.ndarray | None = None, path: str | None = None,
+                   scale: int = 2, duration_ms: int = 300) -> list[np.ndarray]:
+  """Animation of a clip: each frame beside the flow that led to it.
+
+  Args:
+    frames: [8, H, W] (or [8, H, W, 1]) gray frames.
+    flows: [7, H, W, 2] flow of pair (i, i+1).
+    landmarks: optional [7, 68, 2] MOL landmarks of frames 1..7 (red).
+    dlib_landmarks: optional [8, 68, 2] landmarks of frames 0..7 (green).
+    path: if given, written as a looping GIF.
+    scale: pixel upscale.
+    duration_ms: per frame.
+
+  Returns:
+    the animation frames, uint8 RGB.
+  """
+  frames = np.asarray(frames)
+  speed = float(np.hypot(flows[..., 0], flows[..., 1]).max())
+  images = []
+  for t in range(len(frames)):
+    image = landmark_tile(frames[t], None if dlib_landmarks is None else dlib_landmarks[t],
+                          landmarks[t - 1] if landmarks is not None and t > 0 else None,
+                          scale)
+    flow = (upscale(flow_to_color(flows[t - 1], speed), scale) if t > 0
+            else np.full_like(image, 255))
+    tile = _grid([[_label(image, f'frame {t}', 14),
+                   _label(flow, f'flow {t - 1}->{t}' if t else 'flow', 14)]])
+    images.append(tile)
+  if path is not None:
+    from PIL import Image  # pylint: disable=g-import-not-at-top
+    pil = [Image.fromarray(i) for i in images]
+    pil[0].save(path, save_all=True, append_images=pil[1:], duration=duration_ms, loop=0,
+                optimize=True)
+  return images
+
+
+def save_png(path: str, image: np.ndarray) -> str:
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  Image.fromarray(to_rgb(image)).save(path, optimize=True)
+  return path
+
+
+def save_report(prediction, out_dir: str, scale: int = 2, gif: bool = True,
+                extra: dict[str, Any] | None = None) -> dict[str, Any]:
+  """Writes predictions.json and the pictures of a `VideoPrediction`.
+
+  Files: `predictions.json`, `probabilities.png`, and per clip k
+  `clip_kk.png` (`clip_panel`) and `clip_kk.gif` (`clip_animation`).
+
+  Returns:
+    the JSON written (with a `pictures` entry listing the files, relative
+    to `out_dir`).
+  """
+  os.makedirs(out_dir, exist_ok=True)
+  report = prediction.to_json()
+  if extra:
+    report.update(extra)
+  pictures = {'probabilities': 'probabilities.png', 'clips': []}
+  probability_chart(prediction.video_probabilities, prediction.class_names,
+                    prediction.probabilities,
+                    f'{os.path.basename(os.path.normpath(prediction.prepared.path))}: '
+                    f'{prediction.label}', os.path.join(out_dir, 'probabilities.png'))
+  prepared = prediction.prepared
+  for k in range(prepared.num_clips):
+    entry = {'panel': f'clip_{k:02d}.png'}
+    save_png(os.path.join(out_dir, entry['panel']), clip_panel(prediction, k, scale))
+    if gif:
+      entry['animation'] = f'clip_{k:02d}.gif'
+      clip_animation(prepared.cropped[k], prediction.flow[k], prediction.landmarks[k],
+                     prepared.cropped_landmarks[k], os.path.join(out_dir, entry['animation']),
+                     scale)
+    pictures['clips'].append(entry)
+    report['clips'][k]['pictures'] = entry
+  report['pictures'] = pictures
+  tmp = os.path.join(out_dir, 'predictions.json.tmp')
+  with open(tmp, 'w') as f:
+    json.dump(report, f, indent=1)
+  os.replace(tmp, os.path.join(out_dir, 'predictions.json'))
+  return report

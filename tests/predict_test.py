@@ -1,0 +1,238 @@
+"""`python -m mol_jax.predict` on short generated videos of a real face photograph.
+
+One untrained model (random weights, saved with `save_model`) serves every
+test; every run samples 2 clips, so the network compiles for one batch shape.
+"""
+
+import json
+import os
+
+import cv2
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+from mol_jax import checkpointing, inference, models, predict, synthetic, video, visualize
+
+CLASSES = ['surprise', 'positive', 'negative']
+FAST = ['--max_clips', '2', '--batch_size', '2', '--scale', '1', '--quiet']
+
+
+def random_model(num_classes: int = 3, seed: int = 0) -> models.MOL:
+  """A MOL with random weights in seconds (`create_model` compiles ~90 initialisers)."""
+  model = nnx.eval_shape(lambda: models.create_model(num_classes))
+  state = nnx.state(model, (nnx.Param, nnx.BatchStat))
+  rng = np.random.default_rng(seed)
+
+  def fill(path, leaf):
+    name = str(path[-1].key)
+    if name in ('var', 'scale'):
+      return np.ones(leaf.shape, leaf.dtype)
+    if name == 'mean' or 'bias' in name or len(leaf.shape) < 2:
+      return np.zeros(leaf.shape, leaf.dtype)
+    return rng.normal(0, 1 / np.sqrt(np.prod(leaf.shape[:-1])), leaf.shape).astype(leaf.dtype)
+
+  pure = jax.tree_util.tree_map_with_path(fill, state.to_pure_dict())
+  state.replace_by_pure_dict(jax.tree.map(jax.numpy.asarray, pure))
+  nnx.update(model, state)
+  return model
+
+
+@pytest.fixture(scope='module')
+def model_dir(tmp_path_factory):
+  path = str(tmp_path_factory.mktemp('ckpt') / 'model')
+  checkpointing.save_model(path, random_model(), metadata={
+      'class_names': CLASSES, 'dataset': 'synthetic_me/default_per_clip'})
+  return path
+
+
+@pytest.fixture(scope='module')
+def frames():
+  """24 RGB frames, 192x192, of the astronaut photograph with a smile (AU12)."""
+  return synthetic.face_video('positive', 24, frame_size=192)[0]
+
+
+def _blank(frame, seed=0):
+  """A frame without a face: smooth noise."""
+  rng = np.random.default_rng(seed)
+  noise = rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)
+  return cv2.resize(noise, frame.shape[1::-1], interpolation=cv2.INTER_LINEAR)
+
+
+def _run(capsys, *args):
+  code = predict.main(list(args))
+  captured = capsys.readouterr()
+  return code, captured.out, captured.err
+
+
+def test_video_file_gives_predictions_and_pictures(model_dir, frames, tmp_path, capsys):
+  path = synthetic.write_video_file(str(tmp_path / 'face.avi'), frames, fps=30)
+  out = tmp_path / 'out'
+  code, stdout, stderr = _run(capsys, '--checkpoint', model_dir, '--input', path,
+                              '--out', str(out), *FAST)
+  assert code == 0, stderr
+  assert 'face.avi' in stdout
+  report = json.loads((out / 'predictions.json').read_text())
+  assert report['input'] == path and report['checkpoint'] == model_dir
+  assert report['class_names'] == CLASSES
+  assert report['class_names_source'] == 'checkpoint metadata'
+  assert report['preprocessing']['align'] == 'per_clip'  # From the checkpoint's dataset.
+  assert report['frames']['total'] == 24 and report['frames']['with_face'] == 24
+  assert report['frames']['skipped_without_face'] == 0
+  assert len(report['clips']) == report['video']['num_clips'] == 2
+  for clip in report['clips']:
+    assert len(clip['frame_indices']) == 8
+    assert clip['frame_indices'] == sorted(clip['frame_indices'])
+    assert set(clip['probabilities']) == set(CLASSES)
+    assert sum(clip['probabilities'].values()) == pytest.approx(1.0, abs=1e-4)
+    assert clip['label'] == max(clip['probabilities'], key=clip['probabilities'].get)
+    assert clip['seconds'][1] == pytest.approx(clip['frame_indices'][-1] / 30, abs=1e-3)
+  # 24 frames: s = 3 clips (j = 0, 1, 2), 2 kept evenly spaced: j = 0 and 2.
+  assert [c['frame_indices'][0] for c in report['clips']] == [0, 2]
+  assert report['clips'][0]['frame_indices'] == list(range(0, 24, 3))
+  pooled = report['video']['probabilities']
+  assert sum(pooled.values()) == pytest.approx(1.0, abs=1e-4)
+  for name in CLASSES:
+    assert pooled[name] == pytest.approx(
+        np.mean([c['probabilities'][name] for c in report['clips']]), abs=1e-5)
+  assert report['video']['label'] == max(pooled, key=pooled.get)
+  for name in ('probabilities.png', 'clip_00.png', 'clip_01.png', 'clip_00.gif', 'clip_01.gif'):
+    assert (out / name).stat().st_size > 1000, name
+  panel = cv2.imread(str(out / 'clip_00.png'))
+  assert panel.shape[0] > 7 * 128 and panel.shape[1] > 3 * 128  # 7 rows, 3 columns.
+
+
+def test_face_missing_in_some_frames(model_dir, frames, tmp_path, capsys):
+  """A folder of frames where the face is gone in frames 5-9: clips from the others."""
+  folder = tmp_path / 'frames'
+  folder.mkdir()
+  for i, frame in enumerate(frames):
+    image = _blank(frame, i) if 5 <= i <= 9 else frame
+    cv2.imwrite(str(folder / f'frame{i + 1}.png'), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+  out = tmp_path / 'out'
+  code, _, stderr = _run(capsys, '--checkpoint', model_dir, '--input', str(folder),
+                         '--out', str(out), '--window', '12', '--hop', '4', '--no_gif',
+                         '--align', 'per_frame', *FAST)
+  assert code == 0, stderr
+  report = json.loads((out / 'predictions.json').read_text())
+  assert report['input_kind'] == 'folder'
+  assert report['frames']['skipped_without_face'] == 5
+  assert report['frames']['skipped_indices'] == [5, 6, 7, 8, 9]
+  assert report['frames']['with_face'] == 19
+  assert report['preprocessing']['align'] == 'per_frame'
+  assert report['preprocessing']['sampling']['window'] == 12
+  for clip in report['clips']:
+    assert not set(clip['frame_indices']) & set(range(5, 10))
+    assert sum(clip['probabilities'].values()) == pytest.approx(1.0, abs=1e-4)
+  assert len(report['clips']) == 2
+  assert not (out / 'clip_00.gif').exists()
+
+
+def test_no_face_anywhere(model_dir, frames, tmp_path, capsys):
+  path = synthetic.write_video_file(str(tmp_path / 'noise.avi'),
+                                    [_blank(f, i) for i, f in enumerate(frames[:10])])
+  code, _, stderr = _run(capsys, '--checkpoint', model_dir, '--input', path,
+                         '--out', str(tmp_path / 'out'), *FAST)
+  assert code == predict.EXIT_NO_FACE == 4
+  assert stderr.count('\n') == 1 and stderr.startswith(f'error: {path}: no face found')
+
+
+def test_too_few_frames_with_a_face(model_dir, frames, tmp_path, capsys):
+  clip = [_blank(f, i) if i % 3 == 0 else f for i, f in enumerate(frames[:10])]  # 6 faces.
+  path = synthetic.write_video_file(str(tmp_path / 'short.avi'), clip)
+  code, _, stderr = _run(capsys, '--checkpoint', model_dir, '--input', path,
+                         '--out', str(tmp_path / 'out'), *FAST)
+  assert code == predict.EXIT_TOO_FEW_FRAMES == 5
+  assert stderr.startswith(f'error: {path}: 6 frame(s) with a face (of 10)')
+  assert stderr.count('\n') == 1
+
+
+def test_unreadable_and_missing_input(model_dir, tmp_path, capsys):
+  broken = tmp_path / 'broken.mp4'
+  broken.write_text('not a video')
+  code, _, stderr = _run(capsys, '--checkpoint', model_dir, '--input', str(broken),
+                         '--out', str(tmp_path / 'out'), *FAST)
+  assert code == predict.EXIT_UNREADABLE == 3
+  assert stderr.startswith(f'error: {broken}:') and stderr.count('\n') == 1
+  missing = str(tmp_path / 'nope.mp4')
+  code, _, stderr = _run(capsys, '--checkpoint', model_dir, '--input', missing,
+                         '--out', str(tmp_path / 'out'), *FAST)
+  assert code == 3 and stderr == f'error: {missing}: no such file or folder\n'
+  empty = tmp_path / 'empty'
+  empty.mkdir()
+  code, _, stderr = _run(capsys, '--checkpoint', model_dir, '--input', str(empty),
+                         '--out', str(tmp_path / 'out'), *FAST)
+  assert code == 3 and str(empty) in stderr
+
+
+def test_bad_checkpoint_and_arguments(tmp_path, frames, capsys):
+  path = synthetic.write_video_file(str(tmp_path / 'face.avi'), frames[:8])
+  code, _, stderr = _run(capsys, '--checkpoint', str(tmp_path / 'nothing'), '--input', path,
+                         '--out', str(tmp_path / 'out'))
+  assert code == predict.EXIT_CHECKPOINT == 6
+  assert 'nothing' in stderr and stderr.count('\n') == 1
+  code, _, _ = _run(capsys, '--input', path, '--out', str(tmp_path / 'out'))
+  assert code == 2  # No weights given.
+
+
+def test_mp4_decodes_like_the_frames(frames, tmp_path):
+  path = synthetic.write_video_file(str(tmp_path / 'face.mp4'), frames[:16], fps=25)
+  source = video.FrameSource(path)
+  assert source.kind == 'video' and source.fps == pytest.approx(25)
+  decoded = dict(source)
+  assert sorted(decoded) == list(range(16))
+  # Lossy codec: close to the frames, not equal.
+  assert np.abs(decoded[3].astype(int) - frames[3].astype(int)).mean() < 8
+  assert sorted(source.read([2, 9])) == [2, 9]
+
+
+def test_class_names_from_the_training_run(tmp_path):
+  """A fold model of a training work directory takes names from its results.json."""
+  workdir = tmp_path / 'run'
+  model_path = workdir / 'folds' / 'sy02' / 'model'
+  checkpointing.save_model(str(model_path), random_model(num_classes=2))
+  predictor = inference.from_checkpoint(str(model_path))
+  assert predictor.class_names == ['class_0', 'class_1']
+  assert predictor.metadata['held_out_subject'] == 'sy02'
+  (workdir / 'results.json').write_text(json.dumps(
+      {'dataset': 'synthetic_me/default_per_clip', 'class_names': ['a', 'b']}))
+  predictor = inference.from_checkpoint(str(model_path))
+  assert predictor.class_names == ['a', 'b']
+  assert predictor.metadata['dataset'] == 'synthetic_me/default_per_clip'
+  assert inference.from_checkpoint(str(model_path), class_names=['x', 'y']).class_names == [
+      'x', 'y']
+  with pytest.raises(ValueError, match='2 classes'):
+    inference.from_checkpoint(str(model_path), class_names=['x', 'y', 'z'])
+
+
+def test_sample_clips():
+  # Whole video: the builders' rule, s = n // 8 clips, at most max_clips.
+  np.testing.assert_array_equal(video.sample_clips(17, max_clips=None),
+                                [list(range(0, 16, 2)), list(range(1, 16, 2))])
+  assert video.sample_clips(60, max_clips=3)[:, 0].tolist() == [0, 3, 6]
+  # Windows of 16 frames every 8, the last one ending on the last frame.
+  rows = video.sample_clips(40, window=16, hop=8, max_clips=0)
+  assert rows[:, 0].tolist() == [0, 8, 16, 24]
+  assert rows[0].tolist() == list(range(0, 16, 2))
+  assert video.sample_clips(37, window=16, hop=8, max_clips=0)[:, 0].tolist() == [
+      0, 8, 16, 21]
+  assert video.sample_clips(10, window=32)[0].tolist() == list(range(8))
+  with pytest.raises(ValueError):
+    video.sample_clips(7)
+  with pytest.raises(ValueError):
+    video.sample_clips(20, window=5)
+
+
+def test_flow_colours_and_landmarks():
+  flow = np.zeros((4, 8, 2), np.float32)
+  flow[:, 4:, 0] = 2.0  # Right half moves right.
+  image = visualize.flow_to_color(flow)
+  assert image.shape == (4, 8, 3) and image.dtype == np.uint8
+  assert (image[:, :4] == 255).all()  # No motion: white.
+  np.testing.assert_array_equal(image[0, 5], [255, 0, 0])  # Right at full speed: red.
+  assert visualize.color_wheel(32).shape == (32, 32, 3)
+  dots = visualize.draw_landmarks(np.zeros((16, 16), np.uint8), np.array([[3.0, 10.0]]),
+                                  (0, 255, 0), radius=1, scale=2)
+  assert dots.shape == (32, 32, 3)
+  assert dots[20:22, 6:8, 1].min() > 100 and dots[..., 1].sum() < 255 * 12
