@@ -5,38 +5,16 @@ test; every run samples 2 clips, so the network compiles for one batch shape.
 """
 
 import json
-import os
 
 import cv2
-import jax
 import numpy as np
 import pytest
-from flax import nnx
 
-from mol_jax import checkpointing, inference, models, predict, synthetic, video, visualize
+from mol_jax import checkpointing, inference, predict, synthetic, video, visualize
+from random_weights import random_model
 
 CLASSES = ['surprise', 'positive', 'negative']
 FAST = ['--max_clips', '2', '--batch_size', '2', '--scale', '1', '--quiet']
-
-
-def random_model(num_classes: int = 3, seed: int = 0) -> models.MOL:
-  """A MOL with random weights in seconds (`create_model` compiles ~90 initialisers)."""
-  model = nnx.eval_shape(lambda: models.create_model(num_classes))
-  state = nnx.state(model, (nnx.Param, nnx.BatchStat))
-  rng = np.random.default_rng(seed)
-
-  def fill(path, leaf):
-    name = str(path[-1].key)
-    if name in ('var', 'scale'):
-      return np.ones(leaf.shape, leaf.dtype)
-    if name == 'mean' or 'bias' in name or len(leaf.shape) < 2:
-      return np.zeros(leaf.shape, leaf.dtype)
-    return rng.normal(0, 1 / np.sqrt(np.prod(leaf.shape[:-1])), leaf.shape).astype(leaf.dtype)
-
-  pure = jax.tree_util.tree_map_with_path(fill, state.to_pure_dict())
-  state.replace_by_pure_dict(jax.tree.map(jax.numpy.asarray, pure))
-  nnx.update(model, state)
-  return model
 
 
 @pytest.fixture(scope='module')
