@@ -1,14 +1,22 @@
 """2-D convolutions written for every backend XLA targets.
 
 On GPU and TPU `lax.conv_general_dilated` maps to tuned kernels. On CPU,
-XLA's convolution is slow for this network's shapes (a 3x3 convolution with
-1024 channels on a 2x2 map took seconds where the same FLOPs as matmuls take
-milliseconds), so there a convolution is a sum over kernel taps of shifted
-matmuls, and a transposed convolution is one matmul followed by a
-column-to-image sum of shifted low-resolution views (no FLOPs spent on the
-zeros a dilated input would add). Large maps keep XLA's convolution, which is
-faster there. Both paths compute the same function; tests
-check them against each other and against PyTorch.
+XLA's convolution is slow for this network's shapes, above all in the
+backward pass (a transposed convolution on a 64x64 map took 8.7 s forward
+and backward where the same FLOPs as matmuls take 0.6 s; docs/PERFORMANCE.md).
+There every convolution is one large matmul plus cheap data movement, in one
+of two layouts:
+
+* `im2col` (input side): the kh*kw shifted input views are concatenated
+  along channels and multiplied by the [kh*kw*in, out] kernel;
+* `cols` (output side): the input is multiplied by the [in, kh*kw*out]
+  kernel and the kh*kw results are added at their shifted positions. It
+  moves less memory when `out` is much smaller than `in` (the flow
+  predictions have 2 output channels), and it is how a transposed
+  convolution is computed without spending FLOPs on inserted zeros.
+
+Every path computes the same function; tests check them against each other
+and against PyTorch.
 """
 
 from __future__ import annotations
@@ -17,57 +25,21 @@ import jax
 import jax.numpy as jnp
 
 _DIMS = ('NHWC', 'HWIO', 'NHWC')
+IMPLS = ('auto', 'xla', 'im2col', 'cols')
 
 
-# On CPU, XLA's own convolution is pathological on small maps and fine on
-# large ones; measured crossover (docs/PERFORMANCE.md).
-_CPU_MATMUL_MAX_PIXELS = 32 * 32
-
-
-def _use_matmul(impl: str, height: int, width: int) -> bool:
-  if impl == 'auto':
-    return jax.default_backend() == 'cpu' and height * width <= _CPU_MATMUL_MAX_PIXELS
-  if impl not in ('matmul', 'xla'):
-    raise ValueError(f"impl must be 'auto', 'matmul' or 'xla', got {impl!r}")
-  return impl == 'matmul'
+def _conv_impl(impl: str, stride: int, cin: int, cout: int) -> str:
+  if impl not in IMPLS:
+    raise ValueError(f'impl must be one of {IMPLS}, got {impl!r}')
+  if impl != 'auto':
+    return impl
+  if jax.default_backend() != 'cpu':
+    return 'xla'
+  return 'cols' if stride == 1 and 4 * cout <= cin else 'im2col'
 
 
 def _flatten_batch(x: jax.Array) -> tuple[jax.Array, tuple[int, ...]]:
   return x.reshape((-1,) + x.shape[-3:]), x.shape[:-3]
-
-
-def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1, padding: int = 0,
-           impl: str = 'auto') -> jax.Array:
-  """Cross-correlation like `torch.nn.Conv2d` (no bias).
-
-  Args:
-    x: [..., height, width, in].
-    kernel: [kh, kw, in, out].
-    stride, padding: symmetric, in pixels.
-    impl: 'xla' (lax.conv), 'matmul' (shifted matmuls) or 'auto' (matmul for
-      small maps on CPU).
-
-  Returns:
-    [..., out_height, out_width, out].
-  """
-  x, lead = _flatten_batch(x)
-  kh, kw, cin, cout = kernel.shape
-  if not _use_matmul(impl, *x.shape[1:3]) or cin < 8:
-    y = jax.lax.conv_general_dilated(x, kernel, (stride, stride),
-                                     [(padding, padding)] * 2, dimension_numbers=_DIMS)
-  else:
-    xp = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-    n, hp, wp, _ = xp.shape
-    oh, ow = (hp - kh) // stride + 1, (wp - kw) // stride + 1
-    y = None
-    for i in range(kh):
-      for j in range(kw):
-        tap = jax.lax.slice(xp, (0, i, j, 0),
-                            (n, i + (oh - 1) * stride + 1, j + (ow - 1) * stride + 1, cin),
-                            (1, stride, stride, 1))
-        term = jnp.einsum('nhwc,co->nhwo', tap, kernel[i, j])
-        y = term if y is None else y + term
-  return y.reshape(lead + y.shape[1:])
 
 
 def _shift(x: jax.Array, offset: int, axis: int) -> jax.Array:
@@ -81,6 +53,68 @@ def _shift(x: jax.Array, offset: int, axis: int) -> jax.Array:
   return jax.lax.slice_in_dim(jnp.pad(x, pad), start, start + size, axis=axis)
 
 
+def _taps(x: jax.Array, kernel_2d: jax.Array, taps: int, cout: int) -> list[jax.Array]:
+  """x @ kernel_2d split into `taps` maps of `cout` channels.
+
+  Splitting (whose transpose is one concatenation) rather than indexing
+  (whose transpose is one full-size pad per tap) keeps the backward pass
+  from writing a copy of every tap's gradient.
+  """
+  n, h, w, _ = x.shape
+  cols = jnp.einsum('nhwc,ck->nhwk', x, kernel_2d).reshape(n, h, w, taps, cout)
+  return [c.reshape(n, h, w, cout) for c in jnp.split(cols, taps, axis=3)]
+
+
+def _patches(xp: jax.Array, kh: int, kw: int, stride: int) -> jax.Array:
+  """[n, oh, ow, kh * kw * c] im2col patches of a padded NHWC input."""
+  n, hp, wp, c = xp.shape
+  oh, ow = (hp - kh) // stride + 1, (wp - kw) // stride + 1
+  taps = [jax.lax.slice(xp, (0, i, j, 0),
+                        (n, i + (oh - 1) * stride + 1, j + (ow - 1) * stride + 1, c),
+                        (1, stride, stride, 1))
+          for i in range(kh) for j in range(kw)]
+  return jnp.concatenate(taps, axis=-1)
+
+
+def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1, padding: int = 0,
+           impl: str = 'auto') -> jax.Array:
+  """Cross-correlation like `torch.nn.Conv2d` (no bias).
+
+  Args:
+    x: [..., height, width, in].
+    kernel: [kh, kw, in, out].
+    stride, padding: symmetric, in pixels.
+    impl: 'xla' (lax.conv), 'im2col', 'cols' (stride 1 only) or 'auto'
+      (lax.conv off CPU; on CPU `cols` when out <= in / 4 at stride 1, else
+      `im2col`).
+
+  Returns:
+    [..., out_height, out_width, out].
+  """
+  x, lead = _flatten_batch(x)
+  kh, kw, cin, cout = kernel.shape
+  impl = _conv_impl(impl, stride, cin, cout)
+  if impl == 'xla':
+    y = jax.lax.conv_general_dilated(x, kernel, (stride, stride),
+                                     [(padding, padding)] * 2, dimension_numbers=_DIMS)
+  elif impl == 'im2col':
+    xp = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    y = jnp.einsum('nhwk,ko->nhwo', _patches(xp, kh, kw, stride),
+                   kernel.reshape(kh * kw * cin, cout))
+  else:
+    if stride != 1:
+      raise ValueError(f"impl 'cols' needs stride 1, got {stride}")
+    cols = _taps(x, jnp.moveaxis(kernel, 2, 0).reshape(cin, kh * kw * cout), kh * kw, cout)
+    oh, ow = x.shape[1] + 2 * padding - kh + 1, x.shape[2] + 2 * padding - kw + 1
+    y = None
+    for i in range(kh):
+      for j in range(kw):
+        # Output (r, s) reads input (r + i - padding, s + j - padding) through tap (i, j).
+        term = _shift(_shift(cols[i * kw + j], i - padding, 1), j - padding, 2)[:, :oh, :ow]
+        y = term if y is None else y + term
+  return y.reshape(lead + y.shape[1:])
+
+
 def conv_transpose2d(x: jax.Array, kernel: jax.Array, impl: str = 'auto') -> jax.Array:
   """`torch.nn.ConvTranspose2d(kernel_size=4, stride=2, padding=1)` (no bias).
 
@@ -88,6 +122,8 @@ def conv_transpose2d(x: jax.Array, kernel: jax.Array, impl: str = 'auto') -> jax
     x: [..., height, width, in].
     kernel: [4, 4, in, out], PyTorch's weight [in, out, 4, 4] transposed
       (not flipped).
+    impl: 'xla' (lax.conv with input dilation), 'cols' or 'auto' (`cols`
+      on CPU).
 
   Returns:
     [..., 2 * height, 2 * width, out].
@@ -95,16 +131,17 @@ def conv_transpose2d(x: jax.Array, kernel: jax.Array, impl: str = 'auto') -> jax
   if kernel.shape[:2] != (4, 4):
     raise ValueError(f'only 4x4 stride-2 transposed convolutions, got kernel {kernel.shape}')
   x, lead = _flatten_batch(x)
-  n, h, w, _ = x.shape
+  n, h, w, cin = x.shape
   cout = kernel.shape[-1]
-  if not _use_matmul(impl, h, w):
+  impl = _conv_impl(impl, 2, cin, cout)
+  if impl == 'xla':
     y = jax.lax.conv_general_dilated(x, kernel[::-1, ::-1], (1, 1), [(2, 2)] * 2,
                                      lhs_dilation=(2, 2), dimension_numbers=_DIMS)
     return y.reshape(lead + y.shape[1:])
+  cols = _taps(x, jnp.moveaxis(kernel, 2, 0).reshape(cin, 16 * cout), 16, cout)
   # Input pixel h, tap ky lands on output 2h + ky - 1. Output phase 0 at
   # 2h' takes (h', ky=1) and (h'-1, ky=3); phase 1 at 2h'+1 takes (h', ky=2)
   # and (h'+1, ky=0).
-  cols = jnp.einsum('nhwc,klco->nhwklo', x, kernel)
   taps = {0: ((1, 0), (3, -1)), 1: ((2, 0), (0, 1))}
   phases = []
   for py in (0, 1):
@@ -113,7 +150,7 @@ def conv_transpose2d(x: jax.Array, kernel: jax.Array, impl: str = 'auto') -> jax
       acc = None
       for ky, dy in taps[py]:
         for kx, dx in taps[px]:
-          term = _shift(_shift(cols[:, :, :, ky, kx], dy, 1), dx, 2)
+          term = _shift(_shift(cols[4 * ky + kx], dy, 1), dx, 2)
           acc = term if acc is None else acc + term
       row.append(acc)
     phases.append(jnp.stack(row, axis=3))  # [n, h, w, px, out]

@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from mol_jax.layers import Conv2d
+
 NUM_LANDMARKS = 68
 
 
@@ -21,7 +23,7 @@ class LandmarkHead(nnx.Module):
   """68 facial landmarks in pixels from one 16x16x128 map."""
 
   def __init__(self, channels: int = 128, map_size: int = 16, *, rngs: nnx.Rngs):
-    self.convldm = nnx.Conv(channels, 32, (3, 3), padding='VALID', rngs=rngs)
+    self.convldm = Conv2d(channels, 32, 3, rngs=rngs)
     self.fc1 = nnx.Linear(32 * (map_size - 2) ** 2, 512, rngs=rngs)
     self.fc2 = nnx.Linear(512, 2 * NUM_LANDMARKS, rngs=rngs)
 
@@ -33,6 +35,31 @@ class LandmarkHead(nnx.Module):
     return y.reshape(y.shape[:-1] + (NUM_LANDMARKS, 2))
 
 
+def space_time_conv(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
+  """3-D convolution, VALID, with stride equal to the kernel in space and 1 in time.
+
+  Space is cut into non-overlapping patches, so the convolution is one
+  matmul over (time tap, patch pixel, channel) patches; XLA's own 3-D
+  convolution ran at a few GFLOP/s on CPU (docs/PERFORMANCE.md).
+
+  Args:
+    x: [batch, height, width, time, in].
+    kernel: [kh, kw, kt, in, out] (the `nnx.Conv` layout).
+    bias: [out].
+
+  Returns:
+    [batch, height // kh, width // kw, time - kt + 1, out].
+  """
+  kh, kw, kt, cin, cout = kernel.shape
+  b, h, w, t, _ = x.shape
+  oh, ow, ot = h // kh, w // kw, t - kt + 1
+  x = x[:, :oh * kh, :ow * kw].reshape(b, oh, kh, ow, kw, t, cin)
+  x = jnp.transpose(x, (0, 1, 3, 5, 2, 4, 6)).reshape(b, oh, ow, t, kh * kw * cin)
+  patches = jnp.concatenate([x[:, :, :, i:i + ot] for i in range(kt)], axis=-1)
+  kernel = jnp.transpose(kernel, (2, 0, 1, 3, 4)).reshape(kt * kh * kw * cin, cout)
+  return jnp.einsum('bhwtk,ko->bhwto', patches, kernel) + bias
+
+
 class MicroExpressionHead(nnx.Module):
   """3-D CNN classifier over the sequence of 14 enhanced maps."""
 
@@ -40,6 +67,7 @@ class MicroExpressionHead(nnx.Module):
                sequence_length: int = 14, dropout_rate: float = 0.5, *,
                rngs: nnx.Rngs):
     self.dropout_rate = dropout_rate
+    # Parameters only; applied by `space_time_conv` (stride (2, 2, 1), VALID).
     self.conv3d = nnx.Conv(channels, 32, (2, 2, 5), strides=(2, 2, 1),
                            padding='VALID', rngs=rngs)
     pooled = (map_size // 4) ** 2 * ((sequence_length - 4) // 2)
@@ -59,7 +87,7 @@ class MicroExpressionHead(nnx.Module):
     """
     rngs = (None, None) if dropout_rng is None else jax.random.split(dropout_rng)
     x = jnp.moveaxis(sequence, 1, 3)  # [batch, height, width, time, channels]
-    x = self.conv3d(x)
+    x = space_time_conv(x, self.conv3d.kernel[...], self.conv3d.bias[...])
     x = nnx.max_pool(x, (2, 2, 2), strides=(2, 2, 2))
     x = dropout(x, self.dropout_rate, rngs[0])
     x = x.reshape(x.shape[0], -1)  # (height, width, time, channel) order

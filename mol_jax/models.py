@@ -12,6 +12,7 @@ from mol_jax.ccc import ChannelCorrespondenceConv
 from mol_jax.fcc import FullyConnectedConv
 from mol_jax.flow import FlowHead
 from mol_jax.heads import LandmarkHead, MicroExpressionHead
+from mol_jax.layers import Conv2d
 
 NUM_FRAMES = 8
 FRAME_SIZE = 128
@@ -24,10 +25,10 @@ class ConvStack(nnx.Module):
 
   def __init__(self, *, rngs: nnx.Rngs):
     self.layers = nnx.List([
-        nnx.Conv(1, 8, (4, 4), strides=2, padding='VALID', rngs=rngs),
-        nnx.Conv(8, 32, (3, 3), strides=2, padding='VALID', rngs=rngs),
-        nnx.Conv(32, 64, (2, 2), strides=2, padding=[(1, 1), (1, 1)], rngs=rngs),
-        nnx.Conv(64, FEATURE_CHANNELS, (1, 1), rngs=rngs),
+        Conv2d(1, 8, 4, stride=2, rngs=rngs),
+        Conv2d(8, 32, 3, stride=2, rngs=rngs),
+        Conv2d(32, 64, 2, stride=2, padding=1, rngs=rngs),
+        Conv2d(64, FEATURE_CHANNELS, 1, rngs=rngs),
     ])
 
   def __call__(self, x: jax.Array) -> jax.Array:

@@ -10,6 +10,7 @@ from flax import nnx
 from mol_jax import conv
 from mol_jax.ccc import channel_correspondence_conv, cosine_knn
 from mol_jax.fcc import circular_conv
+from mol_jax.heads import space_time_conv
 from mol_jax.flow import correlation
 from mol_jax.layers import GroupedBatchNorm
 
@@ -24,9 +25,15 @@ def _nhwc(t):
   return np.moveaxis(t.detach().numpy(), 1, -1)
 
 
-@pytest.mark.parametrize('impl', ['xla', 'matmul'])
-@pytest.mark.parametrize('kernel,stride,padding', [(3, 1, 1), (3, 2, 1), (2, 2, 0), (4, 2, 1)])
+@pytest.mark.parametrize('impl', ['xla', 'im2col', 'cols'])
+@pytest.mark.parametrize('kernel,stride,padding', [(3, 1, 1), (3, 2, 1), (2, 2, 0), (4, 2, 1),
+                                                   (3, 1, 0)])
 def test_conv2d_matches_torch(impl, kernel, stride, padding):
+  if impl == 'cols' and stride != 1:
+    with pytest.raises(ValueError, match='stride 1'):
+      conv.conv2d(jnp.zeros((1, 9, 9, 16)), jnp.zeros((kernel, kernel, 16, 12)), stride,
+                  padding, impl=impl)
+    return
   x = RNG.standard_normal((2, 9, 10, 16)).astype(np.float32)
   w = RNG.standard_normal((12, 16, kernel, kernel)).astype(np.float32)
   ref = _nhwc(torch.nn.functional.conv2d(_nchw(x), torch.tensor(w), stride=stride,
@@ -36,7 +43,32 @@ def test_conv2d_matches_torch(impl, kernel, stride, padding):
   np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize('impl', ['xla', 'matmul'])
+@pytest.mark.parametrize('impl', ['im2col', 'cols'])
+@pytest.mark.parametrize('kernel,stride,padding', [(3, 1, 1), (4, 2, 1)])
+def test_conv2d_gradients_match_xla(impl, kernel, stride, padding):
+  """The matmul layouts must also agree in the backward pass they exist for."""
+  if impl == 'cols' and stride != 1:
+    pytest.skip('cols is stride 1 only')
+  x = jnp.asarray(RNG.standard_normal((2, 8, 8, 16)), jnp.float32)
+  w = jnp.asarray(RNG.standard_normal((kernel, kernel, 16, 3)), jnp.float32)
+  grads = lambda impl: jax.grad(
+      lambda x, w: jnp.sum(jnp.sin(conv.conv2d(x, w, stride, padding, impl=impl))),
+      argnums=(0, 1))(x, w)
+  for got, ref in zip(grads(impl), grads('xla')):
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_conv_transpose2d_gradients_match_xla():
+  x = jnp.asarray(RNG.standard_normal((2, 5, 6, 7)), jnp.float32)
+  w = jnp.asarray(RNG.standard_normal((4, 4, 7, 3)), jnp.float32)
+  grads = lambda impl: jax.grad(
+      lambda x, w: jnp.sum(jnp.sin(conv.conv_transpose2d(x, w, impl=impl))),
+      argnums=(0, 1))(x, w)
+  for got, ref in zip(grads('cols'), grads('xla')):
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('impl', ['xla', 'cols'])
 def test_conv_transpose2d_matches_torch(impl):
   x = RNG.standard_normal((2, 3, 5, 6, 7)).astype(np.float32)  # two batch axes
   w = RNG.standard_normal((7, 4, 4, 4)).astype(np.float32)  # torch [in, out, kh, kw]
@@ -135,3 +167,10 @@ def test_ccc_matches_literal_loops():
       ref[b, ch] = best
   got = channel_correspondence_conv(jnp.asarray(f), jnp.asarray(idx), params)
   np.testing.assert_allclose(np.transpose(got, (0, 2, 1)), ref, rtol=1e-4, atol=1e-5)
+
+
+def test_space_time_conv_matches_flax_conv3d():
+  layer = nnx.Conv(16, 5, (2, 2, 5), strides=(2, 2, 1), padding='VALID', rngs=nnx.Rngs(0))
+  x = jnp.asarray(RNG.standard_normal((2, 16, 16, 14, 16)), jnp.float32)
+  got = space_time_conv(x, layer.kernel[...], layer.bias[...])
+  np.testing.assert_allclose(got, layer(x), rtol=1e-5, atol=1e-5)
