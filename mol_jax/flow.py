@@ -36,9 +36,23 @@ def _displacement_table(height: int, width: int, max_displacement: int,
   return target, valid
 
 
+def reachable_displacements(height: int, width: int,
+                            max_displacement: int = MAX_DISPLACEMENT,
+                            stride: int = DISPLACEMENT_STRIDE) -> np.ndarray:
+  """Indices of the displacement channels that are not zero everywhere.
+
+  On a 16x16 map a displacement beyond +-15 pixels never lands inside it, so
+  216 of the 441 channels are always zero; skipping them (and the matching
+  kernel rows of the next convolution) changes no output.
+  """
+  _, valid = _displacement_table(height, width, max_displacement, stride)
+  return np.flatnonzero(valid.any(axis=0))
+
+
 def correlation(a: jax.Array, b: jax.Array,
                 max_displacement: int = MAX_DISPLACEMENT,
-                stride: int = DISPLACEMENT_STRIDE) -> jax.Array:
+                stride: int = DISPLACEMENT_STRIDE,
+                channels: np.ndarray | None = None) -> jax.Array:
   """FlowNetC correlation (kernel 1), before its LeakyReLU.
 
   corr[..., y, x, i * D + j] = mean_c a[..., y, x, c] * b[..., y + dy_i, x + dx_j, c]
@@ -47,16 +61,20 @@ def correlation(a: jax.Array, b: jax.Array,
   outside the map.
 
   Args:
-    a, b: [..., height, width, channels].
+    a, b: [..., height, width, features].
+    channels: optional static indices into the D * D displacements to
+      compute (e.g. `reachable_displacements`); default all.
 
   Returns:
-    [..., height, width, D * D].
+    [..., height, width, D * D] (or [..., len(channels)]).
   """
-  *lead, height, width, channels = a.shape
+  *lead, height, width, features = a.shape
   target, valid = _displacement_table(height, width, max_displacement, stride)
-  a2 = a.reshape((-1, height * width, channels))
-  b2 = b.reshape((-1, height * width, channels))
-  all_pairs = jnp.einsum('npc,nqc->npq', a2, b2) / channels
+  if channels is not None:
+    target, valid = target[:, channels], valid[:, channels]
+  a2 = a.reshape((-1, height * width, features))
+  b2 = b.reshape((-1, height * width, features))
+  all_pairs = jnp.einsum('npc,nqc->npq', a2, b2) / features
   corr = jnp.take_along_axis(all_pairs, jnp.asarray(target)[None], axis=-1)
   corr = jnp.where(jnp.asarray(valid)[None], corr, 0.0)
   return corr.reshape(tuple(lead) + (height, width, target.shape[1]))
@@ -78,6 +96,7 @@ class FlowHead(nnx.Module):
 
   def __init__(self, feature_channels: int = 128, *, rngs: nnx.Rngs):
     corr_channels = (2 * MAX_DISPLACEMENT // DISPLACEMENT_STRIDE + 1) ** 2
+    self.corr_channels = corr_channels
     self.conv1 = ConvBNLeaky(1, 64, 6, 2, 2, rngs=rngs)
     self.conv2 = ConvBNLeaky(64, 128, 4, 2, 1, rngs=rngs)
     self.conv3 = ConvBNLeaky(128, 256, 2, 2, 0, rngs=rngs)
@@ -138,9 +157,14 @@ class FlowHead(nnx.Module):
     second = _group_index([b for _, b in pairs])
 
     redir = pair(self.conv_redir, conv3[:, first])
-    corr = leaky_relu(correlation(conv3[:, first], conv3[:, second]))
+    reachable = reachable_displacements(*conv3.shape[2:4])
+    corr = leaky_relu(correlation(conv3[:, first], conv3[:, second], channels=reachable))
     x = jnp.concatenate([redir, corr, enhanced_first, enhanced_second], axis=-1)
-    conv3_1 = pair(self.conv3_1, x)
+    # conv3_1's kernel rows for the always-zero correlation channels are skipped.
+    num_redir, num_corr = redir.shape[-1], self.corr_channels
+    rows = np.concatenate([np.arange(num_redir), num_redir + reachable,
+                           np.arange(num_redir + num_corr, self.conv3_1.conv.kernel.shape[2])])
+    conv3_1 = self.conv3_1(x, train=train, in_channels=rows)
     conv4_1 = pair(self.conv4_1, pair(self.conv4, conv3_1))
     conv5_1 = pair(self.conv5_1, pair(self.conv5, conv4_1))
     conv6_1 = pair(self.conv6_1, pair(self.conv6, conv5_1))

@@ -100,9 +100,16 @@ class Conv2d(nnx.Module):
                                                  in_features, out_features)))
     self.bias = nnx.Param(jnp.zeros((out_features,))) if use_bias else None
 
-  def __call__(self, x: jax.Array) -> jax.Array:
-    """x: [..., height, width, in] -> [..., out_height, out_width, out]."""
-    y = conv.conv2d(x, self.kernel[...], self.stride, self.padding)
+  def __call__(self, x: jax.Array, in_channels: np.ndarray | None = None) -> jax.Array:
+    """x: [..., height, width, in] -> [..., out_height, out_width, out].
+
+    `in_channels`, static indices, restricts the kernel to those input
+    channels (x then has only those).
+    """
+    kernel = self.kernel[...]
+    if in_channels is not None:
+      kernel = kernel[:, :, in_channels]
+    y = conv.conv2d(x, kernel, self.stride, self.padding)
     return y if self.bias is None else y + self.bias[...]
 
 
@@ -117,9 +124,11 @@ class ConvBNLeaky(nnx.Module):
     self.bn = GroupedBatchNorm(out_features)
 
   def __call__(self, x: jax.Array, *, train: bool,
-               update_order: Sequence[int] | None = None) -> jax.Array:
+               update_order: Sequence[int] | None = None,
+               in_channels: np.ndarray | None = None) -> jax.Array:
     """x: [batch, groups, height, width, channels]."""
-    return leaky_relu(self.bn(self.conv(x), train=train, update_order=update_order))
+    y = self.conv(x, in_channels)
+    return leaky_relu(self.bn(y, train=train, update_order=update_order))
 
 
 class ConvTranspose2d(nnx.Module):

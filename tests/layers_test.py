@@ -11,7 +11,7 @@ from mol_jax import conv
 from mol_jax.ccc import channel_correspondence_conv, cosine_knn
 from mol_jax.fcc import circular_conv
 from mol_jax.heads import space_time_conv
-from mol_jax.flow import correlation
+from mol_jax.flow import correlation, reachable_displacements
 from mol_jax.layers import GroupedBatchNorm
 
 RNG = np.random.default_rng(0)
@@ -138,6 +138,16 @@ def test_correlation_matches_loops():
             ref[:, y, x, i * 5 + j] = (a[:, y, x] * b[:, y + dy, x + dx]).mean(-1)
   got = correlation(jnp.asarray(a), jnp.asarray(b), max_displacement=4, stride=2)
   np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+  # Only the displacements that land inside the map for some position are
+  # kept (|d| <= 5 rows, <= 6 columns): every channel left out is all zero.
+  keep = reachable_displacements(6, 7, max_displacement=4, stride=2)
+  assert len(keep) == 25 and np.all(np.any(ref[..., keep] != 0, axis=(0, 1, 2)))
+  keep = reachable_displacements(16, 16)
+  assert len(keep) == 15 * 15
+  a16 = jnp.asarray(RNG.standard_normal((1, 16, 16, 3)), jnp.float32)
+  full = correlation(a16, a16)
+  np.testing.assert_array_equal(np.delete(np.asarray(full), keep, axis=-1), 0.0)
+  np.testing.assert_array_equal(correlation(a16, a16, channels=keep), full[..., keep])
 
 
 def test_ccc_matches_literal_loops():
