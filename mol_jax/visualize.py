@@ -11,6 +11,8 @@ so notebooks can show them and `save_report` can write them:
 * `probability_chart(...)`: bar chart of the class probabilities.
 * `clip_animation(...)`: GIF frames of a clip with its flow and landmarks.
 * `save_report(prediction, out_dir)`: predictions.json and all pictures.
+* `grid`, `shrink`, `image_bytes`: tiling, downscaling and encoding for
+  notebooks.
 """
 
 from __future__ import annotations
@@ -118,8 +120,8 @@ def _label(image: np.ndarray, text: str, height: int = 16) -> np.ndarray:
   return np.concatenate([strip, image], axis=0)
 
 
-def _grid(rows: list[list[np.ndarray]], gap: int = 2) -> np.ndarray:
-  """Tiles of equal size in rows, white gaps."""
+def grid(rows: list[list[np.ndarray]], gap: int = 2) -> np.ndarray:
+  """Tiles of equal size (uint8 RGB) in rows, with white gaps."""
   h, w = rows[0][0].shape[:2]
   cols = max(len(r) for r in rows)
   out = np.full((len(rows) * (h + gap) - gap, cols * (w + gap) - gap, 3), 255, np.uint8)
@@ -155,7 +157,7 @@ def clip_panel(prediction, clip: int = 0, scale: int = 2, pairs: Sequence[int] |
            landmark_tile(frames[i + 1], dlib[i + 1], prediction.landmarks[clip, i], scale)]
     row += [upscale(flow_to_color(f[i], speed), scale) for _, f in flows]
     rows.append(row)
-  body = _grid(rows)
+  body = grid(rows)
   fi = prepared.frame_indices[clip]
   titles = (f'clip {clip}: frames {int(fi[0])}..{int(fi[-1])}, '
             f'MOL: {prediction.clip_label(clip)} '
@@ -163,15 +165,16 @@ def clip_panel(prediction, clip: int = 0, scale: int = 2, pairs: Sequence[int] |
   columns = ['frame i (dlib green)', 'frame i+1 (MOL red)'] + [
       f'{name} (max {speed:.2f} px)' for name, _ in flows]
   tile_w = frames.shape[-1] * scale
-  header = _grid([[_label(np.full((0, tile_w, 3), 255, np.uint8), c, 16) for c in columns]])
+  header = grid([[_label(np.full((0, tile_w, 3), 255, np.uint8), c, 16) for c in columns]])
   wheel = cv2.resize(color_wheel(64), (header.shape[0] + 16, header.shape[0] + 16),
                      interpolation=cv2.INTER_AREA)
   top = _label(np.full((header.shape[0], body.shape[1], 3), 255, np.uint8), titles, 18)
   top[-header.shape[0]:, :header.shape[1]] = header
   out = np.concatenate([top, np.full((2, body.shape[1], 3), 255, np.uint8), body], axis=0)
-  out[:wheel.shape[0], -wheel.shape[1]:] = np.minimum(out[:wheel.shape[0], -wheel.shape[1]:],
-                                                      wheel)
-  return out
+  # The legend in a margin of its own, right of the header.
+  margin = np.full((out.shape[0], wheel.shape[1] + 4, 3), 255, np.uint8)
+  margin[:wheel.shape[0], 4:] = wheel
+  return np.concatenate([out, margin], axis=1)
 
 
 def landmark_tile(frame: np.ndarray, dlib_points: np.ndarray | None,
@@ -209,7 +212,7 @@ def probability_chart(probabilities: np.ndarray, class_names: Sequence[str],
     for c in x:
       ax.scatter(c + jitter, clip_probabilities[:, c], s=8, color='black', zorder=3,
                  label='clips' if c == 0 else None)
-    ax.legend(fontsize=7, loc='upper right')
+    ax.legend(fontsize=7, loc='best')
   for c in x:
     ax.text(c, probabilities[c] + 0.02, f'{probabilities[c]:.2f}', ha='center', fontsize=8)
   ax.set_xticks(x, list(class_names), fontsize=8)
@@ -234,7 +237,8 @@ def figure_to_array(figure) -> np.ndarray:
 
 def clip_animation(frames: np.ndarray, flows: np.ndarray, landmarks: np.ndarray | None = None,
                    dlib_landmarks: np.ndarray | None = None, path: str | None = None,
-                   scale: int = 2, duration_ms: int = 300) -> list[np.ndarray]:
+                   scale: int = 2, duration_ms: int = 300, colors: int = 256
+                   ) -> list[np.ndarray]:
   """Animation of a clip: each frame beside the flow that led to it.
 
   Args:
@@ -245,6 +249,7 @@ def clip_animation(frames: np.ndarray, flows: np.ndarray, landmarks: np.ndarray 
     path: if given, written as a looping GIF.
     scale: pixel upscale.
     duration_ms: per frame.
+    colors: palette size of the GIF (fewer: smaller file).
 
   Returns:
     the animation frames, uint8 RGB.
@@ -258,15 +263,54 @@ def clip_animation(frames: np.ndarray, flows: np.ndarray, landmarks: np.ndarray 
                           scale)
     flow = (upscale(flow_to_color(flows[t - 1], speed), scale) if t > 0
             else np.full_like(image, 255))
-    tile = _grid([[_label(image, f'frame {t}', 14),
+    tile = grid([[_label(image, f'frame {t}', 14),
                    _label(flow, f'flow {t - 1}->{t}' if t else 'flow', 14)]])
     images.append(tile)
   if path is not None:
     from PIL import Image  # pylint: disable=g-import-not-at-top
-    pil = [Image.fromarray(i) for i in images]
+    # One palette for all frames, no dithering: smaller files, no flicker.
+    palette = Image.fromarray(np.concatenate(images, axis=0)).quantize(
+        colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    pil = [Image.fromarray(i).quantize(palette=palette, dither=Image.Dither.NONE)
+           for i in images]
     pil[0].save(path, save_all=True, append_images=pil[1:], duration=duration_ms, loop=0,
                 optimize=True)
   return images
+
+
+def shrink(image: np.ndarray, max_side: int) -> np.ndarray:
+  """`image` scaled down (area averaging) so that its longer side is <= max_side."""
+  h, w = image.shape[:2]
+  factor = max_side / max(h, w)
+  if factor >= 1:
+    return image
+  return cv2.resize(image, (max(1, round(w * factor)), max(1, round(h * factor))),
+                    interpolation=cv2.INTER_AREA)
+
+
+def image_bytes(image, max_side: int | None = None, fmt: str = 'png',
+                quality: int = 85) -> bytes:
+  """PNG or JPEG bytes of a uint8 image or a matplotlib figure (for notebooks).
+
+  Args:
+    image: uint8 gray or RGB image, or a matplotlib figure.
+    max_side: scale down so that the longer side is at most this.
+    fmt: 'png' (lossless) or 'jpeg' (smaller for photographs).
+    quality: JPEG quality.
+  """
+  if hasattr(image, 'savefig'):
+    image = figure_to_array(image)
+  image = to_rgb(image)
+  if max_side:
+    image = shrink(image, max_side)
+  if fmt not in ('png', 'jpeg'):
+    raise ValueError(f"fmt must be 'png' or 'jpeg', got {fmt!r}")
+  params = ([cv2.IMWRITE_PNG_COMPRESSION, 9] if fmt == 'png'
+            else [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+  ok, encoded = cv2.imencode('.' + fmt, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params)
+  if not ok:
+    raise ValueError(f'{fmt} encoding failed')
+  return encoded.tobytes()
 
 
 def save_png(path: str, image: np.ndarray) -> str:
