@@ -1,12 +1,13 @@
 """Times MOL's jitted train step and eval forward on this machine.
 
     python -m mol_jax.benchmark --batch_sizes=1,8 [--flow_pairs=7] [--repeats=5]
-        [--out=benchmark.json]
+        [--eval_with_flow=1] [--out=benchmark.json] [--append_to=docs/PERFORMANCE.md]
 
 For each batch size: compile time, median and range of repeated runs after a
-warm-up, XLA's FLOP count of the compiled program, and achieved FLOP/s as a
-fraction of a float32 matmul timed in the same run (the machine's practical
-peak). Random inputs: speed does not depend on the data.
+warm-up, XLA's FLOP and byte counts of the compiled program, its memory
+(arguments + outputs + temporaries, from XLA's buffer assignment), and
+achieved FLOP/s as a fraction of a float32 matmul timed in the same run (the
+machine's practical peak). Random inputs: speed does not depend on the data.
 """
 
 from __future__ import annotations
@@ -44,7 +45,13 @@ def _timed(fn, args, repeats, threads_state: bool):
   t = time.perf_counter()
   compiled = fn.lower(*args).compile()
   compile_s = time.perf_counter() - t
-  flops = float((compiled.cost_analysis() or {}).get('flops', float('nan')))
+  cost = compiled.cost_analysis() or {}
+  flops = float(cost.get('flops', float('nan')))
+  bytes_accessed = float(cost.get('bytes accessed', float('nan')))
+  memory = compiled.memory_analysis()
+  memory_bytes = float('nan') if memory is None else float(
+      memory.argument_size_in_bytes + memory.output_size_in_bytes
+      + memory.temp_size_in_bytes - memory.alias_size_in_bytes)
   times = []
   for i in range(repeats + 1):
     t = time.perf_counter()
@@ -53,13 +60,15 @@ def _timed(fn, args, repeats, threads_state: bool):
       times.append(time.perf_counter() - t)
     if threads_state:
       args = (out[0],) + tuple(args[1:])
-  return compile_s, flops, times
+  return compile_s, flops, bytes_accessed, memory_bytes, times
 
 
-def run(batch_sizes, flow_pairs: int = 7, repeats: int = 5, num_classes: int = 3) -> dict:
+def run(batch_sizes, flow_pairs: int = 7, repeats: int = 5, num_classes: int = 3,
+        eval_with_flow: bool = True) -> dict:
   peak = matmul_peak()
   config = default_config.get_config()
   config.loss.flow_pairs_per_step = flow_pairs
+  config.eval_with_flow = eval_with_flow
   mesh = sharding.create_mesh(1)
   tx = train.create_optimizer(config)
   graphdef, state = train.create_train_state(config, num_classes, 0, tx)
@@ -78,11 +87,13 @@ def run(batch_sizes, flow_pairs: int = 7, repeats: int = 5, num_classes: int = 3
     batch = sharding.global_batch(local, mesh)
     for name, fn, threads_state in (('eval_forward', steps.eval, False),
                                     ('train_step', steps.train, True)):
-      compile_s, flops, times = _timed(fn, (placed, batch), repeats, threads_state)
+      compile_s, flops, bytes_accessed, memory_bytes, times = _timed(
+          fn, (placed, batch), repeats, threads_state)
       median = float(np.median(times))
       rows.append({'name': name, 'batch_size': batch_size, 'compile_s': compile_s,
                    'median_s': median, 'min_s': float(min(times)), 'max_s': float(max(times)),
-                   'gflop': flops / 1e9, 'gflop_per_s': flops / median / 1e9,
+                   'gflop': flops / 1e9, 'gbytes_accessed': bytes_accessed / 1e9,
+                   'memory_gb': memory_bytes / 1e9, 'gflop_per_s': flops / median / 1e9,
                    'fraction_of_matmul_peak': flops / median / peak})
       print(f"{name:13s} batch {batch_size:3d}: {median:8.3f} s "
             f"[{min(times):.3f}, {max(times):.3f}], compile {compile_s:6.1f} s, "
@@ -94,8 +105,35 @@ def run(batch_sizes, flow_pairs: int = 7, repeats: int = 5, num_classes: int = 3
                   'jax': jax.__version__},
       'matmul_peak_gflop_per_s': peak / 1e9,
       'flow_pairs_per_step': flow_pairs,
+      'eval_with_flow': eval_with_flow,
+      'repeats': repeats,
       'results': rows,
   }
+
+
+def markdown(result: dict) -> str:
+  """The result as a dated Markdown section (for docs/PERFORMANCE.md)."""
+  m = result['machine']
+  lines = [
+      f"### {time.strftime('%Y-%m-%d')}: {m['backend']}, {len(m['devices'])} device(s), "
+      f"{m['processor'] or m['platform']}",
+      '',
+      f"`python -m mol_jax.benchmark` with flow_pairs_per_step={result['flow_pairs_per_step']}, "
+      f"eval_with_flow={result['eval_with_flow']}, {result['repeats']} timed runs after a "
+      f"warm-up; jax {m['jax']}; float32 matmul peak measured in the same run: "
+      f"{result['matmul_peak_gflop_per_s']:.1f} GFLOP/s.",
+      '',
+      '| step | batch | median s | range s | compile s | GFLOP | GB accessed | memory GB '
+      '| GFLOP/s | of matmul peak |',
+      '|---|---|---|---|---|---|---|---|---|---|',
+  ]
+  for r in result['results']:
+    lines.append(
+        f"| {r['name']} | {r['batch_size']} | {r['median_s']:.3f} | "
+        f"{r['min_s']:.3f}-{r['max_s']:.3f} | {r['compile_s']:.1f} | {r['gflop']:.1f} | "
+        f"{r['gbytes_accessed']:.1f} | {r['memory_gb']:.2f} | {r['gflop_per_s']:.1f} | "
+        f"{100 * r['fraction_of_matmul_peak']:.0f}% |")
+  return '\n'.join(lines) + '\n'
 
 
 def main(argv=None) -> None:
@@ -104,13 +142,23 @@ def main(argv=None) -> None:
   parser.add_argument('--flow_pairs', type=int, default=7,
                       help='config.loss.flow_pairs_per_step (7 = official)')
   parser.add_argument('--repeats', type=int, default=5)
+  parser.add_argument('--eval_with_flow', type=int, default=1,
+                      help='1: the eval forward computes flow for all 7 pairs')
   parser.add_argument('--out', default='', help='JSON file for the results')
+  parser.add_argument('--append_to', default='',
+                      help='Markdown file to append the table to (docs/PERFORMANCE.md)')
   args = parser.parse_args(argv)
-  result = run([int(b) for b in args.batch_sizes.split(',')], args.flow_pairs, args.repeats)
+  result = run([int(b) for b in args.batch_sizes.split(',')], args.flow_pairs, args.repeats,
+               eval_with_flow=bool(args.eval_with_flow))
   print(f"matmul peak: {result['matmul_peak_gflop_per_s']:.1f} GFLOP/s")
+  table = markdown(result)
+  print(table)
   if args.out:
     with open(args.out, 'w') as f:
       json.dump(result, f, indent=2)
+  if args.append_to:
+    with open(args.append_to, 'a') as f:
+      f.write('\n' + table)
 
 
 if __name__ == '__main__':
