@@ -221,14 +221,24 @@ def evaluate(predictor, dataset: str = 'synthetic_me/default_per_clip',
           'clips': rows}
 
 
-def markdown(result: dict[str, Any], checkpoint: str, command: str) -> str:
+def markdown(result: dict[str, Any], checkpoint: str, command: str,
+             training: dict[str, Any] | None = None, note: str = '') -> str:
   """The RESULTS.md section (without markers)."""
   m = result['metrics']
   date = datetime.date.today().isoformat()
+  training = training or {}
+  trained = ''
+  if training.get('dataset'):
+    trained = f" (trained on `{training['dataset']}`"
+    if training.get('num_train_steps'):
+      trained += f", {training['num_train_steps']} steps"
+    if training.get('held_out_subject'):
+      trained += f", subject {training['held_out_subject']} held out"
+    trained += ')'
   return '\n'.join([
       '## Flow and landmark quality on synthetic_me',
       '',
-      f"Checkpoint `{checkpoint}` on `{result['dataset']}`, subjects "
+      f"Checkpoint `{checkpoint}`{trained} on `{result['dataset']}`, subjects "
       f"{', '.join(result['subjects'])} ({result['num_clips']} clips, 7 frame pairs each, "
       f'128x128 evaluation crop), measured {date}. EPE: mean end-point error over pixels '
       'and pairs, in pixels. NME: mean landmark error over inter-pupil distance, frames 1-7. '
@@ -243,8 +253,7 @@ def markdown(result: dict[str, Any], checkpoint: str, command: str) -> str:
       f"| MOL landmarks (NME) | {m['nme_mol_true']:.4f} | {m['nme_mol_dlib']:.4f} (dlib) |",
       f"| dlib landmarks, the training target (NME) | {m['nme_dlib_true']:.4f} | - |",
       '',
-      f'Command: `{command}`',
-  ])
+  ] + ([note, ''] if note else []) + ['Command:', '', '```bash', command, '```'])
 
 
 def write_section(path: str, text: str) -> None:
@@ -284,6 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument('--results_md', default=DEFAULT_RESULTS_MD,
                       help="markdown file to update ('' = none)")
   parser.add_argument('--json', default='', help='also write the full result here')
+  parser.add_argument('--note', default='',
+                      help='a sentence for the section, e.g. how the checkpoint was trained')
   args = parser.parse_args(argv)
 
   from mol_jax import inference  # pylint: disable=import-outside-toplevel
@@ -300,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   result = evaluate(predictor, args.dataset, data_dir, subjects or None,
                     args.max_clips or None, args.raw_dir or None)
   command = 'python -m mol_jax.flow_report ' + ' '.join(shlex.quote(a) for a in argv)
-  text = markdown(result, args.checkpoint, command)
+  text = markdown(result, args.checkpoint, command, predictor.metadata, args.note)
   print(text)
   for subject, values in result['per_subject'].items():
     print(subject, ' '.join(f'{k}={v:.4f}' for k, v in values.items()))

@@ -126,7 +126,7 @@ def training_metadata(directory: str) -> dict[str, Any]:
   if os.path.isfile(results):
     with open(results) as f:
       summary = json.load(f)
-    for key in ('dataset', 'class_names'):
+    for key in ('dataset', 'class_names', 'num_train_steps'):
       if key in summary:
         info[key] = summary[key]
   return info

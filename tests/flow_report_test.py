@@ -79,6 +79,6 @@ def test_report_on_the_small_synthetic_set(tmp_path, capsys):
   text = results_md.read_text()
   assert text.startswith('# Results\n\n<!-- flow-report:start -->\n')
   assert '| MOL flow (EPE, px) |' in text and text.rstrip().endswith('<!-- flow-report:end -->')
-  assert ('Command: `python -m mol_jax.flow_report --checkpoint ' + model) in text
+  assert ('Command:\n\n```bash\npython -m mol_jax.flow_report --checkpoint ' + model) in text
   assert os.path.isdir(os.path.join(data_dir, 'downloads'))
   assert '| TV-L1 flow' in capsys.readouterr().out
