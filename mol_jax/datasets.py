@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import glob
+import importlib.util
 import os
 import re
 import weakref
@@ -51,6 +53,10 @@ _THREE_CLASS_MAP = {
     'negative': 'negative', 'disgust': 'negative', 'repression': 'negative',
     'anger': 'negative', 'contempt': 'negative', 'fear': 'negative',
     'sadness': 'negative'}
+
+# The project's builders: tfds_builders/<name>/<name>_dataset_builder.py.
+BUILDERS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            'tfds_builders')
 
 # Environment knobs read at build time (set by `mol_jax.tfds_build` flags).
 ENV_NUM_WORKERS = 'MOL_JAX_NUM_WORKERS'
@@ -425,3 +431,31 @@ def release_or_mol_videos(dataset: str, dl_manager: tfds.download.DownloadManage
 def prefixed(entries: Iterable[VideoEntry], prefix: str) -> list[VideoEntry]:
   """Entries with `<prefix>_` before the subject (MEGC 2019 composite)."""
   return [dataclasses.replace(e, subject=f'{prefix}_{e.subject}') for e in entries]
+
+
+@functools.lru_cache(maxsize=32)
+def builder_config(dataset: str, builders_dir: str | None = None
+                   ) -> MicroExpressionConfig | None:
+  """The config of a project builder, e.g. 'synthetic_me/demo' or 'casme2/5class'.
+
+  Reads `tfds_builders/<name>/<name>_dataset_builder.py` without registering
+  its builder (so it works beside a registered copy), for the pre-processing
+  a dataset was built with (`align`, `max_clips_per_video`, `classes`, and
+  `generator` for synthetic_me).
+
+  Returns:
+    the config, or None when the builder file or the config does not exist.
+  """
+  name, _, config_name = dataset.partition('/')
+  path = os.path.join(builders_dir or BUILDERS_DIR, name, f'{name}_dataset_builder.py')
+  if not name or not os.path.isfile(path):
+    return None
+  # TFDS names a `Builder` class after its module, '<name>_dataset_builder'.
+  spec = importlib.util.spec_from_file_location(f'{name}_dataset_builder', path)
+  module = importlib.util.module_from_spec(spec)
+  with tfds.core.registered.skip_registration():
+    spec.loader.exec_module(module)
+  configs = module.Builder.BUILDER_CONFIGS
+  if not config_name:
+    return configs[0] if configs else None
+  return next((c for c in configs if c.name == config_name), None)

@@ -79,19 +79,22 @@ def landmark_nme(points: np.ndarray, reference: np.ndarray) -> float:
   return float((error / ipd).mean())
 
 
+def _builder_config(dataset: str):
+  from mol_jax import datasets  # pylint: disable=import-outside-toplevel
+  config = datasets.builder_config(dataset)
+  if config is None or not hasattr(config, 'generator'):
+    raise ValueError(f'{dataset}: not a config of tfds_builders/synthetic_me')
+  return config
+
+
 def generator_config(dataset: str) -> synthetic.SyntheticConfig:
-  """The generator config of a synthetic_me builder config (see its builder)."""
-  name = dataset.partition('/')[2]
-  if name == 'small':
-    return synthetic.SMALL
-  if name.startswith('default'):
-    return synthetic.SyntheticConfig()
-  raise ValueError(f'{dataset}: unknown synthetic_me config; pass --raw_dir with the '
-                   'generated set it was built from')
+  """The generator config of a synthetic_me builder config (from its builder)."""
+  return _builder_config(dataset).generator
 
 
 def align_mode(dataset: str) -> str:
-  return 'per_clip' if dataset.endswith('_per_clip') else 'per_frame'
+  """The alignment the builder config uses ('per_frame' or 'per_clip')."""
+  return _builder_config(dataset).align
 
 
 def data_root(dataset: str, data_dir: str | None) -> str:

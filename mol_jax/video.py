@@ -469,6 +469,24 @@ class VideoPrediction:
     }
 
 
+def training_alignment(dataset: str) -> str:
+  """The alignment of a training set: its builder config's, else 'per_frame'.
+
+  'casme2/5class_per_clip' -> 'per_clip'; '' (unknown) -> 'per_frame', the
+  official alignment.
+  """
+  if not dataset:
+    return 'per_frame'
+  try:
+    from mol_jax import datasets  # pylint: disable=import-outside-toplevel
+    config = datasets.builder_config(dataset)
+  except Exception:  # pylint: disable=broad-except
+    config = None  # No TFDS or no builder files (e.g. a wheel install).
+  if config is not None:
+    return config.align
+  return 'per_clip' if dataset.endswith('_per_clip') else 'per_frame'
+
+
 def predict_video(predictor, path: str, *, window: int = 0, hop: int | None = None,
                   max_clips: int | None = 8, align: str | None = None, upsample: int = 1,
                   max_frames: int | None = None, batch_size: int = 8, tvl1: bool = False,
@@ -495,8 +513,7 @@ def predict_video(predictor, path: str, *, window: int = 0, hop: int | None = No
     VideoError (UnreadableInput, NoFaceFound, TooFewFrames).
   """
   if align is None:
-    dataset = str(predictor.metadata.get('dataset', ''))
-    align = 'per_clip' if dataset.endswith('_per_clip') else 'per_frame'
+    align = training_alignment(str(predictor.metadata.get('dataset', '')))
   prepared = prepare_video(path, window=window, hop=hop, max_clips=max_clips, align=align,
                            upsample=upsample, max_frames=max_frames, detector=detector,
                            progress=progress)

@@ -82,3 +82,14 @@ def test_report_on_the_small_synthetic_set(tmp_path, capsys):
   assert ('Command:\n\n```bash\npython -m mol_jax.flow_report --checkpoint ' + model) in text
   assert os.path.isdir(os.path.join(data_dir, 'downloads'))
   assert '| TV-L1 flow' in capsys.readouterr().out
+
+
+def test_builder_configs_are_read_from_the_builders():
+  from mol_jax import datasets, synthetic, video  # pylint: disable=import-outside-toplevel
+  assert datasets.builder_config('synthetic_me/small').generator == synthetic.SMALL
+  assert flow_report.align_mode('synthetic_me/default_per_clip') == 'per_clip'
+  assert flow_report.align_mode('synthetic_me/default') == 'per_frame'
+  assert datasets.builder_config('casme2/5class_per_clip').classes == datasets.CASME2_5
+  assert datasets.builder_config('nobody/x') is None
+  assert video.training_alignment('samm/3class_per_clip') == 'per_clip'
+  assert video.training_alignment('') == 'per_frame'
