@@ -25,6 +25,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.neighbor_num = 4
   # Dropout rate of the MER head (official 0.5).
   config.model.dropout_rate = 0.5
+  # Compute dtype of the forward and backward pass: 'float32' (the official
+  # numerics) or 'bfloat16' (float32 master weights, optimiser state, BatchNorm
+  # statistics and losses; for GPUs and TPUs: CPUs without bf16 units run it
+  # slower than float32).
+  config.model.compute_dtype = 'float32'
 
   config.loss = ml_collections.ConfigDict()
   # Weight of the flow MSE term (official `of_weight` 10); 0 switches the flow

@@ -13,6 +13,7 @@ machine's practical peak). Random inputs: speed does not depend on the data.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import time
@@ -61,6 +62,45 @@ def _timed(fn, args, repeats, threads_state: bool):
     if threads_state:
       args = (out[0],) + tuple(args[1:])
   return compile_s, flops, bytes_accessed, memory_bytes, times
+
+
+# (name, map size, in, out, kernel, stride, padding, transposed): the flow
+# head's convolutions, whose backward pass is most of the training step.
+FLOW_LAYERS = (
+    ('conv1', 128, 1, 64, 6, 2, 2, False), ('conv2', 64, 64, 128, 4, 2, 1, False),
+    ('conv3', 32, 128, 256, 2, 2, 0, False), ('conv3_1', 16, 513, 256, 3, 1, 1, False),
+    ('conv4', 16, 256, 512, 3, 2, 1, False), ('conv4_1', 8, 512, 512, 3, 1, 1, False),
+    ('deconv2', 16, 386, 128, 4, 2, 1, True), ('deconv1', 32, 258, 64, 4, 2, 1, True),
+    ('deconv0', 64, 130, 32, 4, 2, 1, True), ('predict_flow1', 64, 130, 2, 3, 1, 1, False),
+    ('predict_flow0', 128, 35, 2, 3, 1, 1, False),
+)
+
+
+def layers(batch_size: int, impls=('xla', 'auto'), repeats: int = 3) -> list[dict]:
+  """Forward + backward time of each flow-head convolution per implementation.
+
+  `batch_size` counts frame pairs (8 clips x 7 pairs = 56 in the official step).
+  """
+  from mol_jax import conv  # pylint: disable=g-import-not-at-top
+  rows = []
+  key = jax.random.PRNGKey(0)
+  for name, size, cin, cout, k, stride, pad, transposed in FLOW_LAYERS:
+    x = jax.random.normal(key, (batch_size, size, size, cin))
+    w = jax.random.normal(key, (k, k, cin, cout)) * 0.01
+    for impl in impls:
+      if transposed:
+        fn = functools.partial(conv.conv_transpose2d, impl='cols' if impl == 'im2col' else impl)
+      elif impl == 'cols' and stride != 1:
+        continue
+      else:
+        fn = functools.partial(conv.conv2d, stride=stride, padding=pad, impl=impl)
+      grad = jax.jit(jax.grad(lambda x, w, fn=fn: jnp.sum(fn(x, w) ** 2), argnums=(0, 1)))
+      _, flops, _, _, times = _timed(grad, (x, w), repeats, False)
+      median = float(np.median(times))
+      rows.append({'layer': name, 'impl': impl, 'median_s': median, 'gflop': flops / 1e9})
+      print(f'{name:14s} {impl:7s} {1e3 * median:9.1f} ms {flops / median / 1e9:6.1f} GFLOP/s',
+            flush=True)
+  return rows
 
 
 def run(batch_sizes, flow_pairs: int = 7, repeats: int = 5, num_classes: int = 3,
@@ -147,7 +187,17 @@ def main(argv=None) -> None:
   parser.add_argument('--out', default='', help='JSON file for the results')
   parser.add_argument('--append_to', default='',
                       help='Markdown file to append the table to (docs/PERFORMANCE.md)')
+  parser.add_argument('--layers', default='',
+                      help="instead: time each flow-head convolution's forward+backward "
+                           "for these implementations, e.g. xla,im2col,cols,auto")
   args = parser.parse_args(argv)
+  if args.layers:
+    rows = layers(int(args.batch_sizes.split(',')[0]), tuple(args.layers.split(',')),
+                  args.repeats)
+    if args.out:
+      with open(args.out, 'w') as f:
+        json.dump(rows, f, indent=2)
+    return
   result = run([int(b) for b in args.batch_sizes.split(',')], args.flow_pairs, args.repeats,
                eval_with_flow=bool(args.eval_with_flow))
   print(f"matmul peak: {result['matmul_peak_gflop_per_s']:.1f} GFLOP/s")

@@ -25,10 +25,11 @@ def cosine_knn(features: jax.Array, k: int) -> jax.Array:
   Returns:
     int32 [..., positions, k], most similar first.
   """
+  # The choice of neighbours is discrete: full float32 here even where the
+  # compute dtype (bfloat16) or the backend's default matmul precision is lower.
+  features = features.astype(jnp.promote_types(features.dtype, jnp.float32))
   norm = jnp.sqrt(jnp.sum(jnp.square(features), axis=-1, keepdims=True))
   unit = features / jnp.maximum(norm, 1e-12)
-  # The choice of neighbours is discrete: keep full float32 here even where
-  # the backend's default matmul precision is lower (TPU/GPU).
   sim = jnp.einsum('...pc,...qc->...pq', unit, unit,
                    precision=jax.lax.Precision.HIGHEST)
   return jax.lax.top_k(sim, k)[1]

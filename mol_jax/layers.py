@@ -66,16 +66,19 @@ class GroupedBatchNorm(nnx.Module):
 
   def __call__(self, x: jax.Array, *, train: bool,
                update_order: Sequence[int] | None = None) -> jax.Array:
+    # Statistics in float32 whatever the compute dtype; output in x's dtype.
+    dtype, x = x.dtype, x.astype(jnp.promote_types(x.dtype, jnp.float32))
+    scale, bias = self.scale[...].astype(x.dtype), self.bias[...].astype(x.dtype)
     if not train:
-      inv = jax.lax.rsqrt(self.var[...] + BN_EPS) * self.scale[...]
-      return (x - self.mean[...]) * inv + self.bias[...]
+      inv = jax.lax.rsqrt(self.var[...] + BN_EPS) * scale
+      return ((x - self.mean[...]) * inv + bias).astype(dtype)
     num_groups = x.shape[1]
     reduce_axes = (0,) + tuple(range(2, x.ndim - 1))
     count = int(np.prod([x.shape[a] for a in reduce_axes]))
     mean = jnp.mean(x, axis=reduce_axes, keepdims=True)
     centred = x - mean
     var = jnp.mean(jnp.square(centred), axis=reduce_axes, keepdims=True)
-    y = centred * (jax.lax.rsqrt(var + BN_EPS) * self.scale[...]) + self.bias[...]
+    y = centred * (jax.lax.rsqrt(var + BN_EPS) * scale) + bias
 
     order = tuple(range(num_groups)) if update_order is None else tuple(update_order)
     w_old, w = running_update_weights(order, num_groups)
@@ -85,7 +88,7 @@ class GroupedBatchNorm(nnx.Module):
     # Running statistics never carry gradients.
     self.mean[...] = jax.lax.stop_gradient(w_old * self.mean[...] + w @ group_mean)
     self.var[...] = jax.lax.stop_gradient(w_old * self.var[...] + w @ group_var)
-    return y
+    return y.astype(dtype)
 
 
 class Conv2d(nnx.Module):

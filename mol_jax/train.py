@@ -87,6 +87,25 @@ def create_train_state(config: ml_collections.ConfigDict, num_classes: int, seed
   return graphdef, state
 
 
+def _merge(graphdef: nnx.GraphDef, params, batch_stats, compute_dtype: str) -> MOL:
+  """The model with its parameters cast to the compute dtype.
+
+  The cast is inside the differentiated function, so gradients, the
+  optimiser and the master weights stay float32; BatchNorm statistics are
+  float32 too (GroupedBatchNorm computes them in float32).
+  """
+  if compute_dtype != 'float32':
+    dtype = jnp.dtype(compute_dtype)
+    params = jax.tree.map(lambda p: p.astype(dtype) if jnp.issubdtype(p.dtype, jnp.floating)
+                          else p, params)
+  return nnx.merge(graphdef, params, batch_stats, copy=True)
+
+
+def _model_inputs(model: MOL, batch: dict) -> jax.Array:
+  """The video in the dtype of the model's (possibly cast) parameters."""
+  return batch['video'].astype(model.conv_stack.layers[0].kernel[...].dtype)
+
+
 def _loss_terms(model: MOL, batch: dict, *, train: bool, dropout_rng, flow_pairs,
                 with_flow: bool) -> tuple[dict, dict]:
   """Forward pass and each official loss term.
@@ -95,8 +114,9 @@ def _loss_terms(model: MOL, batch: dict, *, train: bool, dropout_rng, flow_pairs
     batch: `video` [b, 8, 128, 128, 1], `flow` [b, 7, 128, 128, 2],
       `landmarks` [b, 7, 68, 2], `label` [b], `mask` [b].
   """
-  out = model(batch['video'], train=train, dropout_rng=dropout_rng, flow_pairs=flow_pairs,
-              with_flow=with_flow)
+  out = model(_model_inputs(model, batch), train=train, dropout_rng=dropout_rng,
+              flow_pairs=flow_pairs, with_flow=with_flow)
+  out = jax.tree.map(lambda x: x.astype(jnp.float32), out)  # losses in float32
   mask = batch['mask']
   terms = {
       'mer': losses.classification_loss(out['logits'], batch['label'], mask),
@@ -128,7 +148,8 @@ def _step_randomness(state: TrainState, flow_pairs_per_step: int):
 
 def train_step(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
                tx: optax.GradientTransformation, of_weight: float, ldm_weight: float,
-               flow_pairs_per_step: int) -> tuple[TrainState, dict]:
+               flow_pairs_per_step: int, compute_dtype: str = 'float32'
+               ) -> tuple[TrainState, dict]:
   """One AdamW step on the multi-task loss.
 
   A step whose loss or gradient is not finite leaves the state unchanged and
@@ -137,7 +158,7 @@ def train_step(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
   dropout_rng, flow_pairs = _step_randomness(state, flow_pairs_per_step)
 
   def loss_fn(params):
-    model = nnx.merge(graphdef, params, state.batch_stats, copy=True)
+    model = _merge(graphdef, params, state.batch_stats, compute_dtype)
     terms, out = _loss_terms(model, batch, train=True, dropout_rng=dropout_rng,
                              flow_pairs=flow_pairs, with_flow=of_weight > 0)
     return _total(terms, of_weight, ldm_weight), (terms, out, nnx.state(model, nnx.BatchStat))
@@ -165,7 +186,8 @@ def train_step(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
 
 
 def term_grad_norms(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
-                    of_weight: float, ldm_weight: float, flow_pairs_per_step: int) -> dict:
+                    of_weight: float, ldm_weight: float, flow_pairs_per_step: int,
+                    compute_dtype: str = 'float32') -> dict:
   """Gradient norm of each weighted loss term (one batched backward pass).
 
   Costs about three backward passes, so the loop calls it only every
@@ -175,7 +197,7 @@ def term_grad_norms(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
   weights = {'mer': 1.0, 'landmarks': ldm_weight, 'flow': of_weight}
 
   def weighted_terms(params):
-    model = nnx.merge(graphdef, params, state.batch_stats, copy=True)
+    model = _merge(graphdef, params, state.batch_stats, compute_dtype)
     terms, _ = _loss_terms(model, batch, train=True, dropout_rng=dropout_rng,
                            flow_pairs=flow_pairs, with_flow=of_weight > 0)
     return jnp.stack([weights[k] * terms[k] for k in sorted(terms)])
@@ -188,15 +210,16 @@ def term_grad_norms(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
 
 
 def eval_step(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
-              with_flow: bool) -> dict:
+              with_flow: bool, compute_dtype: str = 'float32') -> dict:
   """Per-example outputs for one evaluation batch (padding has mask 0).
 
   Returns:
     `logits` [b, C]; `landmark_nme` [b] (mean point error / inter-pupil
     distance); `flow_epe` [b] when `with_flow`.
   """
-  model = nnx.merge(graphdef, state.params, state.batch_stats, copy=True)
-  out = model(batch['video'], train=False, with_flow=with_flow)
+  model = _merge(graphdef, state.params, state.batch_stats, compute_dtype)
+  out = model(_model_inputs(model, batch), train=False, with_flow=with_flow)
+  out = jax.tree.map(lambda x: x.astype(jnp.float32), out)
   point_error = jnp.linalg.norm(out['landmarks'] - batch['landmarks'], axis=-1).mean(-1)
   ipd = losses.inter_pupil_distance(batch['landmarks'])
   result = {'logits': out['logits'],
@@ -219,7 +242,8 @@ class Steps:
     data = sharding.batch_sharding(mesh)
     loss_args = dict(graphdef=graphdef, of_weight=config.loss.of_weight,
                      ldm_weight=config.loss.ldm_weight,
-                     flow_pairs_per_step=config.loss.flow_pairs_per_step)
+                     flow_pairs_per_step=config.loss.flow_pairs_per_step,
+                     compute_dtype=config.model.compute_dtype)
     self.train = jax.jit(
         functools.partial(train_step, tx=tx, **loss_args),
         in_shardings=(self.state_sharding, data),
@@ -228,7 +252,8 @@ class Steps:
     self.term_grad_norms = jax.jit(functools.partial(term_grad_norms, **loss_args),
                                    in_shardings=(self.state_sharding, data))
     self.eval = jax.jit(
-        functools.partial(eval_step, graphdef=graphdef, with_flow=config.eval_with_flow),
+        functools.partial(eval_step, graphdef=graphdef, with_flow=config.eval_with_flow,
+                          compute_dtype=config.model.compute_dtype),
         in_shardings=(self.state_sharding, data), out_shardings=data)
 
   def place(self, state: TrainState) -> TrainState:
@@ -364,6 +389,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> tuple
     finished; the summary dict also written to `workdir/results.json`).
   """
   from mol_jax import input_pipeline  # pylint: disable=import-outside-toplevel
+  if config.model.compute_dtype not in ('float32', 'bfloat16'):
+    raise ConfigError("config.model.compute_dtype must be 'float32' or 'bfloat16', got "
+                      f'{config.model.compute_dtype!r}')
   os.makedirs(workdir, exist_ok=True)
   dataset_ready(config)
   class_names = input_pipeline.class_names(config.dataset, config.data_dir or None)

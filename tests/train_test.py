@@ -60,3 +60,41 @@ def test_unknown_fold_subject(data_dir, tmp_path):
   config = _config(data_dir, folds='nobody')
   with pytest.raises(train.ConfigError, match='nobody'):
     train.train_and_evaluate(config, str(tmp_path / 'run'))
+
+
+def test_bfloat16_compute_keeps_float32_master_weights():
+  """bfloat16 forward/backward: same loss to bf16 precision, float32 state."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from mol_jax import sharding  # pylint: disable=g-import-not-at-top
+  config = _config('unused', **{'loss.flow_pairs_per_step': 1})
+  rng = np.random.default_rng(0)
+  batch = {
+      'video': rng.standard_normal((2, 8, 128, 128, 1)).astype(np.float32),
+      'flow': rng.standard_normal((2, 7, 128, 128, 2)).astype(np.float32),
+      'landmarks': rng.uniform(20, 100, (2, 7, 68, 2)).astype(np.float32),
+      'label': np.array([0, 2], np.int32),
+      'mask': np.ones(2, np.float32),
+  }
+  mesh = sharding.create_mesh(1)
+  results = {}
+  for dtype in ('float32', 'bfloat16'):
+    config.model.compute_dtype = dtype
+    tx = train.create_optimizer(config)
+    graphdef, state = train.create_train_state(config, 3, 0, tx)
+    steps = train.Steps(config, graphdef, tx, state, mesh)
+    new_state, metrics = steps.train(steps.place(state), sharding.global_batch(batch, mesh))
+    results[dtype] = (new_state, jax.device_get(metrics))
+  (state32, m32), (state16, m16) = results['float32'], results['bfloat16']
+  assert int(m16['nonfinite']) == 0
+  for leaf in jax.tree.leaves((state16.params, state16.batch_stats, state16.opt_state)):
+    assert leaf.dtype in (jnp.float32, jnp.int32), leaf.dtype
+  for name in ('loss/mer', 'loss/landmarks', 'loss/flow'):
+    np.testing.assert_allclose(m16[name], m32[name], rtol=0.05)
+  assert float(m16['loss/mer']) != float(m32['loss/mer'])  # it did compute in bf16
+
+
+def test_unknown_compute_dtype(tmp_path):
+  config = _config(str(tmp_path), **{'model.compute_dtype': 'float16'})
+  with pytest.raises(train.ConfigError, match='compute_dtype'):
+    train.train_and_evaluate(config, str(tmp_path / 'run'))
