@@ -199,7 +199,9 @@ def import_official(state_dict: Mapping[str, np.ndarray], num_classes: int | Non
     raise WeightsError(
         f'{source}: mer_3dcnn.fc2.weight has {found} classes but num_classes={num_classes}; '
         f'pass num_classes={found} or use weights trained for {num_classes} classes')
-  model = create_model(found, neighbor_num)
+  # Every variable comes from the weights (checked below): an abstract model
+  # avoids running and compiling the ~90 initialisers.
+  model = nnx.eval_shape(lambda: create_model(found, neighbor_num))
   state = nnx.state(model, (nnx.Param, nnx.BatchStat))
   expected = {path: v.shape for path, v in nnx.to_flat_state(state)}
   sources = {}

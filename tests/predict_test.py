@@ -214,3 +214,24 @@ def test_flow_colours_and_landmarks():
                                   (0, 255, 0), radius=1, scale=2)
   assert dots.shape == (32, 32, 3)
   assert dots[20:22, 6:8, 1].min() > 100 and dots[..., 1].sum() < 255 * 12
+
+
+def test_official_weights_npz(frames, tmp_path, capsys):
+  golden = pytest.importorskip('golden')
+  if not golden.available():
+    pytest.skip('golden manifest not available')
+  weights = str(tmp_path / 'official.npz')
+  np.savez(weights, **golden.official_state_dict(3))
+  path = synthetic.write_video_file(str(tmp_path / 'face.avi'), frames)
+  out = tmp_path / 'out'
+  code, _, stderr = _run(capsys, '--official_weights', weights, '--num_classes', '3',
+                         '--class_names', 'a,b,c', '--input', path, '--out', str(out),
+                         '--no_gif', *FAST)
+  assert code == 0, stderr
+  report = json.loads((out / 'predictions.json').read_text())
+  assert report['class_names'] == ['a', 'b', 'c'] and report['checkpoint'] == weights
+  assert report['class_names_source'] == 'argument'
+  assert report['preprocessing']['align'] == 'per_frame'  # Official alignment.
+  code, _, stderr = _run(capsys, '--official_weights', weights, '--num_classes', '5',
+                         '--input', path, '--out', str(out))
+  assert code == predict.EXIT_CHECKPOINT and '5' in stderr and stderr.count('\n') == 1
