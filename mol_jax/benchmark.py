@@ -104,11 +104,12 @@ def layers(batch_size: int, impls=('xla', 'auto'), repeats: int = 3) -> list[dic
 
 
 def run(batch_sizes, flow_pairs: int = 7, repeats: int = 5, num_classes: int = 3,
-        eval_with_flow: bool = True) -> dict:
+        eval_with_flow: bool = True, compute_dtype: str = 'float32') -> dict:
   peak = matmul_peak()
   config = default_config.get_config()
   config.loss.flow_pairs_per_step = flow_pairs
   config.eval_with_flow = eval_with_flow
+  config.model.compute_dtype = compute_dtype
   mesh = sharding.create_mesh(1)
   tx = train.create_optimizer(config)
   graphdef, state = train.create_train_state(config, num_classes, 0, tx)
@@ -146,6 +147,7 @@ def run(batch_sizes, flow_pairs: int = 7, repeats: int = 5, num_classes: int = 3
       'matmul_peak_gflop_per_s': peak / 1e9,
       'flow_pairs_per_step': flow_pairs,
       'eval_with_flow': eval_with_flow,
+      'compute_dtype': compute_dtype,
       'repeats': repeats,
       'results': rows,
   }
@@ -159,7 +161,8 @@ def markdown(result: dict) -> str:
       f"{m['processor'] or m['platform']}",
       '',
       f"`python -m mol_jax.benchmark` with flow_pairs_per_step={result['flow_pairs_per_step']}, "
-      f"eval_with_flow={result['eval_with_flow']}, {result['repeats']} timed runs after a "
+      f"eval_with_flow={result['eval_with_flow']}, compute {result['compute_dtype']}, "
+      f"{result['repeats']} timed runs after a "
       f"warm-up; jax {m['jax']}; float32 matmul peak measured in the same run: "
       f"{result['matmul_peak_gflop_per_s']:.1f} GFLOP/s.",
       '',
@@ -184,6 +187,7 @@ def main(argv=None) -> None:
   parser.add_argument('--repeats', type=int, default=5)
   parser.add_argument('--eval_with_flow', type=int, default=1,
                       help='1: the eval forward computes flow for all 7 pairs')
+  parser.add_argument('--compute_dtype', default='float32', choices=('float32', 'bfloat16'))
   parser.add_argument('--out', default='', help='JSON file for the results')
   parser.add_argument('--append_to', default='',
                       help='Markdown file to append the table to (docs/PERFORMANCE.md)')
@@ -199,7 +203,7 @@ def main(argv=None) -> None:
         json.dump(rows, f, indent=2)
     return
   result = run([int(b) for b in args.batch_sizes.split(',')], args.flow_pairs, args.repeats,
-               eval_with_flow=bool(args.eval_with_flow))
+               eval_with_flow=bool(args.eval_with_flow), compute_dtype=args.compute_dtype)
   print(f"matmul peak: {result['matmul_peak_gflop_per_s']:.1f} GFLOP/s")
   table = markdown(result)
   print(table)

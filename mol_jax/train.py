@@ -304,10 +304,11 @@ def _write_json(path: str, value: Any) -> None:
 
 
 def train_fold(config: ml_collections.ConfigDict, fold_dir: str, subject: str,
-               fold_index: int, steps: Steps, num_classes: int,
+               fold_index: int, steps: Steps, class_names: list[str],
                writer) -> tuple[TrainState, dict]:
   """Trains and evaluates one LOSO fold, resuming from its checkpoint."""
   from mol_jax import input_pipeline  # pylint: disable=import-outside-toplevel
+  num_classes = len(class_names)
   seed = config.seed + fold_index
   datasets = input_pipeline.create_datasets(
       config.dataset, config.data_dir or None, [subject], batch_size=config.batch_size,
@@ -377,7 +378,9 @@ def train_fold(config: ml_collections.ConfigDict, fold_dir: str, subject: str,
   ckpt.close(delete=not config.keep_fold_checkpoints)
   checkpointing.save_model(os.path.join(fold_dir, 'model'),
                            nnx.merge(steps.graphdef, state.params, state.batch_stats),
-                           step=int(state.step), overwrite=True)
+                           step=int(state.step), overwrite=True,
+                           metadata={'class_names': list(class_names), 'dataset': config.dataset,
+                                     'held_out_subject': subject})
   return state, result
 
 
@@ -425,7 +428,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> tuple
       logging.info('fold %s already finished; skipping', subject)
       continue
     os.makedirs(fold_dir, exist_ok=True)
-    state, result = train_fold(config, fold_dir, subject, index, steps, num_classes, writer)
+    state, result = train_fold(config, fold_dir, subject, index, steps, class_names, writer)
     if jax.process_index() == 0:
       _write_json(result_path, result)
     fold_results.append(result)
