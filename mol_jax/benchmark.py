@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import platform
 import time
 
@@ -37,6 +38,30 @@ def matmul_peak(size: int = 2048, repeats: int = 5) -> float:
     f(a).block_until_ready()
     times.append(time.perf_counter() - t)
   return 2 * size ** 3 / float(np.median(times))
+
+
+def memory_bandwidth(megabytes: int = 256, repeats: int = 5) -> float:
+  """Bytes/s of a jitted elementwise pass (read + write) over a large array."""
+  x = jnp.ones((megabytes * 2 ** 20 // 4,), jnp.float32)
+  f = jax.jit(lambda v: v * 1.5 + 1.0)
+  f(x).block_until_ready()
+  times = []
+  for _ in range(repeats):
+    t = time.perf_counter()
+    f(x).block_until_ready()
+    times.append(time.perf_counter() - t)
+  return 2 * x.nbytes / float(np.median(times))
+
+
+def _cpu_name() -> str:
+  try:
+    with open('/proc/cpuinfo') as f:
+      for line in f:
+        if line.startswith('model name'):
+          return line.split(':', 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
 
 
 def _timed(fn, args, repeats, threads_state: bool):
@@ -106,6 +131,7 @@ def layers(batch_size: int, impls=('xla', 'auto'), repeats: int = 3) -> list[dic
 def run(batch_sizes, flow_pairs: int = 7, repeats: int = 5, num_classes: int = 3,
         eval_with_flow: bool = True, compute_dtype: str = 'float32') -> dict:
   peak = matmul_peak()
+  bandwidth = memory_bandwidth()
   config = default_config.get_config()
   config.loss.flow_pairs_per_step = flow_pairs
   config.eval_with_flow = eval_with_flow
@@ -141,10 +167,12 @@ def run(batch_sizes, flow_pairs: int = 7, repeats: int = 5, num_classes: int = 3
             f"{flops / 1e9:8.1f} GFLOP, {flops / median / 1e9:6.1f} GFLOP/s "
             f"({100 * flops / median / peak:4.1f}% of matmul)", flush=True)
   return {
-      'machine': {'platform': platform.platform(), 'processor': platform.processor(),
+      'machine': {'platform': platform.platform(), 'processor': _cpu_name(),
+                  'cpu_count': os.cpu_count(),
                   'backend': jax.default_backend(), 'devices': [str(d) for d in jax.devices()],
                   'jax': jax.__version__},
       'matmul_peak_gflop_per_s': peak / 1e9,
+      'memory_gb_per_s': bandwidth / 1e9,
       'flow_pairs_per_step': flow_pairs,
       'eval_with_flow': eval_with_flow,
       'compute_dtype': compute_dtype,
@@ -158,13 +186,14 @@ def markdown(result: dict) -> str:
   m = result['machine']
   lines = [
       f"### {time.strftime('%Y-%m-%d')}: {m['backend']}, {len(m['devices'])} device(s), "
-      f"{m['processor'] or m['platform']}",
+      f"{m['processor']}, {m['cpu_count']} CPU cores",
       '',
       f"`python -m mol_jax.benchmark` with flow_pairs_per_step={result['flow_pairs_per_step']}, "
       f"eval_with_flow={result['eval_with_flow']}, compute {result['compute_dtype']}, "
       f"{result['repeats']} timed runs after a "
       f"warm-up; jax {m['jax']}; float32 matmul peak measured in the same run: "
-      f"{result['matmul_peak_gflop_per_s']:.1f} GFLOP/s.",
+      f"{result['matmul_peak_gflop_per_s']:.1f} GFLOP/s; memory bandwidth (elementwise "
+      f"read + write) {result['memory_gb_per_s']:.1f} GB/s.",
       '',
       '| step | batch | median s | range s | compile s | GFLOP | GB accessed | memory GB '
       '| GFLOP/s | of matmul peak |',

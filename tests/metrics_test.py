@@ -82,3 +82,12 @@ def test_classification_loss_is_mean_cross_entropy():
   expected = np.mean([-np.log(np.exp(2) / (np.exp(2) + 1 + np.exp(-1))), np.log(3)])
   got = losses.classification_loss(jnp.asarray(logits), jnp.asarray(labels), jnp.ones(2))
   assert float(got) == pytest.approx(expected, rel=1e-5)
+
+
+def test_flow_baseline_features_pool_magnitude_and_direction():
+  from mol_jax import flow_baseline  # pylint: disable=g-import-not-at-top
+  flow = np.zeros((7, 16, 16, 2), np.float32)
+  flow[3, :8, :8] = (3.0, 4.0)  # one pair moves the top-left quarter by 5 px
+  features = flow_baseline.flow_features(flow, grid=2)
+  np.testing.assert_allclose(features[:4], [5.0, 0.0, 0.0, 0.0])  # peak magnitude
+  np.testing.assert_allclose(features[4:], [3.0, 4.0] + [0.0] * 6)  # summed (x, y)
