@@ -27,30 +27,27 @@ from configs import default as default_config
 from mol_jax import sharding, train
 
 
-def matmul_peak(size: int = 2048, repeats: int = 5) -> float:
-  """FLOP/s of a jitted float32 [size, size] matmul (median of repeats)."""
-  a = jnp.ones((size, size), jnp.float32)
-  f = jax.jit(lambda x: x @ x)
-  f(a).block_until_ready()
+def _median_seconds(fn, x: jax.Array, repeats: int) -> float:
+  """Median wall time of `fn(x)` after one warm-up call."""
+  fn(x).block_until_ready()
   times = []
   for _ in range(repeats):
     t = time.perf_counter()
-    f(a).block_until_ready()
+    fn(x).block_until_ready()
     times.append(time.perf_counter() - t)
-  return 2 * size ** 3 / float(np.median(times))
+  return float(np.median(times))
+
+
+def matmul_peak(size: int = 2048, repeats: int = 5) -> float:
+  """FLOP/s of a jitted float32 [size, size] matmul (median of repeats)."""
+  a = jnp.ones((size, size), jnp.float32)
+  return 2 * size ** 3 / _median_seconds(jax.jit(lambda x: x @ x), a, repeats)
 
 
 def memory_bandwidth(megabytes: int = 256, repeats: int = 5) -> float:
   """Bytes/s of a jitted elementwise pass (read + write) over a large array."""
   x = jnp.ones((megabytes * 2 ** 20 // 4,), jnp.float32)
-  f = jax.jit(lambda v: v * 1.5 + 1.0)
-  f(x).block_until_ready()
-  times = []
-  for _ in range(repeats):
-    t = time.perf_counter()
-    f(x).block_until_ready()
-    times.append(time.perf_counter() - t)
-  return 2 * x.nbytes / float(np.median(times))
+  return 2 * x.nbytes / _median_seconds(jax.jit(lambda v: v * 1.5 + 1.0), x, repeats)
 
 
 def _cpu_name() -> str:

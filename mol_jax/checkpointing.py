@@ -63,6 +63,19 @@ def save_model(directory: str, model: MOL, step: int = 0, overwrite: bool = Fals
   return os.path.join(directory, str(step))
 
 
+def _resolve_step(manager: ocp.CheckpointManager, step: int | None) -> int | None:
+  """`step`, or the latest one; None when the checkpoint does not hold it."""
+  step = manager.latest_step() if step is None else step
+  return step if step is not None and step in manager.all_steps() else None
+
+
+def _checkpoint_dir(directory: str) -> str:
+  directory = os.path.abspath(directory)
+  if not os.path.isdir(directory):
+    raise FileNotFoundError(f'checkpoint directory not found: {directory}')
+  return directory
+
+
 def load_model(directory: str, step: int | None = None) -> MOL:
   """Restores a model written by `save_model` or by training.
 
@@ -70,15 +83,14 @@ def load_model(directory: str, step: int | None = None) -> MOL:
     directory: checkpoint directory.
     step: which step; default the latest.
   """
-  directory = os.path.abspath(directory)
-  if not os.path.isdir(directory):
-    raise FileNotFoundError(f'checkpoint directory not found: {directory}')
+  directory = _checkpoint_dir(directory)
   with ocp.CheckpointManager(directory) as manager:
-    step = manager.latest_step() if step is None else step
-    if step is None or step not in manager.all_steps():
+    found = _resolve_step(manager, step)
+    if found is None:
       raise FileNotFoundError(
           f'no checkpoint{"" if step is None else f" step {step}"} in {directory} '
           f'(steps found: {list(manager.all_steps())}); write one with python -m mol_jax.convert')
+    step = found
     config = manager.restore(step, args=ocp.args.Composite(
         model_config=ocp.args.JsonRestore()))['model_config']
     abstract = nnx.eval_shape(lambda: create_model(**config))
@@ -106,12 +118,10 @@ def load_metadata(directory: str, step: int | None = None) -> dict[str, Any]:
     directory: checkpoint directory.
     step: which step; default the latest.
   """
-  directory = os.path.abspath(directory)
-  if not os.path.isdir(directory):
-    raise FileNotFoundError(f'checkpoint directory not found: {directory}')
+  directory = _checkpoint_dir(directory)
   with ocp.CheckpointManager(directory) as manager:
-    step = manager.latest_step() if step is None else step
-    if step is None or step not in manager.all_steps():
+    step = _resolve_step(manager, step)
+    if step is None:
       return {}
     if not os.path.isdir(os.path.join(directory, str(step), 'metadata')):
       return {}

@@ -20,6 +20,7 @@ from mol_jax.layers import Conv2d, ConvBNLeaky, ConvTranspose2d, leaky_relu
 
 MAX_DISPLACEMENT = 20
 DISPLACEMENT_STRIDE = 2
+CORR_CHANNELS = (2 * MAX_DISPLACEMENT // DISPLACEMENT_STRIDE + 1) ** 2
 
 
 @functools.lru_cache(maxsize=None)
@@ -95,13 +96,11 @@ class FlowHead(nnx.Module):
   """Flow of each frame pair from the raw frames and MOL's enhanced maps."""
 
   def __init__(self, feature_channels: int = 128, *, rngs: nnx.Rngs):
-    corr_channels = (2 * MAX_DISPLACEMENT // DISPLACEMENT_STRIDE + 1) ** 2
-    self.corr_channels = corr_channels
     self.conv1 = ConvBNLeaky(1, 64, 6, 2, 2, rngs=rngs)
     self.conv2 = ConvBNLeaky(64, 128, 4, 2, 1, rngs=rngs)
     self.conv3 = ConvBNLeaky(128, 256, 2, 2, 0, rngs=rngs)
     self.conv_redir = ConvBNLeaky(256, 32, 1, 1, 0, rngs=rngs)
-    self.conv3_1 = ConvBNLeaky(32 + corr_channels + 2 * feature_channels, 256, 3, rngs=rngs)
+    self.conv3_1 = ConvBNLeaky(32 + CORR_CHANNELS + 2 * feature_channels, 256, 3, rngs=rngs)
     self.conv4 = ConvBNLeaky(256, 512, 3, 2, rngs=rngs)
     self.conv4_1 = ConvBNLeaky(512, 512, 3, rngs=rngs)
     self.conv5 = ConvBNLeaky(512, 512, 3, 2, rngs=rngs)
@@ -161,9 +160,10 @@ class FlowHead(nnx.Module):
     corr = leaky_relu(correlation(conv3[:, first], conv3[:, second], channels=reachable))
     x = jnp.concatenate([redir, corr, enhanced_first, enhanced_second], axis=-1)
     # conv3_1's kernel rows for the always-zero correlation channels are skipped.
-    num_redir, num_corr = redir.shape[-1], self.corr_channels
+    num_redir = redir.shape[-1]
+    num_in = self.conv3_1.conv.kernel.shape[2]
     rows = np.concatenate([np.arange(num_redir), num_redir + reachable,
-                           np.arange(num_redir + num_corr, self.conv3_1.conv.kernel.shape[2])])
+                           np.arange(num_redir + CORR_CHANNELS, num_in)])
     conv3_1 = self.conv3_1(x, train=train, in_channels=rows)
     conv4_1 = pair(self.conv4_1, pair(self.conv4, conv3_1))
     conv5_1 = pair(self.conv5_1, pair(self.conv5, conv4_1))
