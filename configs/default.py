@@ -20,11 +20,26 @@ def get_config() -> ml_collections.ConfigDict:
   # Grain worker processes for the training input (0 = threads in-process).
   config.grain_workers = 0
 
+  # Training augmentation beyond the official random 128x128 crops (both off
+  # in the official code).
+  config.augment = ml_collections.ConfigDict()
+  # Mirror clips left-right with probability 1/2 (flow x negated, landmarks
+  # swapped with their mirror points).
+  config.augment.flip = False
+  # Per-clip gain in [1 - a, 1 + a] and offset in [-a, a] on the normalised
+  # frames (0 = off).
+  config.augment.intensity = 0.0
+
   config.model = ml_collections.ConfigDict()
   # k of the CCC's cosine kNN graph (official default 4).
   config.model.neighbor_num = 4
   # Dropout rate of the MER head (official 0.5).
   config.model.dropout_rate = 0.5
+  # Start the second frame's FCC/CCC (FCC_2, CCC_2) as copies of the first
+  # frame's, so that a pair's maps differ by the motion alone at step 0
+  # (`models.tie_pair_streams`). The official code initialises them
+  # independently.
+  config.model.tie_pair_streams_at_init = False
   # Compute dtype of the forward and backward pass: 'float32' (the official
   # numerics) or 'bfloat16' (float32 master weights, optimiser state, BatchNorm
   # statistics and losses; for GPUs and TPUs: CPUs without bf16 units run it

@@ -30,7 +30,8 @@ jax.process_index()):
 
 Training: infinite, reshuffled every epoch, deterministic given the seed, a
 random 128x128 crop at offsets (dy, dx) in [0, 16]^2 (flow cropped with it,
-landmarks shifted by it). Evaluation: finite, every example exactly once,
+landmarks shifted by it), then optional augmentation (`augment_example`: a
+left-right flip with its targets mirrored, a per-clip gain and offset). Evaluation: finite, every example exactly once,
 centre crop at (8, 8), fixed batch size, the last batch padded with mask 0;
 every process yields the same number of batches.
 
@@ -170,6 +171,52 @@ def crop_example(example: dict[str, Any], dy: int, dx: int,
   }
 
 
+# iBUG 68-point index of each point's mirror image (left and right swap).
+MIRRORED_LANDMARKS = np.array(
+    list(range(16, -1, -1))                               # jaw
+    + list(range(26, 21, -1)) + list(range(21, 16, -1))   # brows
+    + [27, 28, 29, 30] + list(range(35, 30, -1))          # nose
+    + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]    # eyes
+    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55]    # outer lips
+    + [64, 63, 62, 61, 60, 67, 66, 65])                   # inner lips
+
+
+def flip_example(example: dict[str, Any]) -> dict[str, Any]:
+  """Mirrors a cropped example left-right, targets included.
+
+  The flow's x component changes sign and every landmark takes its mirror
+  point's place (the left eye becomes the right one), so the targets stay
+  what the flipped video shows.
+  """
+  width = example['video'].shape[2]
+  landmarks = example['landmarks'][:, MIRRORED_LANDMARKS]
+  landmarks = np.stack([width - 1 - landmarks[..., 0], landmarks[..., 1]], -1)
+  flow = example['flow'][:, :, ::-1] * np.array([-1.0, 1.0], np.float32)
+  return dict(example, video=np.ascontiguousarray(example['video'][:, :, ::-1]),
+              flow=np.ascontiguousarray(flow, dtype=np.float32),
+              landmarks=landmarks.astype(np.float32))
+
+
+def augment_example(example: dict[str, Any], rng: np.random.Generator, *,
+                    flip: bool, intensity: float) -> dict[str, Any]:
+  """Training augmentation that keeps the clip's motion and label.
+
+  Args:
+    example: the output of `crop_example`.
+    rng: per-example generator.
+    flip: mirror left-right with probability 1/2.
+    intensity: one gain in [1 - a, 1 + a] and one offset in [-a, a]
+      (normalised units) for all 8 frames, so a clip's overall brightness
+      and contrast stop identifying it while frame-to-frame change survives.
+  """
+  if flip and rng.random() < 0.5:
+    example = flip_example(example)
+  if intensity > 0:
+    gain, offset = 1.0 + rng.uniform(-intensity, intensity), rng.uniform(-intensity, intensity)
+    example = dict(example, video=(example['video'] * gain + offset).astype(np.float32))
+  return example
+
+
 def _padding(crop_size: int) -> dict[str, Any]:
   return {
       'video': np.zeros((NUM_FRAMES, crop_size, crop_size, 1), np.float32),
@@ -252,7 +299,8 @@ def create_datasets(dataset: str, data_dir: str | None,
                     eval_batch_size: int | None = None, seed: int = 0,
                     train_subjects: Sequence[str] | None = None,
                     crop_size: int = CROP_SIZE, grain_workers: int = 0,
-                    read_threads: int = 2,
+                    read_threads: int = 2, flip: bool = False,
+                    intensity: float = 0.0,
                     process_index: int | None = None,
                     process_count: int | None = None) -> Datasets:
   """Training and evaluation pipelines for one LOSO fold.
@@ -268,6 +316,8 @@ def create_datasets(dataset: str, data_dir: str | None,
     crop_size: crop side (128).
     grain_workers: grain worker processes for training (0: threads only).
     read_threads: grain reading threads.
+    flip, intensity: training augmentation (see `augment_example`); off by
+      default, as in the official code.
     process_index, process_count: default jax.process_index()/count().
 
   Returns:
@@ -301,7 +351,8 @@ def create_datasets(dataset: str, data_dir: str | None,
 
     def random_crop(example, rng: np.random.Generator):
       dy, dx = rng.integers(0, max_offset + 1, size=2)
-      return crop_example(example, int(dy), int(dx), stats, crop_size)
+      cropped = crop_example(example, int(dy), int(dx), stats, crop_size)
+      return augment_example(cropped, rng, flip=flip, intensity=intensity)
 
     # Shuffle, repeat and crop one global stream. Process p then reads rows
     # [p * local, (p + 1) * local) of every global batch, the rows its devices
@@ -357,7 +408,8 @@ def get_datasets(config: Any, **overrides: Any) -> Datasets:
   """`create_datasets` from a config object (ConfigDict, dataclass, ...).
 
   Reads dataset, data_dir, test_subjects, batch_size and, if present,
-  eval_batch_size, seed, train_subjects, crop_size, grain_workers.
+  eval_batch_size, seed, train_subjects, crop_size, grain_workers and
+  augment.flip / augment.intensity.
   """
   def get(name, default=None):
     if name in overrides:
@@ -368,6 +420,8 @@ def get_datasets(config: Any, **overrides: Any) -> Datasets:
   for required in ('dataset', 'test_subjects', 'batch_size'):
     if get(required) is None:
       raise ValueError(f'config.{required} is required by get_datasets.')
+  augment = get('augment') or {}
+  augment_get = augment.get if hasattr(augment, 'get') else functools.partial(getattr, augment)
   return create_datasets(
       get('dataset'), get('data_dir'), list(get('test_subjects')),
       batch_size=int(get('batch_size')),
@@ -376,6 +430,8 @@ def get_datasets(config: Any, **overrides: Any) -> Datasets:
       train_subjects=get('train_subjects'),
       crop_size=int(get('crop_size', CROP_SIZE)),
       grain_workers=int(get('grain_workers', 0)),
+      flip=bool(augment_get('flip', False)),
+      intensity=float(augment_get('intensity', 0.0)),
       process_index=get('process_index'),
       process_count=get('process_count'))
 

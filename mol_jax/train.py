@@ -27,7 +27,7 @@ from flax import nnx, struct
 from jax.experimental import multihost_utils
 
 from mol_jax import checkpointing, losses, metrics as metrics_lib, reporting, sharding
-from mol_jax.models import MOL, create_model
+from mol_jax.models import MOL, create_model, tie_pair_streams
 
 NUM_PAIRS = 7
 
@@ -81,6 +81,8 @@ def create_train_state(config: ml_collections.ConfigDict, num_classes: int, seed
                        tx: optax.GradientTransformation) -> tuple[nnx.GraphDef, TrainState]:
   model = create_model(num_classes, config.model.neighbor_num, config.model.dropout_rate,
                        seed=seed)
+  if config.model.tie_pair_streams_at_init:
+    tie_pair_streams(model)
   graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
   state = TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
                      opt_state=tx.init(params), rng=jax.random.PRNGKey(seed))
@@ -312,7 +314,8 @@ def train_fold(config: ml_collections.ConfigDict, fold_dir: str, subject: str,
   seed = config.seed + fold_index
   datasets = input_pipeline.create_datasets(
       config.dataset, config.data_dir or None, [subject], batch_size=config.batch_size,
-      eval_batch_size=config.eval_batch_size, seed=seed, grain_workers=config.grain_workers)
+      eval_batch_size=config.eval_batch_size, seed=seed, grain_workers=config.grain_workers,
+      flip=config.augment.flip, intensity=config.augment.intensity)
   tx = create_optimizer(config)
   _, state = create_train_state(config, num_classes, seed, tx)
   ckpt = checkpointing.TrainCheckpointer(os.path.join(fold_dir, 'checkpoints'),

@@ -197,6 +197,61 @@ def test_get_datasets_from_config(data_dir):
     input_pipeline.get_datasets(types.SimpleNamespace(dataset=NAME, test_subjects=['c']))
 
 
+def test_flip_example_mirrors_video_flow_and_landmarks():
+  rng = np.random.default_rng(0)
+  example = {'video': rng.random((8, 128, 128, 1), np.float32),
+             'flow': rng.standard_normal((7, 128, 128, 2)).astype(np.float32),
+             'landmarks': rng.uniform(0, 127, (7, 68, 2)).astype(np.float32),
+             'label': np.int32(2)}
+  # A face-like order: the left eye's outer corner (36) left of the right
+  # eye's (45), the mouth corners 48 left of 54.
+  example['landmarks'][:, 36, 0], example['landmarks'][:, 45, 0] = 40.0, 90.0
+  example['landmarks'][:, 48, 0], example['landmarks'][:, 54, 0] = 50.0, 80.0
+  flipped = input_pipeline.flip_example(example)
+  np.testing.assert_array_equal(flipped['video'][:, 5, 127 - 9], example['video'][:, 5, 9])
+  np.testing.assert_array_equal(flipped['flow'][:, 5, 127 - 9],
+                                example['flow'][:, 5, 9] * [-1, 1])
+  mirror = input_pipeline.MIRRORED_LANDMARKS
+  np.testing.assert_allclose(flipped['landmarks'][:, mirror, 0],
+                             127 - example['landmarks'][..., 0])
+  np.testing.assert_allclose(flipped['landmarks'][:, mirror, 1], example['landmarks'][..., 1])
+  # Still a face in the same landmark order after the mirror.
+  assert (flipped['landmarks'][:, 36, 0] < flipped['landmarks'][:, 45, 0]).all()
+  assert (flipped['landmarks'][:, 48, 0] < flipped['landmarks'][:, 54, 0]).all()
+  assert flipped['label'] == 2
+  twice = input_pipeline.flip_example(flipped)
+  for key in ('video', 'flow', 'landmarks'):
+    np.testing.assert_allclose(twice[key], example[key], atol=1e-5)
+  assert sorted(mirror) == list(range(68)) and (mirror[mirror] == np.arange(68)).all()
+
+
+def test_training_augmentation(data_dir):
+  ds = _make(data_dir, flip=True, intensity=0.2)
+  flips = 0
+  for b in itertools.islice(ds.train, 8):
+    for i in range(4):
+      flipped = b['flow'][i, 0, 0, 0, 0] < 0
+      example = {k: b[k][i] for k in ('video', 'flow', 'landmarks')}
+      if flipped:
+        flips += 1
+        example = input_pipeline.flip_example(example)
+      dy, dx, idx = _decode({k: v[None] for k, v in example.items()}, 0)
+      record = _record('a' if idx < 100 else 'c', idx % 100)
+      np.testing.assert_array_equal(example['flow'],
+                                    record['flow'][:, dy:dy + 128, dx:dx + 128])
+      mean, scale = ds.statistics['a' if idx < 100 else 'c']
+      clean = (record['video'][:, dy:dy + 128, dx:dx + 128] - mean) / scale
+      # One gain and one offset for the whole clip, within the configured range.
+      gain, offset = np.polyfit(clean.ravel(), example['video'].ravel(), 1)
+      assert 0.8 - 1e-4 <= gain <= 1.2 + 1e-4 and -0.2 - 1e-4 <= offset <= 0.2 + 1e-4
+      np.testing.assert_allclose(example['video'], gain * clean + offset, atol=1e-4)
+  assert 4 <= flips <= 28  # About half of 32.
+  # Evaluation is never augmented.
+  plain = _make(data_dir)
+  for a, b in zip(ds.eval, plain.eval):
+    np.testing.assert_array_equal(a['video'], b['video'])
+
+
 @pytest.mark.slow  # Starts a grain worker process (imports the package).
 def test_grain_worker_processes_give_the_same_batches(data_dir):
   threads = _make(data_dir, seed=4)

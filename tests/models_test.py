@@ -162,3 +162,39 @@ def test_bad_video_shape_is_a_clear_error():
   model = create_model()
   with pytest.raises(ValueError, match=r'\[batch, 8, 128, 128, 1\]'):
     model(jnp.zeros((1, 7, 128, 128, 1)))
+
+
+@pytest.mark.slow  # The eager initialisation alone takes about a minute on 2 cores.
+def test_create_model_is_the_eager_initialisation():
+  fast = nnx.state(create_model(num_classes=5, neighbor_num=6, seed=3))
+  eager = nnx.state(mol_jax.MOL(5, 6, rngs=nnx.Rngs(3)))
+  assert jax.tree.structure(fast) == jax.tree.structure(eager)
+  for a, b in zip(jax.tree.leaves(fast), jax.tree.leaves(eager)):
+    if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
+      a, b = jax.random.key_data(a), jax.random.key_data(b)
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
+
+
+def test_tie_pair_streams_makes_a_still_clip_give_equal_pair_maps():
+  from mol_jax.models import tie_pair_streams
+  model = create_model(seed=2)
+  still = jnp.broadcast_to(
+      jnp.asarray(np.random.default_rng(0).standard_normal((1, 1, 128, 128, 1)), jnp.float32),
+      (1, 8, 128, 128, 1))
+
+  def pair_maps(m):
+    features = m.conv_stack(still)
+    first = m.ccc_1(m.fcc_1(features[:, :7], train=False))
+    second = m.ccc_2(m.fcc_2(features[:, 1:], train=False))
+    return np.asarray(first), np.asarray(second)
+
+  first, second = pair_maps(model)
+  assert np.abs(first - second).max() > 1e-3  # Independent streams differ.
+  fcc_1_before = jax.tree.leaves(nnx.state(model.fcc_1))[0]
+  tie_pair_streams(model)
+  first, second = pair_maps(model)
+  np.testing.assert_array_equal(first, second)
+  # Copies, not shared arrays: changing one stream leaves the other alone.
+  second_params = nnx.state(model.fcc_2, nnx.Param)
+  nnx.update(model.fcc_2, jax.tree.map(lambda p: p + 1.0, second_params))
+  np.testing.assert_array_equal(jax.tree.leaves(nnx.state(model.fcc_1))[0], fcc_1_before)
