@@ -40,6 +40,9 @@ def get_config() -> ml_collections.ConfigDict:
   # (`models.tie_pair_streams`). The official code initialises them
   # independently.
   config.model.tie_pair_streams_at_init = False
+  # Start the MER head's 3-D convolution with zero-mean time taps, so that it
+  # answers change over time and not a still face (`models.zero_mean_time_taps`).
+  config.model.zero_mean_time_taps_at_init = False
   # Compute dtype of the forward and backward pass: 'float32' (the official
   # numerics) or 'bfloat16' (float32 master weights, optimiser state, BatchNorm
   # statistics and losses; for GPUs and TPUs: CPUs without bf16 units run it
@@ -72,6 +75,11 @@ def get_config() -> ml_collections.ConfigDict:
 
   # Global batch size (split over all devices of all processes).
   config.batch_size = 32
+  # 'shuffle' (official: a random permutation every epoch) or 'stratified':
+  # rounds of one clip per (training subject, class), so a batch of a multiple
+  # of their number has every class of every subject equally often, and a
+  # per-subject bias of the logits cannot lower the loss by chance.
+  config.batch_sampling = 'shuffle'
   # Global evaluation batch size; the last batch is padded and masked.
   config.eval_batch_size = 32
   # Training steps per LOSO fold (official 1000).

@@ -135,7 +135,11 @@ def run(batch_sizes, flow_pairs: int = 7, repeats: int = 5, num_classes: int = 3
   config.model.compute_dtype = compute_dtype
   mesh = sharding.create_mesh(1)
   tx = train.create_optimizer(config)
+  start = time.perf_counter()
   graphdef, state = train.create_train_state(config, num_classes, 0, tx)
+  jax.block_until_ready(state)
+  init_s = time.perf_counter() - start
+  print(f'model initialisation (first in this process): {init_s:.1f} s', flush=True)
   rows = []
   for batch_size in batch_sizes:
     steps = train.Steps(config, graphdef, tx, state, mesh)
@@ -170,6 +174,7 @@ def run(batch_sizes, flow_pairs: int = 7, repeats: int = 5, num_classes: int = 3
                   'jax': jax.__version__},
       'matmul_peak_gflop_per_s': peak / 1e9,
       'memory_gb_per_s': bandwidth / 1e9,
+      'init_s': init_s,
       'flow_pairs_per_step': flow_pairs,
       'eval_with_flow': eval_with_flow,
       'compute_dtype': compute_dtype,
@@ -190,7 +195,8 @@ def markdown(result: dict) -> str:
       f"{result['repeats']} timed runs after a "
       f"warm-up; jax {m['jax']}; float32 matmul peak measured in the same run: "
       f"{result['matmul_peak_gflop_per_s']:.1f} GFLOP/s; memory bandwidth (elementwise "
-      f"read + write) {result['memory_gb_per_s']:.1f} GB/s.",
+      f"read + write) {result['memory_gb_per_s']:.1f} GB/s; model initialisation "
+      f"{result['init_s']:.1f} s.",
       '',
       '| step | batch | median s | range s | compile s | GFLOP | GB accessed | memory GB '
       '| GFLOP/s | of matmul peak |',

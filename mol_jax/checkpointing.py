@@ -20,7 +20,7 @@ import jax
 import orbax.checkpoint as ocp
 from flax import nnx
 
-from mol_jax.models import MOL, create_model
+from mol_jax.models import MOL, abstract_model
 
 
 def model_config(model: MOL) -> dict[str, Any]:
@@ -93,7 +93,7 @@ def load_model(directory: str, step: int | None = None) -> MOL:
     step = found
     config = manager.restore(step, args=ocp.args.Composite(
         model_config=ocp.args.JsonRestore()))['model_config']
-    abstract = nnx.eval_shape(lambda: create_model(**config))
+    abstract = abstract_model(**config)
     # Restore onto this process's first device, whatever topology wrote it
     # (e.g. a multi-host training run).
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])

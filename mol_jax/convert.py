@@ -192,7 +192,7 @@ def import_official(state_dict: Mapping[str, np.ndarray], num_classes: int | Non
     WeightsError: naming the key that is unknown, missing or of a wrong shape.
   """
   from flax import nnx  # pylint: disable=import-outside-toplevel
-  from mol_jax.models import create_model  # pylint: disable=import-outside-toplevel
+  from mol_jax.models import abstract_model  # pylint: disable=import-outside-toplevel
 
   found = num_classes_in(state_dict)
   if num_classes is not None and found != num_classes:
@@ -201,7 +201,7 @@ def import_official(state_dict: Mapping[str, np.ndarray], num_classes: int | Non
         f'pass num_classes={found} or use weights trained for {num_classes} classes')
   # Every variable comes from the weights (checked below): an abstract model
   # avoids running and compiling the ~90 initialisers.
-  model = nnx.eval_shape(lambda: create_model(found, neighbor_num))
+  model = abstract_model(found, neighbor_num)
   state = nnx.state(model, (nnx.Param, nnx.BatchStat))
   expected = {path: v.shape for path, v in nnx.to_flat_state(state)}
   sources = {}

@@ -217,6 +217,38 @@ def augment_example(example: dict[str, Any], rng: np.random.Generator, *,
   return example
 
 
+def stratified_order(strata: Sequence[Sequence[int]], seed: int, epoch: int) -> np.ndarray:
+  """One epoch of example indices, one example of every stratum per round.
+
+  Args:
+    strata: example indices of each stratum (e.g. one per (subject, class)).
+    seed, epoch: the order is a function of both.
+
+  Returns:
+    int64 [max stratum size x number of strata]: consecutive runs of
+    len(strata) indices hold one example of each stratum, in random order.
+    Smaller strata are cycled (reshuffled each time round), so they are
+    oversampled.
+  """
+  rng = np.random.default_rng([seed, epoch])
+  longest = max(len(s) for s in strata)
+  columns = []
+  for stratum in strata:
+    cycles = -(-longest // len(stratum))
+    columns.append(np.concatenate([rng.permutation(np.asarray(stratum, np.int64))
+                                   for _ in range(cycles)])[:longest])
+  rounds = np.stack(columns, axis=1)
+  return rng.permuted(rounds, axis=1).reshape(-1)
+
+
+def _strata(source) -> list[list[int]]:
+  groups: dict[tuple[str, int], list[int]] = {}
+  for i in range(len(source)):
+    record = source[i]
+    groups.setdefault((_text(record['subject']), int(record['label'])), []).append(i)
+  return [groups[k] for k in sorted(groups)]
+
+
 def _padding(crop_size: int) -> dict[str, Any]:
   return {
       'video': np.zeros((NUM_FRAMES, crop_size, crop_size, 1), np.float32),
@@ -300,7 +332,7 @@ def create_datasets(dataset: str, data_dir: str | None,
                     train_subjects: Sequence[str] | None = None,
                     crop_size: int = CROP_SIZE, grain_workers: int = 0,
                     read_threads: int = 2, flip: bool = False,
-                    intensity: float = 0.0,
+                    intensity: float = 0.0, sampling: str = 'shuffle',
                     process_index: int | None = None,
                     process_count: int | None = None) -> Datasets:
   """Training and evaluation pipelines for one LOSO fold.
@@ -318,6 +350,10 @@ def create_datasets(dataset: str, data_dir: str | None,
     read_threads: grain reading threads.
     flip, intensity: training augmentation (see `augment_example`); off by
       default, as in the official code.
+    sampling: 'shuffle' (official: every epoch a random permutation) or
+      'stratified' (`stratified_order` over the (subject, class) strata: a
+      batch of a multiple of their number holds the same number of clips of
+      every class of every training subject).
     process_index, process_count: default jax.process_index()/count().
 
   Returns:
@@ -358,8 +394,22 @@ def create_datasets(dataset: str, data_dir: str | None,
     # [p * local, (p + 1) * local) of every global batch, the rows its devices
     # hold in jax.make_array_from_process_local_data, so global batch j is the
     # same array (examples, crops and order) for any process count.
-    global_stream = (grain.MapDataset.source(source).shuffle(seed=seed).repeat(None)
-                     .random_map(random_crop, seed=seed + 1))
+    if sampling == 'shuffle':
+      examples = grain.MapDataset.source(source).shuffle(seed=seed).repeat(None)
+    elif sampling == 'stratified':
+      strata = _strata(source)
+      epoch_length = max(len(s) for s in strata) * len(strata)
+      epoch_order = functools.lru_cache(maxsize=4)(
+          lambda epoch: stratified_order(strata, seed, epoch))
+      # Default arguments bind the training source (`source` is reassigned
+      # for evaluation below).
+      def stratified_example(i, source=source, order=epoch_order, length=epoch_length):
+        return source[int(order(i // length)[i % length])]
+
+      examples = grain.MapDataset.range(sys.maxsize).map(stratified_example)
+    else:
+      raise ValueError(f"sampling must be 'shuffle' or 'stratified', got {sampling!r}")
+    global_stream = examples.random_map(random_crop, seed=seed + 1)
 
     # Default arguments bind the training values (the evaluation part below
     # reuses these names).
@@ -409,7 +459,7 @@ def get_datasets(config: Any, **overrides: Any) -> Datasets:
 
   Reads dataset, data_dir, test_subjects, batch_size and, if present,
   eval_batch_size, seed, train_subjects, crop_size, grain_workers and
-  augment.flip / augment.intensity.
+  augment.flip / augment.intensity and batch_sampling.
   """
   def get(name, default=None):
     if name in overrides:
@@ -432,6 +482,7 @@ def get_datasets(config: Any, **overrides: Any) -> Datasets:
       grain_workers=int(get('grain_workers', 0)),
       flip=bool(augment_get('flip', False)),
       intensity=float(augment_get('intensity', 0.0)),
+      sampling=str(get('batch_sampling', 'shuffle')),
       process_index=get('process_index'),
       process_count=get('process_count'))
 

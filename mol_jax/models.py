@@ -117,7 +117,8 @@ def create_model(num_classes: int = 3, neighbor_num: int = 4,
 
   Built eagerly, the ~90 initialisers compile one by one (about a minute on
   a 2-core CPU). Here they run as one program compiled without LLVM
-  optimisation: it runs once, so compile time is what counts.
+  optimisation: it runs once, so compile time is what counts. Call it at
+  top level; for shapes only, inside a trace, use `abstract_model`.
   """
   def init(seed):
     model = MOL(num_classes, neighbor_num, dropout_rate, rngs=nnx.Rngs(jax.random.key(seed)))
@@ -125,9 +126,16 @@ def create_model(num_classes: int = 3, neighbor_num: int = 4,
 
   seed = jnp.asarray(seed, jnp.int32)
   graphdef, _ = nnx.eval_shape(lambda: init(seed))
-  compiled = jax.jit(lambda s: init(s)[1]).lower(seed).compile(
-      compiler_options={'xla_backend_optimization_level': 0})
-  return nnx.merge(graphdef, compiled(seed))
+  state = jax.jit(lambda s: init(s)[1],
+                  compiler_options={'xla_backend_optimization_level': 0})(seed)
+  return nnx.merge(graphdef, state)
+
+
+def abstract_model(num_classes: int = 3, neighbor_num: int = 4,
+                   dropout_rate: float = 0.5) -> MOL:
+  """A MOL of shape-only arrays, to be filled from a checkpoint or weights."""
+  return nnx.eval_shape(lambda: MOL(num_classes, neighbor_num, dropout_rate,
+                                    rngs=nnx.Rngs(0)))
 
 
 def tie_pair_streams(model: MOL) -> MOL:
@@ -141,6 +149,21 @@ def tie_pair_streams(model: MOL) -> MOL:
   """
   for first, second in ((model.fcc_1, model.fcc_2), (model.ccc_1, model.ccc_2)):
     nnx.update(second, jax.tree.map(jnp.copy, nnx.state(first)))
+  return model
+
+
+def zero_mean_time_taps(model: MOL) -> MOL:
+  """Makes every output of the MER head's 3-D convolution blind to still clips.
+
+  A training choice like `tie_pair_streams`: subtracting, for each spatial
+  tap and channel pair, the kernel's mean over its 5 time taps leaves a
+  kernel whose response to a sequence of identical maps is its bias alone.
+  At step 0 the class logits then depend on change over time (motion,
+  blinks, flicker) and not on the face's appearance, which is what differs
+  most between subjects.
+  """
+  kernel = model.mer_3dcnn.conv3d.kernel  # [kh, kw, kt, in, out]
+  kernel[...] = kernel[...] - jnp.mean(kernel[...], axis=2, keepdims=True)
   return model
 
 

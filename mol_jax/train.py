@@ -27,7 +27,7 @@ from flax import nnx, struct
 from jax.experimental import multihost_utils
 
 from mol_jax import checkpointing, losses, metrics as metrics_lib, reporting, sharding
-from mol_jax.models import MOL, create_model, tie_pair_streams
+from mol_jax.models import MOL, create_model, tie_pair_streams, zero_mean_time_taps
 
 NUM_PAIRS = 7
 
@@ -83,10 +83,38 @@ def create_train_state(config: ml_collections.ConfigDict, num_classes: int, seed
                        seed=seed)
   if config.model.tie_pair_streams_at_init:
     tie_pair_streams(model)
+  if config.model.zero_mean_time_taps_at_init:
+    zero_mean_time_taps(model)
   graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
+  trainable, _ = split_frozen(params, frozen_heads(config.loss.of_weight,
+                                                   config.loss.ldm_weight))
   state = TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
-                     opt_state=tx.init(params), rng=jax.random.PRNGKey(seed))
+                     opt_state=tx.init(trainable), rng=jax.random.PRNGKey(seed))
   return graphdef, state
+
+
+def frozen_heads(of_weight: float, ldm_weight: float) -> tuple[str, ...]:
+  """Heads whose loss weight is 0: not trained, no optimiser state.
+
+  Their gradient would be exactly zero, and AdamW would still read and write
+  all their weights every step (the flow head is 90 % of the 44 M
+  parameters) only to apply weight decay to weights nothing uses.
+  """
+  return tuple(name for name, weight in (('flownet', of_weight), ('ldm_predictor', ldm_weight))
+               if weight == 0)
+
+
+def split_frozen(params: nnx.State, frozen: tuple[str, ...]) -> tuple[dict, dict]:
+  """(trainable, frozen): the model's top-level parameter groups, as dicts."""
+  return ({k: v for k, v in params.items() if k not in frozen},
+          {k: v for k, v in params.items() if k in frozen})
+
+
+def _join(trainable: dict, frozen: dict, template: nnx.State) -> nnx.State:
+  """Inverse of `split_frozen`, with `template`'s pytree structure."""
+  groups = [trainable[k] if k in trainable else frozen[k] for k in template.keys()]
+  return jax.tree.unflatten(jax.tree.structure(template),
+                            [leaf for group in groups for leaf in jax.tree.leaves(group)])
 
 
 def _merge(graphdef: nnx.GraphDef, params, batch_stats, compute_dtype: str) -> MOL:
@@ -131,7 +159,9 @@ def _loss_terms(model: MOL, batch: dict, *, train: bool, dropout_rng, flow_pairs
 
 
 def _total(terms: dict, of_weight: float, ldm_weight: float) -> jax.Array:
-  total = terms['mer'] + ldm_weight * terms['landmarks']
+  total = terms['mer']
+  if ldm_weight:  # A zero weight adds nothing, and no backward pass through the head.
+    total = total + ldm_weight * terms['landmarks']
   if 'flow' in terms:
     total = total + of_weight * terms['flow']
   return total
@@ -152,23 +182,25 @@ def train_step(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
                tx: optax.GradientTransformation, of_weight: float, ldm_weight: float,
                flow_pairs_per_step: int, compute_dtype: str = 'float32'
                ) -> tuple[TrainState, dict]:
-  """One AdamW step on the multi-task loss.
+  """One AdamW step on the multi-task loss (heads with loss weight 0 stay frozen).
 
   A step whose loss or gradient is not finite leaves the state unchanged and
   reports `nonfinite` = 1; the loop stops the run on it.
   """
   dropout_rng, flow_pairs = _step_randomness(state, flow_pairs_per_step)
+  trainable, frozen = split_frozen(state.params, frozen_heads(of_weight, ldm_weight))
 
-  def loss_fn(params):
+  def loss_fn(trainable):
+    params = _join(trainable, frozen, state.params)
     model = _merge(graphdef, params, state.batch_stats, compute_dtype)
     terms, out = _loss_terms(model, batch, train=True, dropout_rng=dropout_rng,
                              flow_pairs=flow_pairs, with_flow=of_weight > 0)
     return _total(terms, of_weight, ldm_weight), (terms, out, nnx.state(model, nnx.BatchStat))
 
   (loss, (terms, out, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-      state.params)
-  updates, opt_state = tx.update(grads, state.opt_state, state.params)
-  params = optax.apply_updates(state.params, updates)
+      trainable)
+  updates, opt_state = tx.update(grads, state.opt_state, trainable)
+  params = _join(optax.apply_updates(trainable, updates), frozen, state.params)
   grad_norm = optax.global_norm(grads)
   finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
   new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
@@ -315,7 +347,8 @@ def train_fold(config: ml_collections.ConfigDict, fold_dir: str, subject: str,
   datasets = input_pipeline.create_datasets(
       config.dataset, config.data_dir or None, [subject], batch_size=config.batch_size,
       eval_batch_size=config.eval_batch_size, seed=seed, grain_workers=config.grain_workers,
-      flip=config.augment.flip, intensity=config.augment.intensity)
+      flip=config.augment.flip, intensity=config.augment.intensity,
+      sampling=config.batch_sampling)
   tx = create_optimizer(config)
   _, state = create_train_state(config, num_classes, seed, tx)
   ckpt = checkpointing.TrainCheckpointer(os.path.join(fold_dir, 'checkpoints'),

@@ -198,3 +198,17 @@ def test_tie_pair_streams_makes_a_still_clip_give_equal_pair_maps():
   second_params = nnx.state(model.fcc_2, nnx.Param)
   nnx.update(model.fcc_2, jax.tree.map(lambda p: p + 1.0, second_params))
   np.testing.assert_array_equal(jax.tree.leaves(nnx.state(model.fcc_1))[0], fcc_1_before)
+
+
+def test_zero_mean_time_taps_make_the_mer_head_blind_to_still_clips():
+  from mol_jax.models import zero_mean_time_taps
+  model = create_model(seed=4)
+  rng = np.random.default_rng(1)
+  still = [jnp.broadcast_to(jnp.asarray(rng.standard_normal((2, 1, 16, 16, 128)), jnp.float32),
+                            (2, 14, 16, 16, 128)) for _ in range(2)]
+  moving = jnp.asarray(rng.standard_normal((2, 14, 16, 16, 128)), jnp.float32)
+  head = model.mer_3dcnn
+  assert not np.allclose(head(still[0]), head(still[1]), atol=1e-3)
+  zero_mean_time_taps(model)
+  np.testing.assert_allclose(head(still[0]), head(still[1]), atol=1e-5)
+  assert not np.allclose(head(still[0]), head(moving), atol=1e-3)

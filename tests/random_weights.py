@@ -13,7 +13,7 @@ def random_model(num_classes: int = 3, seed: int = 0) -> models.MOL:
   `models.create_model` runs ~90 initialisers, each compiled on its own (a
   minute on a 2-core CPU); this fills an abstract model from numpy instead.
   """
-  model = nnx.eval_shape(lambda: models.create_model(num_classes))
+  model = models.abstract_model(num_classes)
   state = nnx.state(model, (nnx.Param, nnx.BatchStat))
   rng = np.random.default_rng(seed)
 

@@ -104,3 +104,52 @@ def test_unknown_compute_dtype(tmp_path):
   config = _config(str(tmp_path), **{'model.compute_dtype': 'float16'})
   with pytest.raises(train.ConfigError, match='compute_dtype'):
     train.train_and_evaluate(config, str(tmp_path / 'run'))
+
+
+def test_initialisation_options_reach_the_train_state(tmp_path):
+  import jax
+  config = _config(str(tmp_path), **{'model.tie_pair_streams_at_init': True,
+                                     'model.zero_mean_time_taps_at_init': True})
+  tx = train.create_optimizer(config)
+  _, state = train.create_train_state(config, 3, 0, tx)
+  for first, second in (('fcc_1', 'fcc_2'), ('ccc_1', 'ccc_2')):
+    for a, b in zip(jax.tree.leaves(state.params[first]), jax.tree.leaves(state.params[second])):
+      np.testing.assert_array_equal(a, b)
+  kernel = np.asarray(state.params['mer_3dcnn']['conv3d']['kernel'][...])
+  np.testing.assert_allclose(kernel.sum(axis=2), 0, atol=1e-6)
+  assert np.abs(kernel).max() > 0
+
+
+def test_heads_with_zero_loss_weight_stay_frozen():
+  """of_weight = ldm_weight = 0: the flow and landmark heads are not trained."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from mol_jax import sharding  # pylint: disable=g-import-not-at-top
+  config = _config('unused', **{'loss.of_weight': 0.0, 'loss.ldm_weight': 0.0,
+                                'optimizer.weight_decay': 0.1})
+  assert train.frozen_heads(0.0, 0.0) == ('flownet', 'ldm_predictor')
+  assert train.frozen_heads(10.0, 0.5) == ()
+  rng = np.random.default_rng(0)
+  batch = {
+      'video': rng.standard_normal((2, 8, 128, 128, 1)).astype(np.float32),
+      'flow': rng.standard_normal((2, 7, 128, 128, 2)).astype(np.float32),
+      'landmarks': rng.uniform(20, 100, (2, 7, 68, 2)).astype(np.float32),
+      'label': np.array([0, 2], np.int32),
+      'mask': np.ones(2, np.float32),
+  }
+  mesh = sharding.create_mesh(1)
+  tx = train.create_optimizer(config)
+  graphdef, state = train.create_train_state(config, 3, 0, tx)
+  # No optimiser state for the frozen heads.
+  assert 'flownet' not in str(jax.tree_util.tree_structure(state.opt_state))
+  before = jax.device_get(state.params)
+  steps = train.Steps(config, graphdef, tx, state, mesh)
+  new_state, metrics = steps.train(steps.place(state), sharding.global_batch(batch, mesh))
+  after = jax.device_get(new_state.params)
+  assert int(metrics['nonfinite']) == 0 and np.isfinite(float(metrics['loss/landmarks']))
+  for name in ('flownet', 'ldm_predictor'):
+    for a, b in zip(jax.tree.leaves(before[name]), jax.tree.leaves(after[name])):
+      np.testing.assert_array_equal(a, b)  # Not even weight decay.
+  for name in ('conv_stack', 'fcc_1', 'ccc_2', 'mer_3dcnn'):
+    assert any(not np.array_equal(a, b) for a, b in
+               zip(jax.tree.leaves(before[name]), jax.tree.leaves(after[name]))), name
+  assert float(metrics['loss']) == float(metrics['loss/mer'])
