@@ -1,7 +1,11 @@
 """Times MOL's jitted train step and eval forward on this machine.
 
-    python -m mol_jax.benchmark --batch_sizes=1,8 [--flow_pairs=7] [--repeats=5]
-        [--eval_with_flow=1] [--out=benchmark.json] [--append_to=docs/PERFORMANCE.md]
+    python -m mol_jax.benchmark --batch_sizes=1,8 [--config=default] [--flow_pairs=7]
+        [--repeats=5] [--eval_with_flow=1] [--out=benchmark.json]
+        [--append_to=docs/PERFORMANCE.md]
+
+`--config` names a file of `configs/` (default: the official recipe); the
+flags after it override its loss and evaluation settings.
 
 For each batch size: compile time, median and range of repeated runs after a
 warm-up, XLA's FLOP and byte counts of the compiled program, its memory
@@ -23,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from configs import default as default_config
+import importlib
 from mol_jax import sharding, train
 
 
@@ -125,14 +129,19 @@ def layers(batch_size: int, impls=('xla', 'auto'), repeats: int = 3) -> list[dic
   return rows
 
 
-def run(batch_sizes, flow_pairs: int = 7, repeats: int = 5, num_classes: int = 3,
-        eval_with_flow: bool = True, compute_dtype: str = 'float32') -> dict:
+def run(batch_sizes, flow_pairs: int | None = None, repeats: int = 5, num_classes: int = 3,
+        eval_with_flow: bool | None = None, compute_dtype: str | None = None,
+        config_name: str = 'default') -> dict:
+  """Times the steps of `configs/<config_name>.py`; None keeps the config's value."""
   peak = matmul_peak()
   bandwidth = memory_bandwidth()
-  config = default_config.get_config()
-  config.loss.flow_pairs_per_step = flow_pairs
-  config.eval_with_flow = eval_with_flow
-  config.model.compute_dtype = compute_dtype
+  config = importlib.import_module(f'configs.{config_name}').get_config()
+  if flow_pairs is not None:
+    config.loss.flow_pairs_per_step = flow_pairs
+  if eval_with_flow is not None:
+    config.eval_with_flow = eval_with_flow
+  if compute_dtype is not None:
+    config.model.compute_dtype = compute_dtype
   mesh = sharding.create_mesh(1)
   tx = train.create_optimizer(config)
   start = time.perf_counter()
@@ -175,9 +184,12 @@ def run(batch_sizes, flow_pairs: int = 7, repeats: int = 5, num_classes: int = 3
       'matmul_peak_gflop_per_s': peak / 1e9,
       'memory_gb_per_s': bandwidth / 1e9,
       'init_s': init_s,
-      'flow_pairs_per_step': flow_pairs,
-      'eval_with_flow': eval_with_flow,
-      'compute_dtype': compute_dtype,
+      'config': config_name,
+      'of_weight': config.loss.of_weight,
+      'ldm_weight': config.loss.ldm_weight,
+      'flow_pairs_per_step': config.loss.flow_pairs_per_step,
+      'eval_with_flow': config.eval_with_flow,
+      'compute_dtype': config.model.compute_dtype,
       'repeats': repeats,
       'results': rows,
   }
@@ -190,7 +202,9 @@ def markdown(result: dict) -> str:
       f"### {time.strftime('%Y-%m-%d')}: {m['backend']}, {len(m['devices'])} device(s), "
       f"{m['processor']}, {m['cpu_count']} CPU cores",
       '',
-      f"`python -m mol_jax.benchmark` with flow_pairs_per_step={result['flow_pairs_per_step']}, "
+      f"`python -m mol_jax.benchmark` with configs/{result['config']}.py, "
+      f"of_weight={result['of_weight']}, ldm_weight={result['ldm_weight']}, "
+      f"flow_pairs_per_step={result['flow_pairs_per_step']}, "
       f"eval_with_flow={result['eval_with_flow']}, compute {result['compute_dtype']}, "
       f"{result['repeats']} timed runs after a "
       f"warm-up; jax {m['jax']}; float32 matmul peak measured in the same run: "
@@ -214,12 +228,15 @@ def markdown(result: dict) -> str:
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   parser.add_argument('--batch_sizes', default='1,8,32')
-  parser.add_argument('--flow_pairs', type=int, default=7,
-                      help='config.loss.flow_pairs_per_step (7 = official)')
+  parser.add_argument('--config', default='default',
+                      help='a file of configs/ without .py (default: the official recipe)')
+  parser.add_argument('--flow_pairs', type=int, default=None,
+                      help="config.loss.flow_pairs_per_step (default: the config's; 7 = official)")
   parser.add_argument('--repeats', type=int, default=5)
-  parser.add_argument('--eval_with_flow', type=int, default=1,
-                      help='1: the eval forward computes flow for all 7 pairs')
-  parser.add_argument('--compute_dtype', default='float32', choices=('float32', 'bfloat16'))
+  parser.add_argument('--eval_with_flow', type=int, default=None,
+                      help="1: the eval forward computes flow for all 7 pairs (default: the "
+                           "config's)")
+  parser.add_argument('--compute_dtype', default=None, choices=('float32', 'bfloat16'))
   parser.add_argument('--out', default='', help='JSON file for the results')
   parser.add_argument('--append_to', default='',
                       help='Markdown file to append the table to (docs/PERFORMANCE.md)')
@@ -235,7 +252,8 @@ def main(argv=None) -> None:
         json.dump(rows, f, indent=2)
     return
   result = run([int(b) for b in args.batch_sizes.split(',')], args.flow_pairs, args.repeats,
-               eval_with_flow=bool(args.eval_with_flow), compute_dtype=args.compute_dtype)
+               eval_with_flow=None if args.eval_with_flow is None else bool(args.eval_with_flow),
+               compute_dtype=args.compute_dtype, config_name=args.config)
   print(f"matmul peak: {result['matmul_peak_gflop_per_s']:.1f} GFLOP/s")
   table = markdown(result)
   print(table)

@@ -35,6 +35,43 @@ def cosine_knn(features: jax.Array, k: int) -> jax.Array:
   return jax.lax.top_k(sim, k)[1]
 
 
+@jax.custom_vjp
+def neighbour_max(gathered: jax.Array, w2: jax.Array) -> jax.Array:
+  """max_j of `W2` applied to each neighbour choice j of every channel's map.
+
+  Args:
+    gathered: [n, positions, k, channels], the maps re-indexed by neighbour j.
+    w2: [positions_in, positions_out].
+
+  Returns:
+    [n, channels, positions_out].
+
+  The gradient is JAX's own for `max` (shared equally by tied maxima), with
+  its two matmuls written in the layouts a CPU multiplies fastest; the
+  default transpose of this einsum ran the backward pass at under half the
+  forward's FLOP rate (docs/PERFORMANCE.md).
+  """
+  return jnp.einsum('npjc,po->njco', gathered, w2).max(axis=1)
+
+
+def _neighbour_max_fwd(gathered, w2):
+  per_neighbour = jnp.einsum('npjc,po->njco', gathered, w2)
+  out = per_neighbour.max(axis=1)
+  return out, (gathered, w2, per_neighbour == out[:, None])
+
+
+def _neighbour_max_bwd(residuals, cotangent):
+  gathered, w2, is_max = residuals
+  is_max = is_max.astype(cotangent.dtype)
+  d_per_neighbour = is_max * (cotangent / jnp.sum(is_max, axis=1))[:, None]
+  d_gathered = jnp.einsum('njco,po->njcp', d_per_neighbour, w2)
+  d_w2 = jnp.einsum('njcp,njco->po', jnp.transpose(gathered, (0, 2, 3, 1)), d_per_neighbour)
+  return jnp.transpose(d_gathered, (0, 3, 1, 2)), d_w2
+
+
+neighbour_max.defvjp(_neighbour_max_fwd, _neighbour_max_bwd)
+
+
 def channel_correspondence_conv(features: jax.Array, neighbors: jax.Array,
                                 params: dict) -> jax.Array:
   """CCC update for each channel; a pure function of its parameters.
@@ -55,7 +92,7 @@ def channel_correspondence_conv(features: jax.Array, neighbors: jax.Array,
   w1, w2 = params['w1'], params['w2']
   node = jnp.einsum('npc,po->nco', features, w1 - 2.0 * w2)
   gathered = jax.vmap(lambda f, idx: f[idx])(features, neighbors)  # [n, p, k, c]
-  edge = jnp.einsum('npjc,po->njco', gathered, w2).max(axis=1)
+  edge = neighbour_max(gathered, w2)
   out = jax.nn.relu(node + edge + (params['b1'] + params['b2']))
   return jnp.swapaxes(out, 1, 2)
 

@@ -24,3 +24,5 @@ def test_benchmark_writes_json_and_markdown(tmp_path):
   assert rows['train_step']['gflop'] > 3 * rows['eval_forward']['gflop']
   text = doc.read_text()
   assert text.startswith('# Performance\n') and '| train_step | 1 |' in text
+  assert result['config'] == 'default' and 'configs/default.py' in text
+  assert result['flow_pairs_per_step'] == 1 and result['init_s'] > 0

@@ -179,6 +179,25 @@ def test_ccc_matches_literal_loops():
   np.testing.assert_allclose(np.transpose(got, (0, 2, 1)), ref, rtol=1e-4, atol=1e-5)
 
 
+def test_ccc_gradient_matches_autodiff_of_the_plain_formula():
+  from mol_jax.ccc import neighbour_max
+  n, p, k, c = 3, 16, 4, 6
+  gathered = jnp.asarray(RNG.standard_normal((n, p, k, c)), jnp.float32)
+  w2 = jnp.asarray(RNG.standard_normal((p, p)), jnp.float32)
+  plain = lambda g, w: jnp.einsum('npjc,po->njco', g, w).max(axis=1)
+  np.testing.assert_array_equal(neighbour_max(gathered, w2), plain(gathered, w2))
+  loss = lambda fn: lambda g, w: jnp.sum(jnp.sin(fn(g, w)))
+  got = jax.grad(loss(neighbour_max), argnums=(0, 1))(gathered, w2)
+  want = jax.grad(loss(plain), argnums=(0, 1))(gathered, w2)
+  for a, b in zip(got, want):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+  # Ties (here: two identical neighbour choices) share the gradient as JAX's max does.
+  tied = gathered.at[:, :, 1].set(gathered[:, :, 0])
+  got = jax.grad(loss(neighbour_max))(tied, w2)
+  want = jax.grad(loss(plain))(tied, w2)
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
 def test_space_time_conv_matches_flax_conv3d():
   layer = nnx.Conv(16, 5, (2, 2, 5), strides=(2, 2, 1), padding='VALID', rngs=nnx.Rngs(0))
   x = jnp.asarray(RNG.standard_normal((2, 16, 16, 14, 16)), jnp.float32)
