@@ -68,7 +68,10 @@ def test_eight_devices_match_one_device():
     np.testing.assert_allclose(metrics8[key], metrics1[key], rtol=1e-4, err_msg=key)
   flat1 = jax.tree.leaves(state1.params)
   flat8 = jax.tree.leaves(state8.params)
+  # Sums split over 8 devices round differently: elements far smaller than
+  # their tensor's largest get an absolute tolerance relative to that one
+  # (and at least 1e-6, for biases whose gradient is zero but for rounding).
   for a, b in zip(flat1, flat8):
-    np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(b, a, rtol=1e-4, atol=max(1e-6, 1e-5 * float(np.abs(a).max())))
   for a, b in zip(jax.tree.leaves(state1.batch_stats), jax.tree.leaves(state8.batch_stats)):
     np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
