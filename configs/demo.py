@@ -10,8 +10,8 @@ from the official recipe, and why (docs/RESULTS.md has the runs behind them):
   are then frozen, and evaluation skips the flow head (class logits do not
   depend on it);
 - no dropout and a cosine-decayed learning rate, so that a short run starts
-  to generalise; 120 steps per fold keep the whole demo, dataset build
-  included, under 15 minutes on a 2-core CPU.
+  to generalise; 150 steps per fold (about 19 minutes on a 2-core CPU with
+  the dataset build; 120 steps fit in 15 minutes but stayed near chance).
 The training options that single-fold runs did not support (tied pair
 streams, zero-mean time taps, stratified batches, flips) stay off here.
 """

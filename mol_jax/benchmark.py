@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib
 import json
 import os
 import platform
@@ -27,7 +28,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import importlib
 from mol_jax import sharding, train
 
 

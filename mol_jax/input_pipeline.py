@@ -31,9 +31,10 @@ jax.process_index()):
 Training: infinite, reshuffled every epoch, deterministic given the seed, a
 random 128x128 crop at offsets (dy, dx) in [0, 16]^2 (flow cropped with it,
 landmarks shifted by it), then optional augmentation (`augment_example`: a
-left-right flip with its targets mirrored, a per-clip gain and offset). Evaluation: finite, every example exactly once,
-centre crop at (8, 8), fixed batch size, the last batch padded with mask 0;
-every process yields the same number of batches.
+left-right flip with its targets mirrored, a per-clip gain and offset).
+Evaluation: finite, every example exactly once, centre crop at (8, 8), fixed
+batch size, the last batch padded with mask 0; every process yields the same
+number of batches.
 
 Normalisation (official): after a subject's samples are built, the official
 code subtracts their global mean and divides by the global maximum of the
@@ -57,6 +58,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 NUM_FRAMES = 8
+SAMPLINGS = ('shuffle', 'stratified')
 RECORD_SIZE = 144
 CROP_SIZE = 128
 
@@ -408,7 +410,7 @@ def create_datasets(dataset: str, data_dir: str | None,
 
       examples = grain.MapDataset.range(sys.maxsize).map(stratified_example)
     else:
-      raise ValueError(f"sampling must be 'shuffle' or 'stratified', got {sampling!r}")
+      raise ValueError(f'sampling must be one of {SAMPLINGS}, got {sampling!r}')
     global_stream = examples.random_map(random_crop, seed=seed + 1)
 
     # Default arguments bind the training values (the evaluation part below

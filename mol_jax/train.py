@@ -431,6 +431,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> tuple
   if config.model.compute_dtype not in ('float32', 'bfloat16'):
     raise ConfigError("config.model.compute_dtype must be 'float32' or 'bfloat16', got "
                       f'{config.model.compute_dtype!r}')
+  if config.batch_sampling not in input_pipeline.SAMPLINGS:
+    raise ConfigError(f'config.batch_sampling must be one of {input_pipeline.SAMPLINGS}, got '
+                      f'{config.batch_sampling!r}')
   os.makedirs(workdir, exist_ok=True)
   dataset_ready(config)
   class_names = input_pipeline.class_names(config.dataset, config.data_dir or None)

@@ -66,20 +66,25 @@ def test_unknown_fold_subject(data_dir, tmp_path):
     train.train_and_evaluate(config, str(tmp_path / 'run'))
 
 
-def test_bfloat16_compute_keeps_float32_master_weights():
-  """bfloat16 forward/backward: same loss to bf16 precision, float32 state."""
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from mol_jax import sharding  # pylint: disable=g-import-not-at-top
-  config = _config('unused', **{'loss.flow_pairs_per_step': 1})
+def _random_batch():
+  """Two random clips with targets, for one training step."""
   rng = np.random.default_rng(0)
-  batch = {
+  return {
       'video': rng.standard_normal((2, 8, 128, 128, 1)).astype(np.float32),
       'flow': rng.standard_normal((2, 7, 128, 128, 2)).astype(np.float32),
       'landmarks': rng.uniform(20, 100, (2, 7, 68, 2)).astype(np.float32),
       'label': np.array([0, 2], np.int32),
       'mask': np.ones(2, np.float32),
   }
+
+
+def test_bfloat16_compute_keeps_float32_master_weights():
+  """bfloat16 forward/backward: same loss to bf16 precision, float32 state."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from mol_jax import sharding  # pylint: disable=g-import-not-at-top
+  config = _config('unused', **{'loss.flow_pairs_per_step': 1})
+  batch = _random_batch()
   mesh = sharding.create_mesh(1)
   results = {}
   for dtype in ('float32', 'bfloat16'):
@@ -106,6 +111,13 @@ def test_unknown_compute_dtype(tmp_path):
     train.train_and_evaluate(config, str(tmp_path / 'run'))
 
 
+def test_unknown_batch_sampling_fails_before_writing(tmp_path):
+  config = _config(str(tmp_path), batch_sampling='balanced')
+  with pytest.raises(train.ConfigError, match='config.batch_sampling'):
+    train.train_and_evaluate(config, str(tmp_path / 'run'))
+  assert not (tmp_path / 'run').exists()
+
+
 def test_initialisation_options_reach_the_train_state(tmp_path):
   import jax
   config = _config(str(tmp_path), **{'model.tie_pair_streams_at_init': True,
@@ -128,14 +140,7 @@ def test_heads_with_zero_loss_weight_stay_frozen():
                                 'optimizer.weight_decay': 0.1})
   assert train.frozen_heads(0.0, 0.0) == ('flownet', 'ldm_predictor')
   assert train.frozen_heads(10.0, 0.5) == ()
-  rng = np.random.default_rng(0)
-  batch = {
-      'video': rng.standard_normal((2, 8, 128, 128, 1)).astype(np.float32),
-      'flow': rng.standard_normal((2, 7, 128, 128, 2)).astype(np.float32),
-      'landmarks': rng.uniform(20, 100, (2, 7, 68, 2)).astype(np.float32),
-      'label': np.array([0, 2], np.int32),
-      'mask': np.ones(2, np.float32),
-  }
+  batch = _random_batch()
   mesh = sharding.create_mesh(1)
   tx = train.create_optimizer(config)
   graphdef, state = train.create_train_state(config, 3, 0, tx)
