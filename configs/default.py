@@ -29,6 +29,14 @@ def get_config() -> ml_collections.ConfigDict:
   # Per-clip gain in [1 - a, 1 + a] and offset in [-a, a] on the normalised
   # frames (0 = off).
   config.augment.intensity = 0.0
+  # Training crops lie within this many pixels of the centred evaluation crop
+  # (per axis). 8 = anywhere in the stored 144x144 frame, the official random
+  # offsets 0..16; 0 = the evaluation crop only.
+  config.augment.crop_jitter = 8
+  # Zoom training crops by a factor in [1 - a, 1 + a] around the same centre
+  # (a window of 128 / factor pixels, at most the stored 144, resized to 128;
+  # flow and landmarks follow). 0 = off, as in the official code.
+  config.augment.scale = 0.0
 
   config.model = ml_collections.ConfigDict()
   # k of the CCC's cosine kNN graph (official default 4).

@@ -55,6 +55,7 @@ import functools
 import sys
 from typing import Any, Iterator, Sequence
 
+import cv2
 import numpy as np
 
 NUM_FRAMES = 8
@@ -144,7 +145,7 @@ def _text(value: Any) -> str:
 
 def crop_example(example: dict[str, Any], dy: int, dx: int,
                  stats: dict[str, tuple[float, float]],
-                 crop_size: int = CROP_SIZE) -> dict[str, Any]:
+                 crop_size: int = CROP_SIZE, side: int | None = None) -> dict[str, Any]:
   """Crops a stored clip at (dy, dx), normalises it, picks the model targets.
 
   Args:
@@ -153,6 +154,9 @@ def crop_example(example: dict[str, Any], dy: int, dx: int,
     dy, dx: crop offsets.
     stats: {subject: (mean, scale)}.
     crop_size: output side.
+    side: side of the window cut at (dy, dx), resized (bilinear) to
+      crop_size; flow vectors and landmarks are scaled with it. None or
+      crop_size: a plain crop.
 
   Returns:
     video float32 [8, c, c, 1], flow float32 [7, c, c, 2], landmarks float32
@@ -160,17 +164,36 @@ def crop_example(example: dict[str, Any], dy: int, dx: int,
     video_id str.
   """
   mean, scale = stats[_text(example['subject'])]
-  window = (slice(None), slice(dy, dy + crop_size), slice(dx, dx + crop_size))
-  video = (example['video'][window].astype(np.float32) - mean) / scale
+  side = crop_size if side is None else side
+  height, width = example['video'].shape[1:3]
+  if not (0 <= dy <= height - side and 0 <= dx <= width - side):
+    raise ValueError(f'crop window {side}x{side} at (dy, dx) = ({dy}, {dx}) lies outside the '
+                     f'stored {height}x{width} frames of {_text(example["video_id"])}.')
+  window = (slice(None), slice(dy, dy + side), slice(dx, dx + side))
+  video = example['video'][window].astype(np.float32)
+  flow = example['flow'][window].astype(np.float32)
   landmarks = example['landmarks'][1:] - np.array([dx, dy], np.float32)
+  if side != crop_size:
+    factor = crop_size / side
+    video, flow = _resize_frames(video, crop_size), _resize_frames(flow, crop_size) * factor
+    # Pixel centres: x_out + 0.5 = (x_in + 0.5) * factor, as cv2.resize samples.
+    landmarks = (landmarks + 0.5) * factor - 0.5
   return {
-      'video': video,
-      'flow': example['flow'][window].astype(np.float32),
+      'video': (video - mean) / scale,
+      'flow': flow,
       'landmarks': landmarks.astype(np.float32),
       'label': np.int32(example['label']),
       'mask': np.float32(1.0),
       'video_id': _text(example['video_id']),
   }
+
+
+def _resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
+  """[T, h, w, C] float32 -> [T, size, size, C], bilinear, frames as channels."""
+  t, h, w, c = frames.shape
+  stacked = frames.transpose(1, 2, 0, 3).reshape(h, w, t * c)
+  resized = cv2.resize(stacked, (size, size), interpolation=cv2.INTER_LINEAR)
+  return resized.reshape(size, size, t, c).transpose(2, 0, 1, 3)
 
 
 # iBUG 68-point index of each point's mirror image (left and right swap).
@@ -335,6 +358,7 @@ def create_datasets(dataset: str, data_dir: str | None,
                     crop_size: int = CROP_SIZE, grain_workers: int = 0,
                     read_threads: int = 2, flip: bool = False,
                     intensity: float = 0.0, sampling: str = 'shuffle',
+                    crop_jitter: int | None = None, scale: float = 0.0,
                     process_index: int | None = None,
                     process_count: int | None = None) -> Datasets:
   """Training and evaluation pipelines for one LOSO fold.
@@ -356,6 +380,12 @@ def create_datasets(dataset: str, data_dir: str | None,
       'stratified' (`stratified_order` over the (subject, class) strata: a
       batch of a multiple of their number holds the same number of clips of
       every class of every training subject).
+    crop_jitter: training crops are drawn within this many pixels of the
+      centred evaluation crop, per axis; None = the whole stored frame
+      (offsets 0..16 for 128 of 144, +-8 px: the official augmentation).
+    scale: training crops are zoomed by a factor drawn in [1 - a, 1 + a]:
+      a window of side crop_size / factor (at most the stored 144), centred
+      where the unzoomed crop would be, resized to crop_size. 0 = off.
     process_index, process_count: default jax.process_index()/count().
 
   Returns:
@@ -365,6 +395,15 @@ def create_datasets(dataset: str, data_dir: str | None,
   max_offset = RECORD_SIZE - crop_size
   if max_offset < 0:
     raise ValueError(f'crop_size {crop_size} > stored size {RECORD_SIZE}.')
+  centre = max_offset // 2
+  if crop_jitter is None:
+    low, high = 0, max_offset
+  elif 0 <= crop_jitter <= centre:
+    low, high = centre - crop_jitter, centre + crop_jitter
+  else:
+    raise ValueError(f'crop_jitter must be in [0, {centre}] pixels (or None), got {crop_jitter}.')
+  if not 0 <= scale < 1:
+    raise ValueError(f'scale must be in [0, 1), got {scale}.')
   subjects = list_subjects(dataset, data_dir)
   test_subjects = list(test_subjects)
   if train_subjects is None:
@@ -388,8 +427,15 @@ def create_datasets(dataset: str, data_dir: str | None,
       raise ValueError(f'{num_train} training examples cannot feed {count} processes.')
 
     def random_crop(example, rng: np.random.Generator):
-      dy, dx = rng.integers(0, max_offset + 1, size=2)
-      cropped = crop_example(example, int(dy), int(dx), stats, crop_size)
+      dy, dx = rng.integers(low, high + 1, size=2)
+      if scale:
+        side = min(RECORD_SIZE, int(round(crop_size / rng.uniform(1 - scale, 1 + scale))))
+        # Same window centre as the unzoomed crop, kept inside the frame.
+        dy, dx = (int(np.clip(round(d + (crop_size - side) / 2), 0, RECORD_SIZE - side))
+                  for d in (dy, dx))
+        cropped = crop_example(example, dy, dx, stats, crop_size, side)
+      else:
+        cropped = crop_example(example, int(dy), int(dx), stats, crop_size)
       return augment_example(cropped, rng, flip=flip, intensity=intensity)
 
     # Shuffle, repeat and crop one global stream. Process p then reads rows
@@ -438,13 +484,11 @@ def create_datasets(dataset: str, data_dir: str | None,
     n = len(source)
     per_process = -(-n // count)
     num_batches = max(1, -(-per_process // local_batch))
-    offset = max_offset // 2
-
     def fetch(i):
       global_index = index + i * count
       if global_index >= n:
         return _padding(crop_size)
-      return crop_example(source[global_index], offset, offset, stats, crop_size)
+      return crop_example(source[global_index], centre, centre, stats, crop_size)
 
     ds = (grain.MapDataset.range(num_batches * local_batch).map(fetch)
           .batch(local_batch, batch_fn=_batch_fn))
@@ -461,7 +505,7 @@ def get_datasets(config: Any, **overrides: Any) -> Datasets:
 
   Reads dataset, data_dir, test_subjects, batch_size and, if present,
   eval_batch_size, seed, train_subjects, crop_size, grain_workers and
-  augment.flip / augment.intensity and batch_sampling.
+  augment.flip / intensity / crop_jitter / scale and batch_sampling.
   """
   def get(name, default=None):
     if name in overrides:
@@ -484,6 +528,8 @@ def get_datasets(config: Any, **overrides: Any) -> Datasets:
       grain_workers=int(get('grain_workers', 0)),
       flip=bool(augment_get('flip', False)),
       intensity=float(augment_get('intensity', 0.0)),
+      crop_jitter=augment_get('crop_jitter', None),
+      scale=float(augment_get('scale', 0.0)),
       sampling=str(get('batch_sampling', 'shuffle')),
       process_index=get('process_index'),
       process_count=get('process_count'))

@@ -348,6 +348,7 @@ def train_fold(config: ml_collections.ConfigDict, fold_dir: str, subject: str,
       config.dataset, config.data_dir or None, [subject], batch_size=config.batch_size,
       eval_batch_size=config.eval_batch_size, seed=seed, grain_workers=config.grain_workers,
       flip=config.augment.flip, intensity=config.augment.intensity,
+      crop_jitter=config.augment.crop_jitter, scale=config.augment.scale,
       sampling=config.batch_sampling)
   tx = create_optimizer(config)
   _, state = create_train_state(config, num_classes, seed, tx)
@@ -434,6 +435,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> tuple
   if config.batch_sampling not in input_pipeline.SAMPLINGS:
     raise ConfigError(f'config.batch_sampling must be one of {input_pipeline.SAMPLINGS}, got '
                       f'{config.batch_sampling!r}')
+  max_jitter = (input_pipeline.RECORD_SIZE - input_pipeline.CROP_SIZE) // 2
+  if not 0 <= config.augment.crop_jitter <= max_jitter:
+    raise ConfigError(f'config.augment.crop_jitter must be 0..{max_jitter} pixels, got '
+                      f'{config.augment.crop_jitter}')
+  if not 0 <= config.augment.scale < 1:
+    raise ConfigError(f'config.augment.scale must be in [0, 1), got {config.augment.scale}')
   os.makedirs(workdir, exist_ok=True)
   dataset_ready(config)
   class_names = input_pipeline.class_names(config.dataset, config.data_dir or None)

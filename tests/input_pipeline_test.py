@@ -252,6 +252,63 @@ def test_training_augmentation(data_dir):
     np.testing.assert_array_equal(a['video'], b['video'])
 
 
+def test_crop_jitter_bounds_training_crops(data_dir):
+  # 0: every training crop is the centred evaluation crop (offset 8, 8).
+  centred = _make(data_dir, crop_jitter=0)
+  for b in itertools.islice(centred.train, 4):
+    assert {_decode(b, i)[:2] for i in range(4)} == {(8, 8)}
+  # 3: offsets 5..11 on each axis, and more than one of them.
+  offsets = set()
+  for b in itertools.islice(_make(data_dir, crop_jitter=3).train, 10):
+    offsets |= {_decode(b, i)[:2] for i in range(4)}
+  assert all(5 <= dy <= 11 and 5 <= dx <= 11 for dy, dx in offsets) and len(offsets) > 5
+  with pytest.raises(ValueError, match='crop_jitter'):
+    _make(data_dir, crop_jitter=9)
+
+
+@pytest.mark.parametrize('side', [112, 128, 144])
+def test_zoomed_crop_keeps_landmarks_on_the_face_and_scales_flow(side):
+  # A bright blob at (x, y) = (70.5, 60.5) in every frame, a landmark on it,
+  # and a uniform flow of (1.5, -0.5) px.
+  yy, xx = np.mgrid[:144, :144]
+  blob = 255 * np.exp(-((xx - 70.5) ** 2 + (yy - 60.5) ** 2) / (2 * 3.0 ** 2))
+  record = {'video': np.broadcast_to(blob[None, ..., None], (8, 144, 144, 1)).astype(np.uint8),
+            'flow': np.broadcast_to(np.array([1.5, -0.5], np.float16), (7, 144, 144, 2)),
+            'landmarks': np.broadcast_to(np.array([70.5, 60.5], np.float32), (8, 68, 2)),
+            'label': 2, 'subject': 's', 'video_id': 'v'}
+  dy, dx = min(4, 144 - side), (144 - side) // 2
+  out = input_pipeline.crop_example(record, dy, dx, {'s': (0.0, 1.0)}, side=side)
+  factor = 128 / side
+  assert out['video'].shape == (8, 128, 128, 1) and out['flow'].shape == (7, 128, 128, 2)
+  np.testing.assert_allclose(out['flow'], np.broadcast_to([1.5 * factor, -0.5 * factor], out['flow'].shape),
+                             rtol=1e-3)
+  # The blob's centre of mass is where the landmark went.
+  image = out['video'][3, ..., 0].astype(np.float64)
+  oy, ox = np.mgrid[:128, :128]
+  centre = np.array([(image * ox).sum(), (image * oy).sum()]) / image.sum()
+  np.testing.assert_allclose(out['landmarks'][2, 5], centre, atol=0.05)
+  np.testing.assert_allclose(out['landmarks'][2, 5], [(70.5 - dx + 0.5) * factor - 0.5,
+                                                      (60.5 - dy + 0.5) * factor - 0.5], atol=1e-4)
+  with pytest.raises(ValueError, match='outside'):
+    input_pipeline.crop_example(record, 144 - side + 1, dx, {'s': (0.0, 1.0)}, side=side)
+
+
+def test_scale_augmentation_zooms_training_crops(data_dir):
+  # Landmarks of one record sit on a line with slope 1000 / 1 in x per frame
+  # (see _record): their spacing between frames measures the zoom.
+  spacings = set()
+  for b in itertools.islice(_make(data_dir, crop_jitter=0, scale=0.2).train, 6):
+    assert b['video'].shape == (4, 8, 128, 128, 1)
+    for i in range(4):
+      # float32 landmarks near 1e5 carry about 0.01 px of rounding.
+      spacing = float(b['landmarks'][i, 6, 0, 0] - b['landmarks'][i, 0, 0, 0]) / 6
+      assert 1 / 1.2 - 0.01 <= 1 / spacing <= 144 / 128 + 0.01
+      spacings.add(round(spacing, 2))
+  assert len(spacings) > 5
+  with pytest.raises(ValueError, match='scale'):
+    _make(data_dir, scale=1.0)
+
+
 def test_stratified_order():
   strata = [[0, 1, 2, 3], [10, 11], [20]]
   order = input_pipeline.stratified_order(strata, seed=0, epoch=0)

@@ -111,9 +111,12 @@ def test_unknown_compute_dtype(tmp_path):
     train.train_and_evaluate(config, str(tmp_path / 'run'))
 
 
-def test_unknown_batch_sampling_fails_before_writing(tmp_path):
-  config = _config(str(tmp_path), batch_sampling='balanced')
-  with pytest.raises(train.ConfigError, match='config.batch_sampling'):
+@pytest.mark.parametrize('field, value', [('batch_sampling', 'balanced'),
+                                           ('augment.crop_jitter', 9),
+                                           ('augment.scale', 1.0)])
+def test_bad_training_option_fails_before_writing(tmp_path, field, value):
+  config = _config(str(tmp_path), **{field: value})
+  with pytest.raises(train.ConfigError, match=f'config.{field}'):
     train.train_and_evaluate(config, str(tmp_path / 'run'))
   assert not (tmp_path / 'run').exists()
 
