@@ -484,6 +484,7 @@ def create_datasets(dataset: str, data_dir: str | None,
     n = len(source)
     per_process = -(-n // count)
     num_batches = max(1, -(-per_process // local_batch))
+
     def fetch(i):
       global_index = index + i * count
       if global_index >= n:
