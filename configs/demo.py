@@ -12,7 +12,7 @@ from the official recipe, and why (docs/RESULTS.md has the runs behind them):
 - training crops are the centred evaluation crop (`augment.crop_jitter=0`;
   the official random offsets shift the whole aligned face by up to 8 px,
   more than the 3-5 px motion that carries the class, and kept the class
-  from being learnt in a few hundred steps);
+  from being learnt within 150 steps);
 - no dropout and a cosine-decayed learning rate, so that a short run starts
   to generalise; 100 steps per fold (docs/RESULTS.md has the time).
 The training options that single-fold runs did not support (tied pair
