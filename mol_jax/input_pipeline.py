@@ -29,8 +29,9 @@ jax.process_index()):
   video_id   list[str] (evaluation only)  for per-video pooling
 
 Training: infinite, reshuffled every epoch, deterministic given the seed, a
-random 128x128 crop at offsets (dy, dx) in [0, 16]^2 (flow cropped with it,
-landmarks shifted by it), then optional augmentation (`augment_example`: a
+random 128x128 crop at offsets (dy, dx) in [0, 16]^2 (official; narrowed
+around the centre by `crop_jitter`, optionally zoomed by `scale`; flow and
+landmarks follow the crop), then optional augmentation (`augment_example`: a
 left-right flip with its targets mirrored, a per-clip gain and offset).
 Evaluation: finite, every example exactly once, centre crop at (8, 8), fixed
 batch size, the last batch padded with mask 0; every process yields the same
@@ -137,6 +138,26 @@ def subject_statistics(dataset: str, data_dir: str | None,
   """{subject: (mean, scale)} with video = (x - mean) / scale (see module doc)."""
   return {s: _subject_statistics(dataset, data_dir, s, crop_size)
           for s in subjects}
+
+
+def training_crop_offsets(crop_size: int, crop_jitter: int | None, scale: float
+                          ) -> tuple[int, int]:
+  """(low, high) offsets of training crops; checks `crop_jitter` and `scale`.
+
+  Raises:
+    ValueError: naming the bad argument and its valid range.
+  """
+  max_offset = RECORD_SIZE - crop_size
+  if max_offset < 0:
+    raise ValueError(f'crop_size {crop_size} > stored size {RECORD_SIZE}.')
+  centre = max_offset // 2
+  if crop_jitter is not None and not 0 <= crop_jitter <= centre:
+    raise ValueError(f'crop_jitter must be 0..{centre} pixels, got {crop_jitter}')
+  if not 0 <= scale < 1:
+    raise ValueError(f'scale must be in [0, 1), got {scale}')
+  if crop_jitter is None:
+    return 0, max_offset
+  return centre - crop_jitter, centre + crop_jitter
 
 
 def _text(value: Any) -> str:
@@ -392,18 +413,8 @@ def create_datasets(dataset: str, data_dir: str | None,
     `Datasets`.
   """
   import grain  # pylint: disable=g-import-not-at-top
-  max_offset = RECORD_SIZE - crop_size
-  if max_offset < 0:
-    raise ValueError(f'crop_size {crop_size} > stored size {RECORD_SIZE}.')
-  centre = max_offset // 2
-  if crop_jitter is None:
-    low, high = 0, max_offset
-  elif 0 <= crop_jitter <= centre:
-    low, high = centre - crop_jitter, centre + crop_jitter
-  else:
-    raise ValueError(f'crop_jitter must be in [0, {centre}] pixels (or None), got {crop_jitter}.')
-  if not 0 <= scale < 1:
-    raise ValueError(f'scale must be in [0, 1), got {scale}.')
+  low, high = training_crop_offsets(crop_size, crop_jitter, scale)
+  centre = (RECORD_SIZE - crop_size) // 2
   subjects = list_subjects(dataset, data_dir)
   test_subjects = list(test_subjects)
   if train_subjects is None:
@@ -427,15 +438,14 @@ def create_datasets(dataset: str, data_dir: str | None,
       raise ValueError(f'{num_train} training examples cannot feed {count} processes.')
 
     def random_crop(example, rng: np.random.Generator):
-      dy, dx = rng.integers(low, high + 1, size=2)
+      offsets = rng.integers(low, high + 1, size=2)
+      side = crop_size
       if scale:
         side = min(RECORD_SIZE, int(round(crop_size / rng.uniform(1 - scale, 1 + scale))))
-        # Same window centre as the unzoomed crop, kept inside the frame.
-        dy, dx = (int(np.clip(round(d + (crop_size - side) / 2), 0, RECORD_SIZE - side))
-                  for d in (dy, dx))
-        cropped = crop_example(example, dy, dx, stats, crop_size, side)
-      else:
-        cropped = crop_example(example, int(dy), int(dx), stats, crop_size)
+      # A zoomed window keeps the unzoomed crop's centre, inside the frame.
+      dy, dx = (int(np.clip(round(d + (crop_size - side) / 2), 0, RECORD_SIZE - side))
+                for d in offsets)
+      cropped = crop_example(example, dy, dx, stats, crop_size, side)
       return augment_example(cropped, rng, flip=flip, intensity=intensity)
 
     # Shuffle, repeat and crop one global stream. Process p then reads rows

@@ -435,12 +435,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> tuple
   if config.batch_sampling not in input_pipeline.SAMPLINGS:
     raise ConfigError(f'config.batch_sampling must be one of {input_pipeline.SAMPLINGS}, got '
                       f'{config.batch_sampling!r}')
-  max_jitter = (input_pipeline.RECORD_SIZE - input_pipeline.CROP_SIZE) // 2
-  if not 0 <= config.augment.crop_jitter <= max_jitter:
-    raise ConfigError(f'config.augment.crop_jitter must be 0..{max_jitter} pixels, got '
-                      f'{config.augment.crop_jitter}')
-  if not 0 <= config.augment.scale < 1:
-    raise ConfigError(f'config.augment.scale must be in [0, 1), got {config.augment.scale}')
+  try:
+    input_pipeline.training_crop_offsets(input_pipeline.CROP_SIZE, config.augment.crop_jitter,
+                                         config.augment.scale)
+  except ValueError as e:
+    raise ConfigError(f'config.augment.{e}') from e
   os.makedirs(workdir, exist_ok=True)
   dataset_ready(config)
   class_names = input_pipeline.class_names(config.dataset, config.data_dir or None)
