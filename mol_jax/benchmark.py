@@ -17,18 +17,22 @@ machine's practical peak). Random inputs: speed does not depend on the data.
 from __future__ import annotations
 
 import argparse
+import collections
 import functools
+import glob
+import gzip
 import importlib
 import json
 import os
 import platform
+import re
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mol_jax import sharding, train
+from mol_jax import conv, sharding, train
 
 
 def _median_seconds(fn, x: jax.Array, repeats: int) -> float:
@@ -42,9 +46,15 @@ def _median_seconds(fn, x: jax.Array, repeats: int) -> float:
   return float(np.median(times))
 
 
-def matmul_peak(size: int = 2048, repeats: int = 5) -> float:
-  """FLOP/s of a jitted float32 [size, size] matmul (median of repeats)."""
-  a = jnp.ones((size, size), jnp.float32)
+def matmul_peak(size: int | None = None, dtype: str = 'float32', repeats: int = 5) -> float:
+  """FLOP/s of a jitted [size, size] matmul in `dtype` (median of repeats).
+
+  Random operands: zeros or ones can run faster than real data. The default
+  size is 2048 on a CPU and 8192 on an accelerator, large enough to fill it.
+  """
+  if size is None:
+    size = 2048 if jax.default_backend() == 'cpu' else 8192
+  a = jax.random.normal(jax.random.PRNGKey(0), (size, size), dtype)
   return 2 * size ** 3 / _median_seconds(jax.jit(lambda x: x @ x), a, repeats)
 
 
@@ -65,15 +75,81 @@ def _cpu_name() -> str:
   return platform.processor() or platform.machine()
 
 
+def _valid_taps(size: int, out_size: int, window: int, stride: int, pad_lo: int,
+                lhs_dilation: int, rhs_dilation: int) -> int:
+  """(output position, kernel tap) pairs of one spatial dimension that read a
+  real input element, not padding or a hole of input dilation."""
+  last = (size - 1) * lhs_dilation
+  count = 0
+  for o in range(out_size):
+    for k in range(window):
+      pos = o * stride + k * rhs_dilation - pad_lo
+      count += 0 <= pos <= last and pos % lhs_dilation == 0
+  return count
+
+
+def _conv_flops(eqn) -> float:
+  lhs, rhs = (v.aval.shape for v in eqn.invars[:2])
+  out = eqn.outvars[0].aval.shape
+  p = eqn.params
+  lhs_spec, rhs_spec, out_spec = p['dimension_numbers']
+  lhs_dil = p['lhs_dilation'] or (1,) * (len(lhs) - 2)
+  rhs_dil = p['rhs_dilation'] or (1,) * (len(lhs) - 2)
+  taps = 1
+  for i in range(len(lhs) - 2):
+    taps *= _valid_taps(lhs[lhs_spec[2 + i]], out[out_spec[2 + i]], rhs[rhs_spec[2 + i]],
+                        p['window_strides'][i], p['padding'][i][0], lhs_dil[i], rhs_dil[i])
+  return 2.0 * out[out_spec[0]] * out[out_spec[1]] * rhs[rhs_spec[1]] * taps
+
+
+def _real_share(eqn) -> float:
+  """The share of a convolution's arithmetic on real channels: below 1 inside
+  `conv._xla_conv`'s channel padding (its zero channels are not MOL's work)."""
+  found = re.findall(conv.PADDED_SCOPE + r'(\d+)x(\d+)of(\d+)x(\d+)',
+                     str(eqn.source_info.name_stack))
+  if not found:
+    return 1.0
+  cin, cout, cin_padded, cout_padded = map(int, found[-1])
+  return cin * cout / (cin_padded * cout_padded)
+
+
+def jaxpr_flops(jaxpr) -> float:
+  """FLOPs of the matmuls and convolutions of a (closed) jaxpr, nested
+  calls and scan bodies included (2 per multiply-add; convolutions count
+  only the taps that meet real input, as XLA's cost analysis does).
+
+  Unlike XLA's count of a compiled program, this does not depend on the
+  backend: on GPU, XLA leaves out the convolutions it hands to cuDNN. The
+  zero channels `conv` pads in for cuDNN are not counted.
+  """
+  jaxpr = getattr(jaxpr, 'jaxpr', jaxpr)
+  total = 0.0
+  for eqn in jaxpr.eqns:
+    name = eqn.primitive.name
+    if name == 'dot_general':
+      (lhs_contract, _), _ = eqn.params['dimension_numbers']
+      lhs = eqn.invars[0].aval.shape
+      total += 2.0 * np.prod(eqn.outvars[0].aval.shape) * np.prod([lhs[d] for d in lhs_contract])
+    elif name == 'conv_general_dilated':
+      total += _conv_flops(eqn) * _real_share(eqn)
+    times = eqn.params.get('length', 1) if name == 'scan' else 1
+    for value in eqn.params.values():
+      for sub in value if isinstance(value, (tuple, list)) else (value,):
+        if hasattr(sub, 'eqns') or hasattr(getattr(sub, 'jaxpr', None), 'eqns'):
+          total += times * jaxpr_flops(sub)
+  return total
+
+
 def _timed(fn, args, repeats, threads_state: bool):
   """Compile, warm up, then time `repeats` calls. With `threads_state` the
   first output is fed back as the first argument (the train step donates
   its state, as in training)."""
   t = time.perf_counter()
-  compiled = fn.lower(*args).compile()
+  traced = fn.trace(*args)
+  compiled = traced.lower().compile()
   compile_s = time.perf_counter() - t
+  flops = jaxpr_flops(traced.jaxpr)
   cost = compiled.cost_analysis() or {}
-  flops = float(cost.get('flops', float('nan')))
   bytes_accessed = float(cost.get('bytes accessed', float('nan')))
   memory = compiled.memory_analysis()
   memory_bytes = float('nan') if memory is None else float(
@@ -90,6 +166,63 @@ def _timed(fn, args, repeats, threads_state: bool):
   return compile_s, flops, bytes_accessed, memory_bytes, times
 
 
+def profile(fn, args, trace_dir: str, steps: int = 3, top: int = 25) -> list[dict]:
+  """Traces `steps` calls of `fn` (train-step style: state fed back) into
+  `trace_dir` and returns the device's busiest operations, by total time."""
+  out = jax.block_until_ready(fn(*args))  # warm-up, outside the trace
+  args = (out[0],) + tuple(args[1:])
+  with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
+    for _ in range(steps):
+      out = jax.block_until_ready(fn(*args))
+      args = (out[0],) + tuple(args[1:])
+  return summarise_trace(trace_dir, steps, top)
+
+
+def summarise_trace(trace_dir: str, steps: int, top: int = 25) -> list[dict]:
+  """Device operations of a Perfetto trace under `trace_dir`, grouped by name.
+
+  Device lanes are the processes named after a GPU or TPU; on a CPU (no such
+  lane) the host's XLA operation threads are used instead.
+  """
+  paths = glob.glob(os.path.join(trace_dir, '**', '*perfetto_trace.json.gz'), recursive=True)
+  if not paths:
+    raise FileNotFoundError(f'no perfetto_trace.json.gz under {trace_dir}')
+  with gzip.open(max(paths, key=os.path.getmtime)) as f:
+    events = json.load(f)
+  events = events['traceEvents'] if isinstance(events, dict) else events
+  process = {e['pid']: e['args'].get('name', '') for e in events
+             if e.get('ph') == 'M' and e.get('name') == 'process_name'}
+  thread = {(e['pid'], e['tid']): e['args'].get('name', '') for e in events
+            if e.get('ph') == 'M' and e.get('name') == 'thread_name'}
+  device = {pid for pid, name in process.items() if 'GPU' in name or 'TPU' in name}
+  # A device process has a lane of HLO operations ("XLA Ops") beside lanes of
+  # kernels and of whole modules that cover the same time: count one.
+  ops_lanes = {key for key, name in thread.items() if key[0] in device and 'XLA Ops' in name}
+
+  def on_device(e):
+    if ops_lanes:
+      return (e['pid'], e['tid']) in ops_lanes
+    if device:
+      return e['pid'] in device and 'Modules' not in thread.get((e['pid'], e['tid']), '')
+    return 'xla' in thread.get((e['pid'], e['tid']), '').lower()
+
+  totals = collections.defaultdict(float)
+  counts = collections.Counter()
+  for e in events:
+    if e.get('ph') == 'X' and 'dur' in e and on_device(e):
+      totals[e['name']] += e['dur'] * 1e-6 / steps
+      counts[e['name']] += 1
+  busy = sum(totals.values())
+  rows = [{'op': name, 'seconds_per_step': sec, 'share_of_busy': sec / busy if busy else 0.0,
+           'calls_per_step': counts[name] / steps}
+          for name, sec in sorted(totals.items(), key=lambda kv: -kv[1])[:top]]
+  print(f'device busy {1e3 * busy:.2f} ms per step, {len(totals)} distinct operations; top:')
+  for r in rows:
+    print(f"  {1e3 * r['seconds_per_step']:8.3f} ms {100 * r['share_of_busy']:5.1f}% "
+          f"x{r['calls_per_step']:<5g} {r['op'][:110]}")
+  return rows
+
+
 # (name, map size, in, out, kernel, stride, padding, transposed): the flow
 # head's convolutions, whose backward pass is most of the training step.
 FLOW_LAYERS = (
@@ -102,17 +235,17 @@ FLOW_LAYERS = (
 )
 
 
-def layers(batch_size: int, impls=('xla', 'auto'), repeats: int = 3) -> list[dict]:
+def layers(batch_size: int, impls=('xla', 'auto'), repeats: int = 3,
+           dtype: str = 'float32') -> list[dict]:
   """Forward + backward time of each flow-head convolution per implementation.
 
   `batch_size` counts frame pairs (8 clips x 7 pairs = 56 in the official step).
   """
-  from mol_jax import conv  # pylint: disable=g-import-not-at-top
   rows = []
   key = jax.random.PRNGKey(0)
   for name, size, cin, cout, k, stride, pad, transposed in FLOW_LAYERS:
-    x = jax.random.normal(key, (batch_size, size, size, cin))
-    w = jax.random.normal(key, (k, k, cin, cout)) * 0.01
+    x = jax.random.normal(key, (batch_size, size, size, cin), dtype)
+    w = (jax.random.normal(key, (k, k, cin, cout)) * 0.01).astype(dtype)
     for impl in impls:
       if transposed:
         fn = functools.partial(conv.conv_transpose2d, impl='cols' if impl == 'im2col' else impl)
@@ -120,7 +253,8 @@ def layers(batch_size: int, impls=('xla', 'auto'), repeats: int = 3) -> list[dic
         continue
       else:
         fn = functools.partial(conv.conv2d, stride=stride, padding=pad, impl=impl)
-      grad = jax.jit(jax.grad(lambda x, w, fn=fn: jnp.sum(fn(x, w) ** 2), argnums=(0, 1)))
+      grad = jax.jit(jax.grad(
+          lambda x, w, fn=fn: jnp.sum(fn(x, w).astype(jnp.float32) ** 2), argnums=(0, 1)))
       _, flops, _, _, times = _timed(grad, (x, w), repeats, False)
       median = float(np.median(times))
       rows.append({'layer': name, 'impl': impl, 'median_s': median, 'gflop': flops / 1e9})
@@ -131,8 +265,12 @@ def layers(batch_size: int, impls=('xla', 'auto'), repeats: int = 3) -> list[dic
 
 def run(batch_sizes, flow_pairs: int | None = None, repeats: int = 5, num_classes: int = 3,
         eval_with_flow: bool | None = None, compute_dtype: str | None = None,
-        config_name: str = 'default') -> dict:
-  """Times the steps of `configs/<config_name>.py`; None keeps the config's value."""
+        config_name: str = 'default', profile_dir: str = '') -> dict:
+  """Times the steps of `configs/<config_name>.py`; None keeps the config's value.
+
+  With `profile_dir`, the train step at the last batch size is also traced
+  there and its busiest device operations are listed.
+  """
   peak = matmul_peak()
   bandwidth = memory_bandwidth()
   config = importlib.import_module(f'configs.{config_name}').get_config()
@@ -142,6 +280,11 @@ def run(batch_sizes, flow_pairs: int | None = None, repeats: int = 5, num_classe
     config.eval_with_flow = eval_with_flow
   if compute_dtype is not None:
     config.model.compute_dtype = compute_dtype
+  # The step's fraction is taken of the matmul peak in its own compute dtype
+  # (a GPU's bfloat16 matrix units are several times its float32 rate).
+  compute_peak = peak
+  if config.model.compute_dtype == 'bfloat16':
+    compute_peak = matmul_peak(dtype='bfloat16')
   mesh = sharding.create_mesh(1)
   tx = train.create_optimizer(config)
   start = time.perf_counter()
@@ -171,17 +314,23 @@ def run(batch_sizes, flow_pairs: int | None = None, repeats: int = 5, num_classe
                    'median_s': median, 'min_s': float(min(times)), 'max_s': float(max(times)),
                    'gflop': flops / 1e9, 'gbytes_accessed': bytes_accessed / 1e9,
                    'memory_gb': memory_bytes / 1e9, 'gflop_per_s': flops / median / 1e9,
-                   'fraction_of_matmul_peak': flops / median / peak})
+                   'fraction_of_matmul_peak': flops / median / compute_peak})
       print(f"{name:13s} batch {batch_size:3d}: {median:8.3f} s "
             f"[{min(times):.3f}, {max(times):.3f}], compile {compile_s:6.1f} s, "
             f"{flops / 1e9:8.1f} GFLOP, {flops / median / 1e9:6.1f} GFLOP/s "
-            f"({100 * flops / median / peak:4.1f}% of matmul)", flush=True)
+            f"({100 * flops / median / compute_peak:4.1f}% of matmul)", flush=True)
+  top_ops = []
+  if profile_dir:
+    fresh = steps.place(jax.tree.map(lambda x: x.copy(), state))  # `placed` was donated
+    top_ops = profile(steps.train, (fresh, batch), profile_dir)
   return {
       'machine': {'platform': platform.platform(), 'processor': _cpu_name(),
                   'cpu_count': os.cpu_count(),
                   'backend': jax.default_backend(), 'devices': [str(d) for d in jax.devices()],
+                  'device_kind': jax.devices()[0].device_kind,
                   'jax': jax.__version__},
       'matmul_peak_gflop_per_s': peak / 1e9,
+      'compute_dtype_matmul_peak_gflop_per_s': compute_peak / 1e9,
       'memory_gb_per_s': bandwidth / 1e9,
       'init_s': init_s,
       'config': config_name,
@@ -190,8 +339,10 @@ def run(batch_sizes, flow_pairs: int | None = None, repeats: int = 5, num_classe
       'flow_pairs_per_step': config.loss.flow_pairs_per_step,
       'eval_with_flow': config.eval_with_flow,
       'compute_dtype': config.model.compute_dtype,
+      'channel_alignment': conv.CHANNEL_ALIGNMENT,
       'repeats': repeats,
       'results': rows,
+      'profile_top_ops': top_ops,
   }
 
 
@@ -199,16 +350,22 @@ def markdown(result: dict) -> str:
   """The result as a dated Markdown section (for docs/PERFORMANCE.md)."""
   m = result['machine']
   lines = [
-      f"### {time.strftime('%Y-%m-%d')}: {m['backend']}, {len(m['devices'])} device(s), "
+      f"### {time.strftime('%Y-%m-%d')}: {m['backend']}, {len(m['devices'])} device(s)"
+      f"{'' if m['backend'] == 'cpu' else ' ' + m.get('device_kind', '')}, "
       f"{m['processor']}, {m['cpu_count']} CPU cores",
       '',
       f"`python -m mol_jax.benchmark` with configs/{result['config']}.py, "
       f"of_weight={result['of_weight']}, ldm_weight={result['ldm_weight']}, "
       f"flow_pairs_per_step={result['flow_pairs_per_step']}, "
       f"eval_with_flow={result['eval_with_flow']}, compute {result['compute_dtype']}, "
+      f"channel alignment {result.get('channel_alignment', 1)}, "
       f"{result['repeats']} timed runs after a "
       f"warm-up; jax {m['jax']}; float32 matmul peak measured in the same run: "
-      f"{result['matmul_peak_gflop_per_s']:.1f} GFLOP/s; memory bandwidth (elementwise "
+      f"{result['matmul_peak_gflop_per_s']:.1f} GFLOP/s"
+      + ('' if result['compute_dtype'] != 'bfloat16' else
+         f", bfloat16 {result['compute_dtype_matmul_peak_gflop_per_s']:.1f} GFLOP/s "
+         '(the fractions below are of this one)')
+      + f"; memory bandwidth (elementwise "
       f"read + write) {result['memory_gb_per_s']:.1f} GB/s; model initialisation "
       f"{result['init_s']:.1f} s.",
       '',
@@ -237,23 +394,32 @@ def main(argv=None) -> None:
                       help="1: the eval forward computes flow for all 7 pairs (default: the "
                            "config's)")
   parser.add_argument('--compute_dtype', default=None, choices=('float32', 'bfloat16'))
+  parser.add_argument('--channel_alignment', type=int, default=None,
+                      help='pad the channels of XLA convolutions to a multiple of this '
+                           '(GPU: 8 suits cuDNN; default 1, no padding)')
   parser.add_argument('--out', default='', help='JSON file for the results')
+  parser.add_argument('--profile', default='',
+                      help='folder for a profiler trace of the train step at the last batch '
+                           'size; its busiest device operations are printed')
   parser.add_argument('--append_to', default='',
                       help='Markdown file to append the table to (docs/PERFORMANCE.md)')
   parser.add_argument('--layers', default='',
                       help="instead: time each flow-head convolution's forward+backward "
                            "for these implementations, e.g. xla,im2col,cols,auto")
   args = parser.parse_args(argv)
+  if args.channel_alignment is not None:
+    conv.CHANNEL_ALIGNMENT = args.channel_alignment
   if args.layers:
     rows = layers(int(args.batch_sizes.split(',')[0]), tuple(args.layers.split(',')),
-                  args.repeats)
+                  args.repeats, args.compute_dtype or 'float32')
     if args.out:
       with open(args.out, 'w') as f:
         json.dump(rows, f, indent=2)
     return
   result = run([int(b) for b in args.batch_sizes.split(',')], args.flow_pairs, args.repeats,
                eval_with_flow=None if args.eval_with_flow is None else bool(args.eval_with_flow),
-               compute_dtype=args.compute_dtype, config_name=args.config)
+               compute_dtype=args.compute_dtype, config_name=args.config,
+               profile_dir=args.profile)
   print(f"matmul peak: {result['matmul_peak_gflop_per_s']:.1f} GFLOP/s")
   table = markdown(result)
   print(table)

@@ -26,3 +26,49 @@ def test_benchmark_writes_json_and_markdown(tmp_path):
   assert text.startswith('# Performance\n') and '| train_step | 1 |' in text
   assert result['config'] == 'default' and 'configs/default.py' in text
   assert result['flow_pairs_per_step'] == 1 and result['init_s'] > 0
+
+
+@pytest.mark.parametrize('transposed,stride,padding', [
+    (False, 1, 1), (False, 2, 1), (False, 2, 0), (True, 2, 1)])
+def test_jaxpr_flops_match_xla_cpu_count(transposed, stride, padding):
+  """The backend-independent count agrees with XLA's count of the compiled
+  CPU program (which also counts the few elementwise FLOPs) for convolutions,
+  their gradients and transposed convolutions."""
+  import jax
+  import jax.numpy as jnp
+  from mol_jax import conv
+  x, w = jnp.ones((3, 16, 16, 24)), jnp.ones((4, 4, 24, 8))
+  if transposed:
+    loss = lambda x, w: jnp.sum(conv.conv_transpose2d(x, w, impl='xla') ** 2)
+  else:
+    loss = lambda x, w: jnp.sum(conv.conv2d(x, w, stride, padding, impl='xla') ** 2)
+  for fn in (jax.jit(loss), jax.jit(jax.grad(loss, argnums=(0, 1)))):
+    traced = fn.trace(x, w)
+    xla = traced.lower().compile().cost_analysis()['flops']
+    assert benchmark.jaxpr_flops(traced.jaxpr) == pytest.approx(xla, rel=0.02)
+
+
+def test_jaxpr_flops_count_scan_bodies_and_matmuls():
+  import jax
+  import jax.numpy as jnp
+  a = jnp.ones((5, 6))
+  b = jnp.ones((6, 7))
+  step = lambda c, _: (c, c @ b)
+  jaxpr = jax.make_jaxpr(lambda a: jax.lax.scan(step, a, None, length=4))(a)
+  assert benchmark.jaxpr_flops(jaxpr) == 4 * 2 * 5 * 6 * 7
+
+
+def test_jaxpr_flops_leave_out_channels_padded_for_cudnn(monkeypatch):
+  import jax
+  import jax.numpy as jnp
+  from mol_jax import conv
+  x, w = jnp.ones((2, 16, 16, 5)), jnp.ones((4, 4, 5, 3))
+  loss = lambda x, w: jnp.sum(conv.conv2d(x, w, 2, 1, impl='xla') ** 2)
+  counts = []
+  for align in (1, 8):
+    monkeypatch.setattr(conv, 'CHANNEL_ALIGNMENT', align)
+    jax.clear_caches()
+    jaxpr = jax.make_jaxpr(jax.grad(loss, argnums=(0, 1)))(x, w)
+    assert ('= pad[' in str(jaxpr)) == (align == 8)
+    counts.append(benchmark.jaxpr_flops(jaxpr))
+  assert counts[0] == counts[1] > 0

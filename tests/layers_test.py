@@ -203,3 +203,24 @@ def test_space_time_conv_matches_flax_conv3d():
   x = jnp.asarray(RNG.standard_normal((2, 16, 16, 14, 16)), jnp.float32)
   got = space_time_conv(x, layer.kernel[...], layer.bias[...])
   np.testing.assert_allclose(got, layer(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('transposed', [False, True])
+def test_channel_alignment_changes_no_value_or_gradient(monkeypatch, transposed):
+  """Zero channels padded for cuDNN (`conv.CHANNEL_ALIGNMENT`) leave outputs and
+  gradients as they are, for odd input and output channel counts."""
+  key_x, key_w = jax.random.split(jax.random.PRNGKey(3))
+  x = jax.random.normal(key_x, (2, 8, 8, 5))
+  w = jax.random.normal(key_w, (4, 4, 5, 3))
+  if transposed:
+    fn = lambda x, w: conv.conv_transpose2d(x, w, impl='xla')
+  else:
+    fn = lambda x, w: conv.conv2d(x, w, 2, 1, impl='xla')
+  loss = lambda x, w: jnp.sum(jnp.sin(fn(x, w)))
+  results = {}
+  for align in (1, 8):
+    monkeypatch.setattr(conv, 'CHANNEL_ALIGNMENT', align)
+    results[align] = (fn(x, w),) + jax.grad(loss, argnums=(0, 1))(x, w)
+  for got, ref in zip(results[8], results[1]):
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
