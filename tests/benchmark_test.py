@@ -12,7 +12,7 @@ def test_benchmark_writes_json_and_markdown(tmp_path):
   out, doc = tmp_path / 'bench.json', tmp_path / 'PERF.md'
   doc.write_text('# Performance\n')
   benchmark.main(['--batch_sizes=1', '--repeats=1', '--flow_pairs=1', '--eval_with_flow=0',
-                  f'--out={out}', f'--append_to={doc}'])
+                  f'--out={out}', f'--append_to={doc}', f'--profile={tmp_path / "trace"}'])
   result = json.loads(out.read_text())
   assert result['matmul_peak_gflop_per_s'] > 0
   rows = {r['name']: r for r in result['results']}
@@ -26,6 +26,9 @@ def test_benchmark_writes_json_and_markdown(tmp_path):
   assert text.startswith('# Performance\n') and '| train_step | 1 |' in text
   assert result['config'] == 'default' and 'configs/default.py' in text
   assert result['flow_pairs_per_step'] == 1 and result['init_s'] > 0
+  # The traced train step lists the device's (here: the host's) busiest ops.
+  assert result['profile_top_ops'] and all(
+      r['seconds_per_step'] > 0 for r in result['profile_top_ops'])
 
 
 @pytest.mark.parametrize('transposed,stride,padding', [
@@ -72,3 +75,32 @@ def test_jaxpr_flops_leave_out_channels_padded_for_cudnn(monkeypatch):
     assert ('= pad[' in str(jaxpr)) == (align == 8)
     counts.append(benchmark.jaxpr_flops(jaxpr))
   assert counts[0] == counts[1] > 0
+
+
+def test_summarise_trace_counts_one_lane_per_device(tmp_path):
+  """Kernel and module lanes cover the time of the operation lane: only the
+  operation lane is summed, per step, busiest first."""
+  import gzip
+  meta = lambda pid, tid, kind, name: {'ph': 'M', 'pid': pid, 'tid': tid, 'name': kind,
+                                       'args': {'name': name}}
+  span = lambda tid, name, dur: {'ph': 'X', 'pid': 1, 'tid': tid, 'name': name, 'ts': 0,
+                                 'dur': dur}
+  events = [meta(1, 0, 'process_name', '/device:GPU:0'), meta(2, 0, 'process_name', '/host:CPU'),
+            meta(1, 1, 'thread_name', 'XLA Modules'), meta(1, 2, 'thread_name', 'XLA Ops'),
+            meta(1, 3, 'thread_name', 'Stream #1'),
+            span(1, 'jit_train_step', 9000), span(3, 'kernel', 3000),
+            span(2, 'conv.1', 3000), span(2, 'conv.1', 1000), span(2, 'fusion.2', 2000),
+            {'ph': 'X', 'pid': 2, 'tid': 0, 'name': 'python', 'ts': 0, 'dur': 50000}]
+  folder = tmp_path / 'plugins' / 'profile' / 'run'
+  folder.mkdir(parents=True)
+  with gzip.open(folder / 'host.perfetto_trace.json.gz', 'wt') as f:
+    json.dump({'traceEvents': events}, f)
+  rows = benchmark.summarise_trace(str(tmp_path), steps=2)
+  assert [r['op'] for r in rows] == ['conv.1', 'fusion.2']
+  assert rows[0]['seconds_per_step'] == pytest.approx(0.002)
+  assert rows[0]['calls_per_step'] == 1 and rows[0]['share_of_busy'] == pytest.approx(2 / 3)
+
+
+def test_summarise_trace_without_a_trace_names_the_folder(tmp_path):
+  with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+    benchmark.summarise_trace(str(tmp_path), steps=1)
