@@ -51,6 +51,13 @@ def get_config() -> ml_collections.ConfigDict:
   # Start the MER head's 3-D convolution with zero-mean time taps, so that it
   # answers change over time and not a still face (`models.zero_mean_time_taps`).
   config.model.zero_mean_time_taps_at_init = False
+  # Keep the MER head's 3-D convolution blind to still clips for the whole
+  # run: after every update its even and odd time taps (the two interleaved
+  # streams of each frame pair) are projected to zero sum
+  # (`models.still_blind_time_taps`), so the class can only come from change
+  # over time, never from what a subject's face looks like. Off in the
+  # official recipe.
+  config.model.still_blind_head = False
   # Compute dtype of the forward and backward pass: 'float32' (the official
   # numerics) or 'bfloat16' (float32 master weights, optimiser state, BatchNorm
   # statistics and losses; for GPUs and TPUs: CPUs without bf16 units run it

@@ -177,5 +177,26 @@ def zero_mean_time_taps(model: MOL) -> MOL:
   return model
 
 
+def still_blind_time_taps(kernel: jax.Array) -> jax.Array:
+  """The MER head's 3-D kernel projected so that it cannot see a still clip.
+
+  Args:
+    kernel: [kh, kw, 5 time taps, in, out].
+
+  The head's input interleaves the two streams of every frame pair (FCC/CCC
+  1 and 2, with their own weights), so a still clip is not one repeated map
+  but two alternating ones. Taps at even time offsets and taps at odd ones
+  are each made to sum to zero: at either alignment of the window each
+  stream then meets taps that cancel, and the response to any still clip is
+  the bias alone, whatever the face looks like. Unlike
+  `zero_mean_time_taps`, this holds with untied streams, and training keeps
+  it by projecting after every update (`config.model.still_blind_head`).
+  """
+  even = kernel[:, :, 0::2]
+  odd = kernel[:, :, 1::2]
+  return (kernel.at[:, :, 0::2].set(even - jnp.mean(even, axis=2, keepdims=True))
+          .at[:, :, 1::2].set(odd - jnp.mean(odd, axis=2, keepdims=True)))
+
+
 def count_parameters(tree: Any) -> int:
   return sum(int(x.size) for x in jax.tree_util.tree_leaves(tree))

@@ -27,7 +27,8 @@ from flax import nnx, struct
 from jax.experimental import multihost_utils
 
 from mol_jax import checkpointing, losses, metrics as metrics_lib, reporting, sharding
-from mol_jax.models import MOL, create_model, tie_pair_streams, zero_mean_time_taps
+from mol_jax.models import (MOL, create_model, still_blind_time_taps, tie_pair_streams,
+                            zero_mean_time_taps)
 
 NUM_PAIRS = 7
 
@@ -86,6 +87,8 @@ def create_train_state(config: ml_collections.ConfigDict, num_classes: int, seed
   if config.model.zero_mean_time_taps_at_init:
     zero_mean_time_taps(model)
   graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
+  if config.model.still_blind_head:
+    params = project_still_blind(params)
   trainable, _ = split_frozen(params, frozen_heads(config.loss.of_weight,
                                                    config.loss.ldm_weight))
   state = TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
@@ -115,6 +118,19 @@ def _join(trainable: dict, frozen: dict, template: nnx.State) -> nnx.State:
   groups = [trainable[k] if k in trainable else frozen[k] for k in template.keys()]
   return jax.tree.unflatten(jax.tree.structure(template),
                             [leaf for group in groups for leaf in jax.tree.leaves(group)])
+
+
+def project_still_blind(params: nnx.State) -> nnx.State:
+  """`params` with the MER head's 3-D kernel made blind to still clips
+  (`models.still_blind_time_taps`); everything else unchanged."""
+  def project(path, leaf):
+    names = [str(getattr(k, 'key', getattr(k, 'name', k))) for k in path]
+    if names[-3:-1] == ['mer_3dcnn', 'conv3d'] and names[-1] in ('kernel', 'value'):
+      return still_blind_time_taps(leaf)
+    if names[-4:-1] == ['mer_3dcnn', 'conv3d', 'kernel']:
+      return still_blind_time_taps(leaf)
+    return leaf
+  return jax.tree_util.tree_map_with_path(project, params)
 
 
 def _merge(graphdef: nnx.GraphDef, params, batch_stats, compute_dtype: str) -> MOL:
@@ -180,9 +196,12 @@ def _step_randomness(state: TrainState, flow_pairs_per_step: int):
 
 def train_step(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
                tx: optax.GradientTransformation, of_weight: float, ldm_weight: float,
-               flow_pairs_per_step: int, compute_dtype: str = 'float32'
-               ) -> tuple[TrainState, dict]:
+               flow_pairs_per_step: int, compute_dtype: str = 'float32',
+               still_blind_head: bool = False) -> tuple[TrainState, dict]:
   """One AdamW step on the multi-task loss (heads with loss weight 0 stay frozen).
+
+  With `still_blind_head` the updated MER head is projected back onto the
+  kernels that cannot see a still clip (`project_still_blind`).
 
   A step whose loss or gradient is not finite leaves the state unchanged and
   reports `nonfinite` = 1; the loop stops the run on it.
@@ -201,6 +220,8 @@ def train_step(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
       trainable)
   updates, opt_state = tx.update(grads, state.opt_state, trainable)
   params = _join(optax.apply_updates(trainable, updates), frozen, state.params)
+  if still_blind_head:
+    params = project_still_blind(params)
   grad_norm = optax.global_norm(grads)
   finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
   new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
@@ -279,7 +300,8 @@ class Steps:
                      flow_pairs_per_step=config.loss.flow_pairs_per_step,
                      compute_dtype=config.model.compute_dtype)
     self.train = jax.jit(
-        functools.partial(train_step, tx=tx, **loss_args),
+        functools.partial(train_step, tx=tx, still_blind_head=config.model.still_blind_head,
+                          **loss_args),
         in_shardings=(self.state_sharding, data),
         out_shardings=(self.state_sharding, sharding.replicated(mesh)),
         donate_argnums=0)

@@ -212,3 +212,24 @@ def test_zero_mean_time_taps_make_the_mer_head_blind_to_still_clips():
   zero_mean_time_taps(model)
   np.testing.assert_allclose(head(still[0]), head(still[1]), atol=1e-5)
   assert not np.allclose(head(still[0]), head(moving), atol=1e-3)
+
+
+def test_still_blind_time_taps_hide_any_still_clip_with_untied_streams():
+  """The head's input alternates two different maps for a still clip (the
+  pair streams have their own weights): after the projection every still
+  clip, whatever its two maps, gives the same logits; motion still shows."""
+  from mol_jax.models import still_blind_time_taps
+  model = create_model(seed=4)
+  rng = np.random.default_rng(2)
+
+  def still_clip():
+    a, b = (jnp.asarray(rng.standard_normal((2, 1, 16, 16, 128)), jnp.float32) for _ in range(2))
+    return jnp.concatenate([a, b] * 7, axis=1)  # [2, 14, 16, 16, 128], alternating
+
+  still = [still_clip(), still_clip()]
+  moving = jnp.asarray(rng.standard_normal((2, 14, 16, 16, 128)), jnp.float32)
+  head = model.mer_3dcnn
+  assert not np.allclose(head(still[0]), head(still[1]), atol=1e-3)
+  head.conv3d.kernel[...] = still_blind_time_taps(head.conv3d.kernel[...])
+  np.testing.assert_allclose(head(still[0]), head(still[1]), atol=1e-5)
+  assert not np.allclose(head(still[0]), head(moving), atol=1e-3)

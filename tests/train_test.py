@@ -135,6 +135,29 @@ def test_initialisation_options_reach_the_train_state(tmp_path):
   assert np.abs(kernel).max() > 0
 
 
+def test_still_blind_head_holds_at_init_and_after_a_step():
+  import jax  # pylint: disable=g-import-not-at-top
+  from mol_jax import sharding  # pylint: disable=g-import-not-at-top
+  config = _config('unused', **{'loss.of_weight': 0.0, 'loss.ldm_weight': 0.0,
+                                'model.still_blind_head': True})
+  mesh = sharding.create_mesh(1)
+  tx = train.create_optimizer(config)
+  graphdef, state = train.create_train_state(config, 3, 0, tx)
+
+  def assert_blind(params):
+    kernel = np.asarray(params['mer_3dcnn']['conv3d']['kernel'][...])
+    np.testing.assert_allclose(kernel[:, :, 0::2].sum(axis=2), 0, atol=1e-6)
+    np.testing.assert_allclose(kernel[:, :, 1::2].sum(axis=2), 0, atol=1e-6)
+    return kernel
+
+  before = assert_blind(state.params)
+  steps = train.Steps(config, graphdef, tx, state, mesh)
+  new_state, _ = steps.train(steps.place(state),
+                             sharding.global_batch(_random_batch(), mesh))
+  after = assert_blind(jax.device_get(new_state.params))
+  assert not np.allclose(before, after)  # Trained, then projected.
+
+
 def test_heads_with_zero_loss_weight_stay_frozen():
   """of_weight = ldm_weight = 0: the flow and landmark heads are not trained."""
   import jax  # pylint: disable=g-import-not-at-top
