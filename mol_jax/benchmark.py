@@ -247,6 +247,8 @@ def layers(batch_size: int, impls=('xla', 'auto'), repeats: int = 3,
     x = jax.random.normal(key, (batch_size, size, size, cin), dtype)
     w = (jax.random.normal(key, (k, k, cin, cout)) * 0.01).astype(dtype)
     for impl in impls:
+      if impl in ('phases', 'subpixel') and not transposed:
+        continue  # transposed-convolution paths only
       if transposed:
         fn = functools.partial(conv.conv_transpose2d, impl='cols' if impl == 'im2col' else impl)
       elif impl == 'cols' and stride != 1:
@@ -405,7 +407,8 @@ def main(argv=None) -> None:
                       help='Markdown file to append the table to (docs/PERFORMANCE.md)')
   parser.add_argument('--layers', default='',
                       help="instead: time each flow-head convolution's forward+backward "
-                           "for these implementations, e.g. xla,im2col,cols,auto")
+                           "for these implementations, e.g. xla,im2col,cols,auto "
+                           "(phases, subpixel: transposed ones only)")
   args = parser.parse_args(argv)
   if args.channel_alignment is not None:
     conv.CHANNEL_ALIGNMENT = args.channel_alignment

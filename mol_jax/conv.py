@@ -15,6 +15,12 @@ of two layouts:
   predictions have 2 output channels), and it is how a transposed
   convolution is computed without spending FLOPs on inserted zeros.
 
+Transposed convolutions have two more stride-1 paths, for accelerators:
+`phases` (one 2x2 convolution per output phase) and `subpixel` (one 3x3
+convolution to 4 x out channels, then the phases interleaved); on an H100
+`subpixel` ran the 130 -> 32 layer 1.5x faster than XLA's dilated-input
+convolution and the wider layers no faster (docs/PERFORMANCE.md).
+
 Every path computes the same function; tests check them against each other
 and against PyTorch.
 """
@@ -26,6 +32,8 @@ import jax.numpy as jnp
 
 _DIMS = ('NHWC', 'HWIO', 'NHWC')
 IMPLS = ('auto', 'xla', 'im2col', 'cols')
+# Transposed convolutions only: one stride-1 convolution per output phase.
+TRANSPOSED_IMPLS = IMPLS + ('phases', 'subpixel')
 
 # cuDNN's fast NHWC kernels want channel counts that are multiples of 8
 # (16 bytes of bfloat16). MOL's flow head has 513-, 386-, 258-, 130- and
@@ -145,6 +153,52 @@ def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1, padding: int = 0,
   return y.reshape(lead + y.shape[1:])
 
 
+# Output phase p (0: even rows/columns, 1: odd) of a 4x4 stride-2 padding-1
+# transposed convolution reads input offsets -1, 0 (p = 0) or 0, +1 (p = 1)
+# through these kernel taps, in offset order.
+_PHASE_TAPS = {0: (3, 1), 1: (2, 0)}
+
+
+def _interleave_phases(phases: list[list[jax.Array]]) -> jax.Array:
+  """[[y00, y01], [y10, y11]] of [n, h, w, c] -> [n, 2h, 2w, c]."""
+  n, h, w, c = phases[0][0].shape
+  rows = [jnp.stack(row, axis=3) for row in phases]  # [n, h, w, px, c]
+  return jnp.stack(rows, axis=2).reshape(n, 2 * h, 2 * w, c)  # [n, h, py, w, px, c]
+
+
+def _transpose_by_phases(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """Four stride-1 2x2 convolutions, one per output phase: only the taps
+  that meet real input are multiplied."""
+  phases = []
+  for py in (0, 1):
+    row = []
+    for px in (0, 1):
+      k = kernel[jnp.array(_PHASE_TAPS[py])][:, jnp.array(_PHASE_TAPS[px])]
+      pad = [(1 - py, py), (1 - px, px)]
+      row.append(jax.lax.conv_general_dilated(x, k, (1, 1), pad, dimension_numbers=_DIMS))
+    phases.append(row)
+  return _interleave_phases(phases)
+
+
+def _transpose_by_subpixel(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """One stride-1 3x3 convolution with 4 x out channels (a zero tap where a
+  phase does not read an offset), then the phases interleaved: 9/4 of the
+  real multiply-adds, in one wide matrix product."""
+  cin, cout = kernel.shape[2:]
+  wide = jnp.zeros((3, 3, cin, 2, 2, cout), kernel.dtype)
+  for py in (0, 1):
+    for px in (0, 1):
+      for i, ky in enumerate(_PHASE_TAPS[py]):
+        for j, kx in enumerate(_PHASE_TAPS[px]):
+          # Offset -1/0 (p = 0) or 0/+1 (p = 1) is row i + p of the 3x3 window.
+          wide = wide.at[i + py, j + px, :, py, px].set(kernel[ky, kx])
+  y = jax.lax.conv_general_dilated(x, wide.reshape(3, 3, cin, 4 * cout), (1, 1),
+                                   [(1, 1), (1, 1)], dimension_numbers=_DIMS)
+  n, h, w, _ = y.shape
+  y = y.reshape(n, h, w, 2, 2, cout)  # [n, h, w, py, px, c]
+  return jnp.moveaxis(y, 3, 2).reshape(n, 2 * h, 2 * w, cout)
+
+
 def conv_transpose2d(x: jax.Array, kernel: jax.Array, impl: str = 'auto') -> jax.Array:
   """`torch.nn.ConvTranspose2d(kernel_size=4, stride=2, padding=1)` (no bias).
 
@@ -152,8 +206,9 @@ def conv_transpose2d(x: jax.Array, kernel: jax.Array, impl: str = 'auto') -> jax
     x: [..., height, width, in].
     kernel: [4, 4, in, out], PyTorch's weight [in, out, 4, 4] transposed
       (not flipped).
-    impl: 'xla' (lax.conv with input dilation), 'cols' or 'auto' (`cols`
-      on CPU).
+    impl: 'xla' (lax.conv with input dilation), 'cols', 'phases' (four
+      2x2 convolutions), 'subpixel' (one 3x3 convolution to 4 x out
+      channels) or 'auto' (`cols` on CPU, `xla` elsewhere).
 
   Returns:
     [..., 2 * height, 2 * width, out].
@@ -163,6 +218,10 @@ def conv_transpose2d(x: jax.Array, kernel: jax.Array, impl: str = 'auto') -> jax
   x, lead = _flatten_batch(x)
   n, h, w, cin = x.shape
   cout = kernel.shape[-1]
+  if impl in ('phases', 'subpixel'):
+    fn = _transpose_by_phases if impl == 'phases' else _transpose_by_subpixel
+    y = fn(x, kernel)
+    return y.reshape(lead + y.shape[1:])
   impl = _conv_impl(impl, 2, cin, cout)
   if impl == 'xla':
     y = _xla_conv(x, kernel[::-1, ::-1], (1, 1), [(2, 2)] * 2, lhs_dilation=(2, 2))
