@@ -124,12 +124,10 @@ def project_still_blind(params: nnx.State) -> nnx.State:
   """`params` with the MER head's 3-D kernel made blind to still clips
   (`models.still_blind_time_taps`); everything else unchanged."""
   def project(path, leaf):
+    # The leaf's path is mer_3dcnn/conv3d/kernel, plus the Variable's own
+    # attribute in some flax versions.
     names = [str(getattr(k, 'key', getattr(k, 'name', k))) for k in path]
-    if names[-3:-1] == ['mer_3dcnn', 'conv3d'] and names[-1] in ('kernel', 'value'):
-      return still_blind_time_taps(leaf)
-    if names[-4:-1] == ['mer_3dcnn', 'conv3d', 'kernel']:
-      return still_blind_time_taps(leaf)
-    return leaf
+    return still_blind_time_taps(leaf) if names[:3] == ['mer_3dcnn', 'conv3d', 'kernel'] else leaf
   return jax.tree_util.tree_map_with_path(project, params)
 
 
