@@ -411,6 +411,9 @@ def main(argv=None) -> None:
                            "(phases, subpixel: transposed ones only)")
   args = parser.parse_args(argv)
   if args.channel_alignment is not None:
+    if args.channel_alignment < 1:
+      parser.error(f'--channel_alignment must be >= 1 (1: no padding), got '
+                   f'{args.channel_alignment}')
     conv.CHANNEL_ALIGNMENT = args.channel_alignment
   if args.layers:
     rows = layers(int(args.batch_sizes.split(',')[0]), tuple(args.layers.split(',')),

@@ -32,8 +32,6 @@ import jax.numpy as jnp
 
 _DIMS = ('NHWC', 'HWIO', 'NHWC')
 IMPLS = ('auto', 'xla', 'im2col', 'cols')
-# Transposed convolutions only: one stride-1 convolution per output phase.
-TRANSPOSED_IMPLS = IMPLS + ('phases', 'subpixel')
 
 # cuDNN's fast NHWC kernels want channel counts that are multiples of 8
 # (16 bytes of bfloat16). MOL's flow head has 513-, 386-, 258-, 130- and
@@ -153,10 +151,11 @@ def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1, padding: int = 0,
   return y.reshape(lead + y.shape[1:])
 
 
-# Output phase p (0: even rows/columns, 1: odd) of a 4x4 stride-2 padding-1
-# transposed convolution reads input offsets -1, 0 (p = 0) or 0, +1 (p = 1)
-# through these kernel taps, in offset order.
-_PHASE_TAPS = {0: (3, 1), 1: (2, 0)}
+# A 4x4 stride-2 padding-1 transposed convolution: input pixel h, tap k lands
+# on output 2h + k - 1. So output phase p (0: even rows or columns, 1: odd) at
+# 2h' + p takes (kernel tap, input offset) pairs: phase 0 (1, 0) and (3, -1),
+# phase 1 (2, 0) and (0, +1).
+_PHASE_TAPS = {0: ((1, 0), (3, -1)), 1: ((2, 0), (0, 1))}
 
 
 def _interleave_phases(phases: list[list[jax.Array]]) -> jax.Array:
@@ -173,7 +172,12 @@ def _transpose_by_phases(x: jax.Array, kernel: jax.Array) -> jax.Array:
   for py in (0, 1):
     row = []
     for px in (0, 1):
-      k = kernel[jnp.array(_PHASE_TAPS[py])][:, jnp.array(_PHASE_TAPS[px])]
+      # Window row i reads input offset i - 1 + p: -1, 0 for phase 0; 0, +1 for 1.
+      k = [[None, None], [None, None]]
+      for ky, dy in _PHASE_TAPS[py]:
+        for kx, dx in _PHASE_TAPS[px]:
+          k[dy + 1 - py][dx + 1 - px] = kernel[ky, kx]
+      k = jnp.stack([jnp.stack(r) for r in k])
       pad = [(1 - py, py), (1 - px, px)]
       row.append(jax.lax.conv_general_dilated(x, k, (1, 1), pad, dimension_numbers=_DIMS))
     phases.append(row)
@@ -188,10 +192,9 @@ def _transpose_by_subpixel(x: jax.Array, kernel: jax.Array) -> jax.Array:
   wide = jnp.zeros((3, 3, cin, 2, 2, cout), kernel.dtype)
   for py in (0, 1):
     for px in (0, 1):
-      for i, ky in enumerate(_PHASE_TAPS[py]):
-        for j, kx in enumerate(_PHASE_TAPS[px]):
-          # Offset -1/0 (p = 0) or 0/+1 (p = 1) is row i + p of the 3x3 window.
-          wide = wide.at[i + py, j + px, :, py, px].set(kernel[ky, kx])
+      for ky, dy in _PHASE_TAPS[py]:
+        for kx, dx in _PHASE_TAPS[px]:
+          wide = wide.at[dy + 1, dx + 1, :, py, px].set(kernel[ky, kx])
   y = jax.lax.conv_general_dilated(x, wide.reshape(3, 3, cin, 4 * cout), (1, 1),
                                    [(1, 1), (1, 1)], dimension_numbers=_DIMS)
   n, h, w, _ = y.shape
@@ -216,7 +219,7 @@ def conv_transpose2d(x: jax.Array, kernel: jax.Array, impl: str = 'auto') -> jax
   if kernel.shape[:2] != (4, 4):
     raise ValueError(f'only 4x4 stride-2 transposed convolutions, got kernel {kernel.shape}')
   x, lead = _flatten_batch(x)
-  n, h, w, cin = x.shape
+  cin = x.shape[-1]
   cout = kernel.shape[-1]
   if impl in ('phases', 'subpixel'):
     fn = _transpose_by_phases if impl == 'phases' else _transpose_by_subpixel
@@ -227,21 +230,16 @@ def conv_transpose2d(x: jax.Array, kernel: jax.Array, impl: str = 'auto') -> jax
     y = _xla_conv(x, kernel[::-1, ::-1], (1, 1), [(2, 2)] * 2, lhs_dilation=(2, 2))
     return y.reshape(lead + y.shape[1:])
   cols = _taps(x, jnp.moveaxis(kernel, 2, 0).reshape(cin, 16 * cout), 16, cout)
-  # Input pixel h, tap ky lands on output 2h + ky - 1. Output phase 0 at
-  # 2h' takes (h', ky=1) and (h'-1, ky=3); phase 1 at 2h'+1 takes (h', ky=2)
-  # and (h'+1, ky=0).
-  taps = {0: ((1, 0), (3, -1)), 1: ((2, 0), (0, 1))}
   phases = []
   for py in (0, 1):
     row = []
     for px in (0, 1):
       acc = None
-      for ky, dy in taps[py]:
-        for kx, dx in taps[px]:
+      for ky, dy in _PHASE_TAPS[py]:
+        for kx, dx in _PHASE_TAPS[px]:
           term = _shift(_shift(cols[4 * ky + kx], dy, 1), dx, 2)
           acc = term if acc is None else acc + term
       row.append(acc)
-    phases.append(jnp.stack(row, axis=3))  # [n, h, w, px, out]
-  y = jnp.stack(phases, axis=2)  # [n, h, py, w, px, out]
-  y = y.reshape(n, 2 * h, 2 * w, cout)
+    phases.append(row)
+  y = _interleave_phases(phases)
   return y.reshape(lead + y.shape[1:])
