@@ -24,7 +24,7 @@ import importlib.util
 import os
 import re
 import weakref
-from typing import Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -269,7 +269,25 @@ class MicroExpressionConfig(tfds.core.BuilderConfig):
     self.max_clips_per_video = max_clips_per_video
 
 
-def class_configs(class_sets: dict[str, Sequence[str]], version: str = '1.0.0',
+# Per-clip configs are versioned apart: their content changed in 1.1.0, and
+# per-frame sets (hours of pre-processing for real data) did not.
+PER_CLIP_VERSION = '1.1.0'
+PER_CLIP_RELEASE_NOTES = {
+    '1.0.0': 'Initial release: one alignment matrix from the mean landmarks '
+             'of the 8 frames.',
+    '1.1.0': 'One alignment matrix from the first (onset) frame, so that '
+             'the expression cannot change the clip\'s scale or position.',
+}
+
+
+def versioning(align: str) -> dict[str, Any]:
+  """`version` and `release_notes` of a builder config with this alignment."""
+  if align == 'per_clip':
+    return {'version': PER_CLIP_VERSION, 'release_notes': PER_CLIP_RELEASE_NOTES}
+  return {'version': '1.0.0'}
+
+
+def class_configs(class_sets: dict[str, Sequence[str]]
                   ) -> list[MicroExpressionConfig]:
   """One config per class set and alignment mode ('<set>' and '<set>_per_clip')."""
   configs = []
@@ -277,7 +295,7 @@ def class_configs(class_sets: dict[str, Sequence[str]], version: str = '1.0.0',
     for align in preprocess.ALIGN_MODES:
       suffix = '' if align == 'per_frame' else '_per_clip'
       configs.append(MicroExpressionConfig(
-          name=name + suffix, version=version, classes=classes, align=align,
+          name=name + suffix, classes=classes, align=align, **versioning(align),
           description=(f'{len(classes)} classes {list(classes)}; {align} '
                        'alignment' + (' (official)' if not suffix else ''))))
   return configs

@@ -10,8 +10,9 @@ Pipeline for one video folder (behaviour of the official `dataset.py`):
    (`faces.FaceDetector`), the eye-based alignment matrix
    (`faces.alignment_matrix`), `cv2.warpAffine` to 144x144 with border 128,
    then RGB -> gray. `align='per_frame'` (official) uses each frame's own
-   landmarks; `align='per_clip'` uses one matrix from the clip's mean
-   landmarks, which removes landmark jitter from the ~1 pixel motion.
+   landmarks; `align='per_clip'` uses one matrix from the clip's first
+   (onset) frame's landmarks, which removes landmark jitter from the
+   ~1 pixel motion and keeps the expression out of the alignment.
 4. `tvl1_flow`: OpenCV Dual TV-L1 with default parameters between
    consecutive aligned frames (7 fields, [..., 0] = x).
 
@@ -84,7 +85,8 @@ class PreprocessOptions:
 
   Attributes:
     align: 'per_frame' (official: every frame aligned on its own landmarks)
-      or 'per_clip' (one matrix from the clip's mean landmarks).
+      or 'per_clip' (one matrix from the landmarks of the clip's first,
+      onset frame).
     upsample: HOG detector upsampling (official: 1).
     size: aligned frame side (official: 144).
     box_scale: five-point box growth (official: 2.5).
@@ -312,7 +314,11 @@ def align_frames(images: Sequence[np.ndarray], raw_landmarks: np.ndarray,
     matrices = np.stack([faces.alignment_matrix(lm, options.size, options.box_scale)
                          for lm in raw_landmarks])
   else:
-    matrix = faces.alignment_matrix(raw_landmarks.mean(axis=0), options.size,
+    # The first (onset) frame alone: it precedes the expression, so the
+    # clip's position and scale cannot depend on it. A matrix from the mean
+    # of all 8 frames moves with the mouth corners, and so would put the
+    # class into every frame's static geometry (docs/DATA.md).
+    matrix = faces.alignment_matrix(raw_landmarks[0], options.size,
                                     options.box_scale)
     matrices = np.repeat(matrix[None], len(images), axis=0)
   # Warp the colour frame, then convert, as the official code does.

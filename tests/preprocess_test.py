@@ -149,6 +149,30 @@ def test_process_clip_shapes_landmarks_and_flow(tmp_path, face, detector, align)
     assert abs(np.median(flow_x)) < 0.5
 
 
+def test_per_clip_alignment_ignores_the_expression(face, detector):
+  # A lip-corner puller after the onset frame: the mouth corners (points 48
+  # and 54, two of the five that set the alignment box) move out and up by
+  # up to 3 px. The mean of the 8 frames' landmarks would change the box and
+  # so the scale and position of the whole face in every frame: the
+  # expression's class leaking into the clip's static geometry.
+  onset = detector.landmarks(face, detector.detect(face)).astype(np.float64)
+  raw = np.repeat(onset[None], 8, axis=0)
+  for t in range(1, 8):
+    raw[t, 48] += np.array([-3.0, -3.0]) * t / 7
+    raw[t, 54] += np.array([3.0, -3.0]) * t / 7
+  still = np.repeat(onset[None], 8, axis=0)
+  options = preprocess.PreprocessOptions(align='per_clip')
+  smiling = preprocess.align_frames([face] * 8, raw, options)
+  neutral = preprocess.align_frames([face] * 8, still, options)
+  expected = faces.alignment_matrix(onset)
+  np.testing.assert_allclose(smiling.matrices, np.repeat(expected[None], 8, 0))
+  np.testing.assert_array_equal(smiling.gray, neutral.gray)
+  # The clip's mean landmarks would have rescaled the face by several %.
+  mean_matrix = faces.alignment_matrix(raw.mean(axis=0))
+  zoom = np.linalg.norm(mean_matrix[:, 0]) / np.linalg.norm(expected[:, 0])
+  assert abs(zoom - 1) > 0.03
+
+
 def test_reuses_box_when_face_missing(tmp_path, face, detector):
   frames = [face.copy() for _ in range(8)]
   frames[3] = np.full_like(face, 90)  # A frame with no face.
