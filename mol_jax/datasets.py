@@ -258,17 +258,6 @@ def find_videos(dataset: str, root: str) -> tuple[str, list[VideoEntry]]:
 # TFDS builder.
 
 
-class MicroExpressionConfig(tfds.core.BuilderConfig):
-  """Class set and pre-processing of one builder config."""
-
-  def __init__(self, *, classes: Sequence[str], align: str = 'per_frame',
-               max_clips_per_video: int | None = None, **kwargs):
-    super().__init__(**kwargs)
-    self.classes = tuple(classes)
-    self.align = align
-    self.max_clips_per_video = max_clips_per_video
-
-
 # Per-clip configs are versioned apart: their content changed in 1.1.0, and
 # per-frame sets (hours of pre-processing for real data) did not.
 PER_CLIP_VERSION = '1.1.0'
@@ -280,11 +269,21 @@ PER_CLIP_RELEASE_NOTES = {
 }
 
 
-def versioning(align: str) -> dict[str, Any]:
-  """`version` and `release_notes` of a builder config with this alignment."""
+def _versioning(align: str) -> dict[str, Any]:
   if align == 'per_clip':
     return {'version': PER_CLIP_VERSION, 'release_notes': PER_CLIP_RELEASE_NOTES}
   return {'version': '1.0.0'}
+
+
+class MicroExpressionConfig(tfds.core.BuilderConfig):
+  """Class set and pre-processing of one builder config."""
+
+  def __init__(self, *, classes: Sequence[str], align: str = 'per_frame',
+               max_clips_per_video: int | None = None, **kwargs):
+    super().__init__(**_versioning(align), **kwargs)
+    self.classes = tuple(classes)
+    self.align = align
+    self.max_clips_per_video = max_clips_per_video
 
 
 def class_configs(class_sets: dict[str, Sequence[str]]
@@ -295,7 +294,7 @@ def class_configs(class_sets: dict[str, Sequence[str]]
     for align in preprocess.ALIGN_MODES:
       suffix = '' if align == 'per_frame' else '_per_clip'
       configs.append(MicroExpressionConfig(
-          name=name + suffix, classes=classes, align=align, **versioning(align),
+          name=name + suffix, classes=classes, align=align,
           description=(f'{len(classes)} classes {list(classes)}; {align} '
                        'alignment' + (' (official)' if not suffix else ''))))
   return configs

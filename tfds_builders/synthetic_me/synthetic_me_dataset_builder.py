@@ -30,14 +30,14 @@ def _configs() -> list[SyntheticConfig]:
                        'in about 3 minutes on 2 cores.')),
       SyntheticConfig(
           name='default_per_clip', generator=default, max_clips_per_video=1,
-          align='per_clip', **datasets.versioning('per_clip'),
+          align='per_clip',
           description='As default, with one alignment per clip.'),
       SyntheticConfig(
           name='default_all_clips', generator=default,
           description='As default, with every official clip (n // 8 per video).'),
       SyntheticConfig(
           name='demo', generator=dataclasses.replace(default, amplitude_px=(3.0, 5.0)),
-          max_clips_per_video=1, align='per_clip', **datasets.versioning('per_clip'),
+          max_clips_per_video=1, align='per_clip',
           description=('As default_per_clip with peak action-unit motion of 3-5 '
                        'px (1-3 px in default): the embedded demo, which must '
                        'learn it in a few minutes of CPU training.')),
