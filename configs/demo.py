@@ -10,7 +10,7 @@ from the official recipe, and why (docs/RESULTS.md has the runs behind them):
   change that lifted the class above chance, and the landmark term alone
   did not; evaluation skips the flow head (class logits do not depend on
   it);
-- batch 4 and 60 steps per fold: the flow head makes a step 2.7x as costly,
+- batch 4 and 60 steps per fold: the flow head makes a step 2.9x as costly,
   and this is what fits the 15 minutes on a 2-core CPU;
 - training crops are the centred evaluation crop (`augment.crop_jitter=0`;
   the official random offsets shift the whole aligned face by up to 8 px,
