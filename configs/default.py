@@ -109,6 +109,11 @@ def get_config() -> ml_collections.ConfigDict:
   # held-out accuracy. It selects on the test subject, so it is reported under
   # its own name (`best_on_test`), never mixed with the honest `fixed` result.
   config.report_best_on_test = False
+  # What a test sample is: 'video' (the mean softmax of a video's clips, one
+  # vote per video) or 'clip' (every n // 8 clip of a video counts, the
+  # official count, which weighs long videos more). The same when a set keeps
+  # one clip per video.
+  config.eval_unit = 'video'
   # Compute the flow head in evaluation to report flow end-point error (it is
   # most of the evaluation cost; class logits do not need it).
   config.eval_with_flow = True

@@ -27,6 +27,8 @@ jax.process_index()):
   label      int32   [B]
   mask       float32 [B]                  1 = real example, 0 = padding
   video_id   list[str] (evaluation only)  for per-video pooling
+  video_index int32  [B] (evaluation only)  position of video_id in
+                                          `EvalDataset.video_ids`; -1 = padding
 
 Training: infinite, reshuffled every epoch, deterministic given the seed, a
 random 128x128 crop at offsets (dy, dx) in [0, 16]^2 (official; narrowed
@@ -335,13 +337,16 @@ class EvalDataset:
   Attributes:
     num_examples: examples of the held-out subjects (all processes).
     num_batches: batches every process yields.
+    video_ids: the held-out videos, sorted; a batch's `video_index` points
+      here, so that every process can pool clips by video.
   """
 
   def __init__(self, dataset, num_examples: int, num_batches: int,
-               read_options):
+               read_options, video_ids: Sequence[str] = ()):
     self._dataset = dataset
     self.num_examples = num_examples
     self.num_batches = num_batches
+    self.video_ids = list(video_ids)
     self._read_options = read_options
 
   def __len__(self) -> int:
@@ -495,15 +500,20 @@ def create_datasets(dataset: str, data_dir: str | None,
     per_process = -(-n // count)
     num_batches = max(1, -(-per_process // local_batch))
 
+    video_ids = sorted({_text(source[i]['video_id']) for i in range(n)})
+    position = {v: i for i, v in enumerate(video_ids)}
+
     def fetch(i):
       global_index = index + i * count
       if global_index >= n:
-        return _padding(crop_size)
-      return crop_example(source[global_index], centre, centre, stats, crop_size)
+        return dict(_padding(crop_size), video_index=np.int32(-1))
+      example = crop_example(source[global_index], centre, centre, stats, crop_size)
+      example['video_index'] = np.int32(position[example['video_id']])
+      return example
 
     ds = (grain.MapDataset.range(num_batches * local_batch).map(fetch)
           .batch(local_batch, batch_fn=_batch_fn))
-    evaluation = EvalDataset(ds, n, num_batches, read_options)
+    evaluation = EvalDataset(ds, n, num_batches, read_options, video_ids)
 
   return Datasets(train=train, eval=evaluation, train_subjects=train_subjects,
                   test_subjects=test_subjects,

@@ -21,6 +21,42 @@ def confusion_matrix(labels, predictions, num_classes: int, mask=None) -> np.nda
                      minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
+def pool_clips_by_video(logits, labels, video_index) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """One prediction per video from its clips: the mean of their softmax.
+
+  A video of n frames gives n // 8 clips (MOL.md section 4); counting every
+  clip as a sample, as the official code does, weighs long videos more than
+  short ones. Pooling gives each video one vote.
+
+  Args:
+    logits: [clips, C].
+    labels: [clips] int.
+    video_index: [clips] int, equal for the clips of one video.
+
+  Returns:
+    probabilities [videos, C], labels [videos] and the video indices
+    [videos] (sorted).
+
+  Raises:
+    ValueError: when the clips of one video carry different labels.
+  """
+  logits = np.asarray(logits, np.float64)
+  labels = np.asarray(labels, np.int64).reshape(-1)
+  videos, inverse = np.unique(np.asarray(video_index).reshape(-1), return_inverse=True)
+  clip_probs = np.exp(logits - logits.max(-1, keepdims=True))
+  clip_probs /= clip_probs.sum(-1, keepdims=True)
+  probabilities = np.zeros((len(videos), logits.shape[-1]))
+  np.add.at(probabilities, inverse, clip_probs)
+  probabilities /= np.bincount(inverse, minlength=len(videos))[:, None]
+  video_labels = np.zeros(len(videos), np.int64)
+  video_labels[inverse] = labels
+  mixed = np.flatnonzero(video_labels[inverse] != labels)
+  if mixed.size:
+    raise ValueError(f'video {videos[inverse[mixed[0]]]} has clips of different labels; '
+                     'its clips must come from one labelled video.')
+  return probabilities, video_labels, videos
+
+
 def _safe_divide(a, b):
   a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
   return np.divide(a, b, out=np.zeros_like(a), where=b > 0)

@@ -105,6 +105,7 @@ def summarize_folds(fold_results: Sequence[dict], class_names: Sequence[str],
       'class_names': list(class_names),
       'num_folds': len(fold_results),
       'num_train_steps': config.num_train_steps,
+      'eval_unit': getattr(config, 'eval_unit', 'clip'),
       'folds': folds,
       'fixed': _pooled(fold_results, 'fixed', num_classes),
   }
@@ -118,13 +119,16 @@ def markdown_table(summary: dict) -> str:
   lines = [f"# LOSO results: {summary['dataset']}", '',
            f"{summary['num_folds']} folds, {summary['num_train_steps']} steps per fold, "
            f"classes {', '.join(summary['class_names'])}.", '']
+  unit = summary.get('eval_unit', 'clip')
+  if unit == 'video':
+    lines += ["Test samples are videos (each video's clips' mean softmax).", '']
   for key, title in (('fixed', 'model after the last step (fixed)'),
                      ('best_on_test', 'best held-out accuracy (best_on_test: selected on the test subject)')):
     pooled = summary.get(key)
     if pooled is None:
       continue
     lines += [f'## {title}', '',
-              '| subject | clips | accuracy | UF1 | UAR |', '|---|---|---|---|---|']
+              f'| subject | {unit}s | accuracy | UF1 | UAR |', '|---|---|---|---|---|']
     for row in summary['folds']:
       m = row.get(key)
       if m:

@@ -314,31 +314,47 @@ class Steps:
     return jax.device_put(state, self.state_sharding)
 
 
-def evaluate(steps: Steps, state: TrainState, eval_ds, num_classes: int) -> dict:
-  """Runs the held-out subject; returns per-example arrays (padding removed)."""
-  logits, labels, video_ids, nme, epe = [], [], [], [], []
+EVAL_UNITS = ('video', 'clip')
+
+
+def evaluate(steps: Steps, state: TrainState, eval_ds, num_classes: int,
+             unit: str = 'video') -> dict:
+  """Runs the held-out subject; returns per-sample arrays (padding removed).
+
+  `unit` 'video': one sample per video, its clips' softmax averaged
+  (`metrics.pool_clips_by_video`); 'clip': every clip is a sample (the
+  official count). The two agree when every video gives one clip.
+  """
+  if unit not in EVAL_UNITS:
+    raise ValueError(f'config.eval_unit must be one of {EVAL_UNITS}, got {unit!r}.')
+  logits, labels, video_index, nme, epe = [], [], [], [], []
   for local in eval_ds:
     batch = sharding.global_batch(local, steps.mesh)
     out = multihost_utils.process_allgather(
         steps.eval(state, batch), tiled=True)
-    mask = np.asarray(multihost_utils.process_allgather(
-        batch['mask'], tiled=True)) > 0
-    label = np.asarray(multihost_utils.process_allgather(
-        batch['label'], tiled=True))
+    gathered = multihost_utils.process_allgather(
+        {k: batch[k] for k in ('mask', 'label', 'video_index')}, tiled=True)
+    mask = np.asarray(gathered['mask']) > 0
     logits.append(np.asarray(out['logits'])[mask])
-    labels.append(label[mask])
+    labels.append(np.asarray(gathered['label'])[mask])
+    video_index.append(np.asarray(gathered['video_index'])[mask])
     nme.append(np.asarray(out['landmark_nme'])[mask])
     if 'flow_epe' in out:
       epe.append(np.asarray(out['flow_epe'])[mask])
-    if jax.process_count() == 1:
-      video_ids.extend(v for v, m in zip(local.get('video_id', []), mask) if m)
   logits = np.concatenate(logits) if logits else np.zeros((0, num_classes))
   labels = np.concatenate(labels) if labels else np.zeros((0,), np.int64)
-  predictions = logits.argmax(-1)
+  video_index = np.concatenate(video_index) if video_index else np.zeros((0,), np.int64)
+  if unit == 'video' and len(labels):
+    probabilities, labels, video_index = metrics_lib.pool_clips_by_video(
+        logits, labels, video_index)
+    predictions = probabilities.argmax(-1)
+  else:
+    predictions = logits.argmax(-1)
   result = {
+      'unit': unit,
       'labels': labels.tolist(),
       'predictions': predictions.tolist(),
-      'video_ids': [v.decode() if isinstance(v, bytes) else str(v) for v in video_ids],
+      'video_ids': [eval_ds.video_ids[i] for i in video_index],
       'confusion': metrics_lib.confusion_matrix(labels, predictions, num_classes).tolist(),
       'landmark_nme': float(np.concatenate(nme).mean()) if nme else None,
   }
@@ -412,7 +428,7 @@ def train_fold(config: ml_collections.ConfigDict, fold_dir: str, subject: str,
       progress.update(step, summary)
       pending, t_last, data_wait = [], time.perf_counter(), 0.0
     if config.eval_every_steps and step % config.eval_every_steps == 0 and not last:
-      result = evaluate(steps, state, datasets.eval, num_classes)
+      result = evaluate(steps, state, datasets.eval, num_classes, config.eval_unit)
       writer.scalars(f'{subject}/test', step, {k: result[k] for k in ('accuracy', 'uf1', 'uar')})
       if config.report_best_on_test and (best is None or result['accuracy'] > best['accuracy']):
         best = dict(result, step=step)
@@ -420,7 +436,7 @@ def train_fold(config: ml_collections.ConfigDict, fold_dir: str, subject: str,
       ckpt.save(step, state, datasets.train, {'best_on_test': best})
   progress.close()
 
-  final = evaluate(steps, state, datasets.eval, num_classes)
+  final = evaluate(steps, state, datasets.eval, num_classes, config.eval_unit)
   final['step'] = int(state.step)
   writer.scalars(f'{subject}/test', int(state.step),
                  {k: final[k] for k in ('accuracy', 'uf1', 'uar')})
@@ -455,6 +471,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> tuple
   if config.batch_sampling not in input_pipeline.SAMPLINGS:
     raise ConfigError(f'config.batch_sampling must be one of {input_pipeline.SAMPLINGS}, got '
                       f'{config.batch_sampling!r}')
+  if config.eval_unit not in EVAL_UNITS:
+    raise ConfigError(f'config.eval_unit must be one of {EVAL_UNITS}, got {config.eval_unit!r}')
   try:
     input_pipeline.training_crop_offsets(input_pipeline.CROP_SIZE, config.augment.crop_jitter,
                                          config.augment.scale)
@@ -489,7 +507,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> tuple
     result_path = os.path.join(fold_dir, 'result.json')
     if os.path.exists(result_path):
       with open(result_path) as f:
-        fold_results.append(json.load(f))
+        finished = json.load(f)
+      if finished.get('fixed', {}).get('unit', config.eval_unit) != config.eval_unit:
+        raise ConfigError(f'{result_path} counted {finished["fixed"]["unit"]}s, this run asks '
+                          f'config.eval_unit={config.eval_unit!r}: use another workdir or the '
+                          'same eval_unit')
+      fold_results.append(finished)
       logging.info('fold %s already finished; skipping', subject)
       continue
     os.makedirs(fold_dir, exist_ok=True)

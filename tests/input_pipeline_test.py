@@ -156,6 +156,11 @@ def test_eval_every_example_once_with_padding(data_dir):
       for i in range(3):
         if b['mask'][i]:
           assert _decode(b, i)[:2] == (8, 8)  # Centre crop.
+          # The integer key that lets every process pool clips by video.
+          assert ds.eval.video_ids[b['video_index'][i]] == b['video_id'][i]
+        else:
+          assert b['video_index'][i] == -1
+  assert ds.eval.video_ids == sorted(ids)
 
 
 def test_per_process_sharding(data_dir):

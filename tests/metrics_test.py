@@ -36,6 +36,19 @@ def test_confusion_mask_drops_padding():
   np.testing.assert_array_equal(c, [[1, 0, 0], [0, 1, 0], [0, 1, 0]])
 
 
+def test_pool_clips_by_video_averages_softmax():
+  logits = np.log(np.array([[0.6, 0.4], [0.1, 0.9], [0.7, 0.3], [0.2, 0.8]]))
+  probs, labels, videos = metrics.pool_clips_by_video(logits, [1, 1, 0, 0], [7, 7, 3, 3])
+  np.testing.assert_array_equal(videos, [3, 7])
+  np.testing.assert_array_equal(labels, [0, 1])
+  np.testing.assert_allclose(probs, [[0.45, 0.55], [0.35, 0.65]])
+
+
+def test_pool_clips_by_video_rejects_mixed_labels():
+  with pytest.raises(ValueError, match='video 4 has clips of different labels'):
+    metrics.pool_clips_by_video(np.zeros((3, 2)), [0, 1, 1], [4, 4, 5])
+
+
 def test_hand_computed_uf1():
   # class 0: P=1, R=.5 -> F1=2/3; class 1: P=.5, R=1 -> 2/3; class 2 absent, never predicted -> 0
   got = metrics.summarize([[1, 1, 0], [0, 1, 0], [0, 0, 0]])
@@ -91,3 +104,13 @@ def test_flow_baseline_features_pool_magnitude_and_direction():
   features = flow_baseline.flow_features(flow, grid=2)
   np.testing.assert_allclose(features[:4], [5.0, 0.0, 0.0, 0.0])  # peak magnitude
   np.testing.assert_allclose(features[4:], [3.0, 4.0] + [0.0] * 6)  # summed (x, y)
+
+
+def test_frame_difference_features_take_the_peak_change_per_cell():
+  from mol_jax import flow_baseline  # pylint: disable=g-import-not-at-top
+  video = np.zeros((8, 16, 16), np.float32)
+  video[2, 8:, :8] = -2.0  # frame 2 darkens the bottom-left quarter
+  video[5, 8:, :8] = 1.0
+  video[5:, :8, 8:] = 0.5  # the top-right quarter brightens from frame 5 on
+  features = flow_baseline.frame_difference_features(video, grid=2)
+  np.testing.assert_allclose(features, [0.0, 0.5, 2.0, 0.0])

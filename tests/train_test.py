@@ -112,6 +112,7 @@ def test_unknown_compute_dtype(tmp_path):
 
 
 @pytest.mark.parametrize('field, value', [('batch_sampling', 'balanced'),
+                                           ('eval_unit', 'frame'),
                                            ('augment.crop_jitter', 9),
                                            ('augment.scale', 1.0)])
 def test_bad_training_option_fails_before_writing(tmp_path, field, value):
@@ -184,3 +185,39 @@ def test_heads_with_zero_loss_weight_stay_frozen():
     assert any(not np.array_equal(a, b) for a, b in
                zip(jax.tree.leaves(before[name]), jax.tree.leaves(after[name]))), name
   assert float(metrics['loss']) == float(metrics['loss/mer'])
+
+
+def test_evaluate_pools_the_clips_of_a_video():
+  """Two batches of a 3-video subject: video 1 has three clips, one padded row."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from mol_jax import sharding  # pylint: disable=g-import-not-at-top
+
+  class FakeSteps:
+    mesh = sharding.create_mesh(1)
+    # The "model" reads its logits off the batch, so the expected answer is known.
+    eval = staticmethod(jax.jit(lambda state, batch: {
+        'logits': batch['fake_logits'], 'landmark_nme': batch['mask']}))
+
+  # video 0: one clip, class 2 -> predicted 2. video 1 (label 0): clips say 1
+  # (weakly), 1 (weakly), 0 (strongly): per clip 2 of 3 wrong, the video's mean
+  # softmax says 0. video 2 (label 1): one clip, predicted 1.
+  logits = np.array([[0, 0, 5], [0, 0.2, 0], [0, 0.2, 0], [6, 0, 0], [0, 4, 0], [9, 9, 9]],
+                    np.float32)
+  labels = np.array([2, 0, 0, 0, 1, 0], np.int32)
+  video_index = np.array([0, 1, 1, 1, 2, -1], np.int32)
+  mask = np.array([1, 1, 1, 1, 1, 0], np.float32)
+  batches = [{'fake_logits': logits[i:i + 3], 'label': labels[i:i + 3],
+              'video_index': video_index[i:i + 3], 'mask': mask[i:i + 3]} for i in (0, 3)]
+
+  class FakeEval(list):
+    video_ids = ['a', 'b', 'c']
+
+  by_video = train.evaluate(FakeSteps(), None, FakeEval(batches), 3, 'video')
+  assert by_video['labels'] == [2, 0, 1]
+  assert by_video['predictions'] == [2, 0, 1]
+  assert by_video['video_ids'] == ['a', 'b', 'c']
+  assert by_video['accuracy'] == 1.0
+  by_clip = train.evaluate(FakeSteps(), None, FakeEval(batches), 3, 'clip')
+  assert by_clip['predictions'] == [2, 1, 1, 0, 1]
+  assert by_clip['video_ids'] == ['a', 'b', 'b', 'b', 'c']
+  assert by_clip['accuracy'] == pytest.approx(3 / 5)
