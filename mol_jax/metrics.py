@@ -21,6 +21,13 @@ def confusion_matrix(labels, predictions, num_classes: int, mask=None) -> np.nda
                      minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
+def softmax(logits) -> np.ndarray:
+  """float64 softmax over the last axis."""
+  z = np.asarray(logits, np.float64)
+  z = np.exp(z - z.max(axis=-1, keepdims=True))
+  return z / z.sum(axis=-1, keepdims=True)
+
+
 def pool_clips_by_video(logits, labels, video_index) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """One prediction per video from its clips: the mean of their softmax.
 
@@ -40,12 +47,10 @@ def pool_clips_by_video(logits, labels, video_index) -> tuple[np.ndarray, np.nda
   Raises:
     ValueError: when the clips of one video carry different labels.
   """
-  logits = np.asarray(logits, np.float64)
+  clip_probs = softmax(logits)
   labels = np.asarray(labels, np.int64).reshape(-1)
   videos, inverse = np.unique(np.asarray(video_index).reshape(-1), return_inverse=True)
-  clip_probs = np.exp(logits - logits.max(-1, keepdims=True))
-  clip_probs /= clip_probs.sum(-1, keepdims=True)
-  probabilities = np.zeros((len(videos), logits.shape[-1]))
+  probabilities = np.zeros((len(videos), clip_probs.shape[-1]))
   np.add.at(probabilities, inverse, clip_probs)
   probabilities /= np.bincount(inverse, minlength=len(videos))[:, None]
   video_labels = np.zeros(len(videos), np.int64)

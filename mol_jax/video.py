@@ -46,6 +46,7 @@ import cv2
 import numpy as np
 
 from mol_jax import faces
+from mol_jax import metrics
 from mol_jax import preprocess
 
 CLIP_LENGTH = preprocess.CLIP_LENGTH
@@ -381,12 +382,6 @@ def prepare_video(path: str, *, window: int = 0, hop: int | None = None,
 # Predictions.
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-  z = np.asarray(logits, np.float64)
-  z = np.exp(z - z.max(axis=-1, keepdims=True))
-  return z / z.sum(axis=-1, keepdims=True)
-
-
 @dataclasses.dataclass
 class VideoPrediction:
   """What MOL saw in a video.
@@ -524,5 +519,5 @@ def predict_video(predictor, path: str, *, window: int = 0, hop: int | None = No
     flows = np.stack([preprocess.tvl1_flow(clip)[:, o:o + CROP_SIZE, o:o + CROP_SIZE]
                       for clip in prepared.aligned]).astype(np.float32)
   return VideoPrediction(prepared, list(predictor.class_names), out['logits'],
-                         softmax(out['logits']), out['flow'], out['landmarks'], flows,
+                         metrics.softmax(out['logits']), out['flow'], out['landmarks'], flows,
                          getattr(predictor, 'source', ''), dict(predictor.metadata))
