@@ -269,9 +269,21 @@ PER_CLIP_RELEASE_NOTES = {
 }
 
 
+# Registered configs continue the per-clip line: `synthetic_me/demo` moved
+# from per-clip alignment to registration in 1.2.0.
+REGISTERED_VERSION = '1.2.0'
+REGISTERED_RELEASE_NOTES = dict(PER_CLIP_RELEASE_NOTES, **{
+    '1.2.0': 'Per-clip alignment, then every clip registered onto one '
+             'reference face shape from its onset landmarks '
+             '(mol_jax.registration).',
+})
+
+
 def _versioning(align: str) -> dict[str, Any]:
   if align == 'per_clip':
     return {'version': PER_CLIP_VERSION, 'release_notes': PER_CLIP_RELEASE_NOTES}
+  if align == 'registered':
+    return {'version': REGISTERED_VERSION, 'release_notes': REGISTERED_RELEASE_NOTES}
   return {'version': '1.0.0'}
 
 
@@ -288,11 +300,11 @@ class MicroExpressionConfig(tfds.core.BuilderConfig):
 
 def class_configs(class_sets: dict[str, Sequence[str]]
                   ) -> list[MicroExpressionConfig]:
-  """One config per class set and alignment mode ('<set>' and '<set>_per_clip')."""
+  """One config per class set and alignment mode ('<set>', '<set>_per_clip', '<set>_registered')."""
   configs = []
   for name, classes in class_sets.items():
     for align in preprocess.ALIGN_MODES:
-      suffix = '' if align == 'per_frame' else '_per_clip'
+      suffix = '' if align == 'per_frame' else '_' + align
       configs.append(MicroExpressionConfig(
           name=name + suffix, classes=classes, align=align,
           description=(f'{len(classes)} classes {list(classes)}; {align} '

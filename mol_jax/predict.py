@@ -18,6 +18,7 @@ import sys
 import time
 from typing import Sequence
 
+from mol_jax import preprocess
 from mol_jax import video as video_lib
 
 EXIT_OK = 0
@@ -58,9 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument('--hop', type=int, default=None, help='window step (default W // 2)')
   parser.add_argument('--max_clips', type=int, default=8,
                       help='at most this many clips, evenly spaced (0: all)')
-  parser.add_argument('--align', choices=('auto', 'per_frame', 'per_clip'), default='auto',
-                      help='alignment; auto: as the training set (per_clip for *_per_clip '
-                      'datasets), else per_frame (official)')
+  parser.add_argument('--align', choices=('auto',) + preprocess.ALIGN_MODES, default='auto',
+                      help='alignment; auto: as the training set (per_clip for *_per_clip, '
+                      'registered for *_registered datasets), else per_frame (official)')
   parser.add_argument('--upsample', type=int, default=1, help='HOG face detector upsampling')
   parser.add_argument('--max_frames', type=int, default=0,
                       help='read at most this many frames (0: all)')

@@ -12,7 +12,10 @@ Pipeline for one video folder (behaviour of the official `dataset.py`):
    then RGB -> gray. `align='per_frame'` (official) uses each frame's own
    landmarks; `align='per_clip'` uses one matrix from the clip's first
    (onset) frame's landmarks, which removes landmark jitter from the
-   ~1 pixel motion and keeps the expression out of the alignment.
+   ~1 pixel motion and keeps the expression out of the alignment;
+   `align='registered'` does the same, then warps the clip so that its
+   onset landmarks land on one reference face shape (`mol_jax.registration`),
+   so that every subject's brows, eyes and mouth sit at the same pixels.
 4. `tvl1_flow`: OpenCV Dual TV-L1 with default parameters between
    consecutive aligned frames (7 fields, [..., 0] = x).
 
@@ -45,10 +48,11 @@ import numpy as np
 from PIL import Image
 
 from mol_jax import faces
+from mol_jax import registration
 
 CLIP_LENGTH = 8
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff')
-ALIGN_MODES = ('per_frame', 'per_clip')
+ALIGN_MODES = ('per_frame', 'per_clip', 'registered')
 
 # Skip reasons (stable keys of `SkipSummary.counts`).
 EMPTY_FOLDER = 'empty_folder'
@@ -56,6 +60,7 @@ MISSING_FOLDER = 'missing_folder'
 TOO_FEW_FRAMES = 'too_few_frames'
 UNREADABLE_FRAME = 'unreadable_frame'
 NO_FACE = 'no_face'
+UNREGISTRABLE_FACE = 'unregistrable_face'
 UNKNOWN_LABEL = 'unknown_label'
 EXCLUDED_LABEL = 'label_not_in_class_set'
 
@@ -86,7 +91,9 @@ class PreprocessOptions:
   Attributes:
     align: 'per_frame' (official: every frame aligned on its own landmarks)
       or 'per_clip' (one matrix from the landmarks of the clip's first,
-      onset frame).
+      onset frame) or 'registered' (per_clip, then a warp of the onset
+      landmarks onto the reference face shape, `mol_jax.registration`;
+      the stored `matrices` are then the affine part).
     upsample: HOG detector upsampling (official: 1).
     size: aligned frame side (official: 144).
     box_scale: five-point box growth (official: 2.5).
@@ -270,7 +277,7 @@ def align_clip(images: Sequence[np.ndarray], detector: faces.FaceDetector,
     timings: if given, 'detect' and 'align' seconds are added to it.
 
   Raises:
-    SkipClip: NO_FACE.
+    SkipClip: NO_FACE, or UNREGISTRABLE_FACE (`align='registered'` only).
   """
   t = time.perf_counter()
   boxes = [detector.detect(image) for image in images]
@@ -286,7 +293,11 @@ def align_clip(images: Sequence[np.ndarray], detector: faces.FaceDetector,
   t_detect = time.perf_counter() - t
 
   t = time.perf_counter()
-  aligned = align_frames(images, raw_landmarks, options, reused)
+  try:
+    aligned = align_frames(images, raw_landmarks, options, reused)
+  except registration.FoldedWarp as e:
+    raise SkipClip(UNREGISTRABLE_FACE, path, f'{e} (align={options.align!r}; '
+                   "'per_clip' keeps such clips)") from None
   if timings is not None:
     timings['detect'] = timings.get('detect', 0.0) + t_detect
     timings['align'] = timings.get('align', 0.0) + time.perf_counter() - t
@@ -321,12 +332,25 @@ def align_frames(images: Sequence[np.ndarray], raw_landmarks: np.ndarray,
     matrix = faces.alignment_matrix(raw_landmarks[0], options.size,
                                     options.box_scale)
     matrices = np.repeat(matrix[None], len(images), axis=0)
-  # Warp the colour frame, then convert, as the official code does.
-  gray = np.stack([
-      faces.rgb_to_gray(faces.warp(image, m, options.size, options.border_value))
-      for image, m in zip(images, matrices)])
   landmarks = np.stack([faces.transform_points(lm.astype(np.float64), m)
                         for lm, m in zip(raw_landmarks, matrices)])
+  if options.align == 'registered':
+    warp = registration.Registration(landmarks[0], options.size, options.box_scale)
+    # One resampling of the raw frame: registered pixel -> aligned -> raw.
+    raw_points = faces.transform_points(warp.sample_points,
+                                        faces.invert_affine(matrices[0]))
+    map_x, map_y = (raw_points[..., i].astype(np.float32) for i in range(2))
+    gray = np.stack([
+        faces.rgb_to_gray(cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_CONSTANT,
+                                    borderValue=(options.border_value,) * 3))
+        for image in images])
+    landmarks = warp.points(landmarks)
+  else:
+    # Warp the colour frame, then convert, as the official code does.
+    gray = np.stack([
+        faces.rgb_to_gray(faces.warp(image, m, options.size, options.border_value))
+        for image, m in zip(images, matrices)])
   return AlignedClip(gray, landmarks.astype(np.float32), raw_landmarks,
                      matrices, reused_boxes)
 
@@ -361,7 +385,7 @@ def process_clip(paths: Sequence[str], frame_indices: Sequence[int],
     The `Clip`.
 
   Raises:
-    SkipClip: UNREADABLE_FRAME or NO_FACE.
+    SkipClip: UNREADABLE_FRAME, NO_FACE or UNREGISTRABLE_FACE.
   """
   timings = {}
   t = time.perf_counter()

@@ -48,6 +48,7 @@ import cv2
 import numpy as np
 
 from mol_jax import faces
+from mol_jax import registration
 
 CLASSES = ('surprise', 'positive', 'negative')
 NEGATIVE_AUS = ('AU4', 'AU15', 'AU9', 'AU14')
@@ -213,19 +214,6 @@ def _grid(height: int, width: int) -> np.ndarray:
   return grid
 
 
-@functools.lru_cache(maxsize=1)
-def _astronaut() -> tuple[np.ndarray, np.ndarray]:
-  """The photograph and its dlib landmarks ([512, 512, 3] uint8, [68, 2])."""
-  from skimage import data  # pylint: disable=g-import-not-at-top
-  image = data.astronaut()
-  detector = faces.FaceDetector(upsample=1)
-  box = detector.detect(image)
-  if box is None:
-    raise RuntimeError('dlib found no face in skimage.data.astronaut(); check '
-                       'the dlib and scikit-image installs.')
-  return image, detector.landmarks(image, box).astype(np.float64)
-
-
 def _face_axes(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   """Unit vectors (right, up) of the face, in image coordinates."""
   eyes = landmarks[faces.RIGHT_EYE].mean(0) - landmarks[faces.LEFT_EYE].mean(0)
@@ -249,7 +237,7 @@ class Subject:
 
 def make_subject(index: int, config: SyntheticConfig) -> Subject:
   """Builds subject `index` (mirroring, pose, face shape, lighting)."""
-  photo, photo_landmarks = _astronaut()
+  photo, photo_landmarks = registration.astronaut_face()
   size = config.frame_size
   detector = faces.FaceDetector(upsample=1)
   for attempt in range(20):

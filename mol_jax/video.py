@@ -24,7 +24,7 @@ Steps (see docs/INFERENCE.md):
    every clip covers W frames of time; at most `max_clips` windows, evenly
    spaced.
 3. Each clip is aligned as the builders align it (`align='per_frame'`,
-   official, or `'per_clip'`; `mol_jax.preprocess.align_frames`), gray,
+   official, `'per_clip'` or `'registered'`; `mol_jax.preprocess.align_frames`), gray,
    144x144, then centre-cropped to 128x128 at (8, 8) as in evaluation.
 4. Normalisation as `mol_jax.input_pipeline` does per subject, with the
    video as the subject: over every pixel of the cropped frames of all
@@ -48,6 +48,7 @@ import numpy as np
 from mol_jax import faces
 from mol_jax import metrics
 from mol_jax import preprocess
+from mol_jax import registration
 
 CLIP_LENGTH = preprocess.CLIP_LENGTH
 CROP_SIZE = 128
@@ -356,7 +357,11 @@ def prepare_video(path: str, *, window: int = 0, hop: int | None = None,
   frames = source.read(np.unique(frame_indices))
   aligned, landmarks, matrices = [], [], []
   for row in frame_indices:
-    clip = preprocess.align_frames([frames[i] for i in row], track.landmarks[row], options)
+    try:
+      clip = preprocess.align_frames([frames[i] for i in row], track.landmarks[row], options)
+    except registration.FoldedWarp as e:
+      raise NoFaceFound(source.path, f'the clip of frames {row.tolist()} cannot be registered: '
+                        f'{e} Try --align=per_clip.') from None
     aligned.append(clip.gray)
     landmarks.append(clip.landmarks)
     matrices.append(clip.matrices)
@@ -467,7 +472,8 @@ class VideoPrediction:
 def training_alignment(dataset: str) -> str:
   """The alignment of a training set: its builder config's, else 'per_frame'.
 
-  'casme2/5class_per_clip' -> 'per_clip'; '' (unknown) -> 'per_frame', the
+  'casme2/5class_per_clip' -> 'per_clip', '..._registered' -> 'registered';
+  '' (unknown) -> 'per_frame', the
   official alignment.
   """
   if not dataset:
@@ -479,7 +485,10 @@ def training_alignment(dataset: str) -> str:
     config = None  # No TFDS or no builder files (e.g. a wheel install).
   if config is not None:
     return config.align
-  return 'per_clip' if dataset.endswith('_per_clip') else 'per_frame'
+  for align in preprocess.ALIGN_MODES:
+    if dataset.endswith('_' + align):
+      return align
+  return 'per_frame'
 
 
 def predict_video(predictor, path: str, *, window: int = 0, hop: int | None = None,
@@ -493,8 +502,9 @@ def predict_video(predictor, path: str, *, window: int = 0, hop: int | None = No
     predictor: the model.
     path: video file or folder of frames.
     window, hop, max_clips: clip sampling (module docstring, step 2).
-    align: 'per_frame' or 'per_clip'; default: the alignment of the training
-      set when the checkpoint names it ('..._per_clip' configs), else
+    align: 'per_frame', 'per_clip' or 'registered'; default: the alignment of
+      the training set when the checkpoint names it (its builder config, or
+      a '..._per_clip' / '..._registered' name), else
       'per_frame' (official).
     upsample: HOG detector upsampling (builders: 1).
     max_frames: read at most this many frames (None: all).

@@ -92,4 +92,7 @@ def test_builder_configs_are_read_from_the_builders():
   assert datasets.builder_config('casme2/5class_per_clip').classes == datasets.CASME2_5
   assert datasets.builder_config('nobody/x') is None
   assert video.training_alignment('samm/3class_per_clip') == 'per_clip'
+  assert video.training_alignment('samm/3class_registered') == 'registered'
+  assert video.training_alignment('synthetic_me/demo') == 'registered'
+  assert datasets.builder_config('smic/3class_registered').version == '1.2.0'
   assert video.training_alignment('') == 'per_frame'

@@ -37,10 +37,11 @@ def _configs() -> list[SyntheticConfig]:
           description='As default, with every official clip (n // 8 per video).'),
       SyntheticConfig(
           name='demo', generator=dataclasses.replace(default, amplitude_px=(3.0, 5.0)),
-          max_clips_per_video=1, align='per_clip',
-          description=('As default_per_clip with peak action-unit motion of 3-5 '
-                       'px (1-3 px in default): the embedded demo, which must '
-                       'learn it in a few minutes of CPU training.')),
+          max_clips_per_video=1, align='registered',
+          description=('As default_per_clip, registered onto the reference face '
+                       'shape, with peak action-unit motion of 3-5 px (1-3 px in '
+                       'default): the embedded demo, which must learn it in a few '
+                       'minutes of CPU training.')),
       SyntheticConfig(
           name='small', generator=synthetic.SMALL, max_clips_per_video=1,
           description='2 subjects x 3 classes x 1 video, for tests.'),
