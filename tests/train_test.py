@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from configs import test as test_config
-from mol_jax import checkpointing, input_pipeline, train
+from mol_jax import checkpointing, input_pipeline, still_check, train
 
 
 @pytest.fixture(scope='module')
@@ -52,6 +52,19 @@ def test_train_and_evaluate_writes_results_and_resumes(data_dir, tmp_path):
   state2, summary2 = train.train_and_evaluate(config, workdir)
   assert state2 is None
   assert summary2['fixed'] == pooled
+
+  # The still-clip check reads the run's fold models and held-out clips.
+  check = still_check.check_run(workdir, data_dir)
+  assert sorted(check['folds']) == sorted(f['subject'] for f in summary['folds'])
+  for fold in summary['folds']:
+    row = check['folds'][fold['subject']]
+    assert row['clips'] == fold['fixed']['num_examples']
+    assert sum(row['still_predictions']) == row['clips']
+    # One clip per video in this set: the moving accuracy is the run's own.
+    assert abs(row['accuracy'] - fold['fixed']['accuracy']) < 1e-6
+  assert os.path.isfile(os.path.join(workdir, still_check.RESULT))
+  with pytest.raises(FileNotFoundError, match='finished LOSO run'):
+    still_check.check_run(str(tmp_path / 'nothing'), data_dir)
 
 
 def test_missing_licensed_dataset_is_a_clear_error(tmp_path):
