@@ -12,8 +12,8 @@ from the official recipe, and why (docs/RESULTS.md has the runs behind them):
   steps per fold: the flow head makes a step 2.9x as costly, and within the
   15 minutes on a 2-core CPU the updates it costs are worth more than its
   supervision (60 steps with the flow term reached pooled UF1 0.565, 150
-  without it 0.875; docs/RESULTS.md); every other config keeps MOL's
-  multi-task loss;
+  without it 0.875, and 150 with it 0.849 in 17 minutes; docs/RESULTS.md);
+  every other config keeps MOL's multi-task loss;
 - training crops are the centred evaluation crop (`augment.crop_jitter=0`;
   the official random offsets shift the whole aligned face by up to 8 px,
   more than the 3-5 px motion that carries the class, and keep the class
