@@ -57,14 +57,13 @@ def loso_baseline(dataset: str, data_dir: str | None = None, grid: int = 8,
   source = input_pipeline._source(dataset, data_dir, subjects)  # pylint: disable=protected-access
   if features == 'frame_difference':
     stats = input_pipeline.subject_statistics(dataset, data_dir, subjects)
-    centre = (input_pipeline.RECORD_SIZE - input_pipeline.CROP_SIZE) // 2
   rows, labels, groups = [], [], []
   for i in range(len(source)):
     example = source[i]
     if features == 'flow':
       rows.append(flow_features(np.asarray(example['flow']), grid))
     else:
-      video = input_pipeline.crop_example(example, centre, centre, stats)['video'][..., 0]
+      video = input_pipeline.eval_example(example, stats)['video'][..., 0]
       rows.append(frame_difference_features(video, grid))
     labels.append(int(example['label']))
     groups.append(input_pipeline._text(example['subject']))  # pylint: disable=protected-access

@@ -211,6 +211,13 @@ def crop_example(example: dict[str, Any], dy: int, dx: int,
   }
 
 
+def eval_example(example: dict[str, Any], stats: dict[str, tuple[float, float]],
+                 crop_size: int = CROP_SIZE) -> dict[str, Any]:
+  """A stored clip as evaluation sees it: the centred crop, normalised (`crop_example`)."""
+  centre = (RECORD_SIZE - crop_size) // 2
+  return crop_example(example, centre, centre, stats, crop_size)
+
+
 def _resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
   """[T, h, w, C] float32 -> [T, size, size, C], bilinear, frames as channels."""
   t, h, w, c = frames.shape
@@ -419,7 +426,6 @@ def create_datasets(dataset: str, data_dir: str | None,
   """
   import grain  # pylint: disable=g-import-not-at-top
   low, high = training_crop_offsets(crop_size, crop_jitter, scale)
-  centre = (RECORD_SIZE - crop_size) // 2
   subjects = list_subjects(dataset, data_dir)
   test_subjects = list(test_subjects)
   if train_subjects is None:
@@ -507,7 +513,7 @@ def create_datasets(dataset: str, data_dir: str | None,
       global_index = index + i * count
       if global_index >= n:
         return dict(_padding(crop_size), video_index=np.int32(-1))
-      example = crop_example(source[global_index], centre, centre, stats, crop_size)
+      example = eval_example(source[global_index], stats, crop_size)
       example['video_index'] = np.int32(position[example['video_id']])
       return example
 

@@ -6,9 +6,9 @@ of two subjects sit several pixels apart in the aligned frame. A classifier
 trained on a handful of subjects then reads motion at the wrong place on a
 new face (docs/RESULTS.md measures it). Registration, as the CASME II and SMIC
 baselines do it with a model face, removes that: a piecewise-affine warp,
-over a triangulation of the 68 landmarks and fixed anchors on the frame
-border, moves the clip's onset-frame landmarks exactly onto the reference
-shape. One warp per clip, computed from the onset frame, so the expression
+over a triangulation of the inner-face landmarks (`MESH_POINTS`) and fixed
+anchors on the frame border, moves the clip's onset-frame landmarks exactly
+onto the reference shape. One warp per clip, computed from the onset frame, so the expression
 that follows is carried through unchanged and cannot change the warp.
 
 The reference shape is dlib's 68 landmarks of the one face photograph that
@@ -132,7 +132,6 @@ class Registration:
     if flipped.any():
       raise FoldedWarp(f'{int(flipped.sum())} of {len(triangles)} triangles of the '
                        'registration mesh flip: the landmarks are not a face shape.')
-    self.size = size
     self._reference, self._source, self._triangles = reference, source, triangles
     # Where each output pixel samples the aligned frame.
     corners = source[triangles[triangle]]

@@ -65,12 +65,11 @@ def check_run(workdir: str, data_dir: str | None = None, batch_size: int = 8) ->
   subjects = sorted(s for s in os.listdir(folds_dir)
                     if os.path.isdir(os.path.join(folds_dir, s, 'model')))
   stats = input_pipeline.subject_statistics(dataset, data_dir, subjects)
-  centre = (input_pipeline.RECORD_SIZE - input_pipeline.CROP_SIZE) // 2
   folds = {}
   for subject in subjects:
     predictor = inference.from_checkpoint(os.path.join(folds_dir, subject, 'model'))
     source = input_pipeline._source(dataset, data_dir, [subject])  # pylint: disable=protected-access
-    clips = [input_pipeline.crop_example(source[i], centre, centre, stats)
+    clips = [input_pipeline.eval_example(source[i], stats)
              for i in range(len(source))]
     video = np.stack([c['video'] for c in clips])
     labels = np.array([c['label'] for c in clips])
