@@ -249,8 +249,10 @@ def layers(batch_size: int, impls=('xla', 'auto'), repeats: int = 3,
     for impl in impls:
       if impl in ('phases', 'subpixel') and not transposed:
         continue  # transposed-convolution paths only
+      if impl == 'im2col' and transposed:
+        continue  # a transposed convolution has no input-side patch path
       if transposed:
-        fn = functools.partial(conv.conv_transpose2d, impl='cols' if impl == 'im2col' else impl)
+        fn = functools.partial(conv.conv_transpose2d, impl=impl)
       elif impl == 'cols' and stride != 1:
         continue
       else:
@@ -408,7 +410,7 @@ def main(argv=None) -> None:
   parser.add_argument('--layers', default='',
                       help="instead: time each flow-head convolution's forward+backward "
                            "for these implementations, e.g. xla,im2col,cols,auto "
-                           "(phases, subpixel: transposed ones only)")
+                           "(phases, subpixel: transposed ones only; im2col: ordinary ones only)")
   args = parser.parse_args(argv)
   if args.channel_alignment is not None:
     if args.channel_alignment < 1:

@@ -218,6 +218,9 @@ def conv_transpose2d(x: jax.Array, kernel: jax.Array, impl: str = 'auto') -> jax
   """
   if kernel.shape[:2] != (4, 4):
     raise ValueError(f'only 4x4 stride-2 transposed convolutions, got kernel {kernel.shape}')
+  if impl == 'im2col':
+    raise ValueError("a transposed convolution has no 'im2col' path; its output-side "
+                     "equivalent is impl='cols'")
   x, lead = _flatten_batch(x)
   cin = x.shape[-1]
   cout = kernel.shape[-1]

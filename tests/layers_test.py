@@ -82,6 +82,11 @@ def test_conv_transpose2d_matches_torch(impl):
                              rtol=1e-5, atol=1e-5)
 
 
+def test_conv_transpose2d_rejects_input_side_patches():
+  with pytest.raises(ValueError, match="impl='cols'"):
+    conv.conv_transpose2d(jnp.zeros((1, 4, 4, 3)), jnp.zeros((4, 4, 3, 2)), impl='im2col')
+
+
 def test_grouped_batchnorm_matches_sequential_torch_calls():
   """Train mode equals calling torch's BatchNorm once per group, in order."""
   x = RNG.standard_normal((4, 3, 5, 5, 6)).astype(np.float32) * 2 + 1
