@@ -26,6 +26,7 @@ import json
 import os
 import platform
 import re
+import sys
 import time
 
 import jax
@@ -267,6 +268,18 @@ def layers(batch_size: int, impls=('xla', 'auto'), repeats: int = 3,
   return rows
 
 
+def _load_config(name: str):
+  """`configs/<name>.py` of the repository this package runs from, from any
+  working directory."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  if not os.path.isfile(os.path.join(root, 'configs', f'{name}.py')):
+    raise FileNotFoundError(f'no configs/{name}.py beside the mol_jax package in {root}; '
+                            f'--config names a file of configs/ without .py')
+  if root not in sys.path:
+    sys.path.insert(0, root)
+  return importlib.import_module(f'configs.{name}').get_config()
+
+
 def run(batch_sizes, flow_pairs: int | None = None, repeats: int = 5, num_classes: int = 3,
         eval_with_flow: bool | None = None, compute_dtype: str | None = None,
         config_name: str = 'default', profile_dir: str = '') -> dict:
@@ -277,7 +290,7 @@ def run(batch_sizes, flow_pairs: int | None = None, repeats: int = 5, num_classe
   """
   peak = matmul_peak()
   bandwidth = memory_bandwidth()
-  config = importlib.import_module(f'configs.{config_name}').get_config()
+  config = _load_config(config_name)
   if flow_pairs is not None:
     config.loss.flow_pairs_per_step = flow_pairs
   if eval_with_flow is not None:
@@ -424,10 +437,13 @@ def main(argv=None) -> None:
       with open(args.out, 'w') as f:
         json.dump(rows, f, indent=2)
     return
-  result = run([int(b) for b in args.batch_sizes.split(',')], args.flow_pairs, args.repeats,
-               eval_with_flow=None if args.eval_with_flow is None else bool(args.eval_with_flow),
-               compute_dtype=args.compute_dtype, config_name=args.config,
-               profile_dir=args.profile)
+  try:
+    result = run([int(b) for b in args.batch_sizes.split(',')], args.flow_pairs, args.repeats,
+                 eval_with_flow=None if args.eval_with_flow is None else bool(args.eval_with_flow),
+                 compute_dtype=args.compute_dtype, config_name=args.config,
+                 profile_dir=args.profile)
+  except FileNotFoundError as e:
+    parser.exit(2, f'error: {e}\n')
   print(f"matmul peak: {result['matmul_peak_gflop_per_s']:.1f} GFLOP/s")
   table = markdown(result)
   print(table)

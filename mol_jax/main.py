@@ -4,6 +4,7 @@ Any config field can be overridden: `--config.num_train_steps=200`.
 """
 
 import os
+import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -37,5 +38,26 @@ def main(argv):
     raise SystemExit(f'error: {e}') from None
 
 
+def config_root(argv: list[str]) -> str | None:
+  """The folder that holds the `--config` file's folder.
+
+  Config files import their base as `from configs import default`; with this
+  folder on `sys.path` they load from any working directory, not only from
+  the repository root.
+  """
+  for i, arg in enumerate(argv):
+    if arg.startswith('--config='):
+      path = arg.split('=', 1)[1]
+    elif arg == '--config' and i + 1 < len(argv):
+      path = argv[i + 1]
+    else:
+      continue
+    return os.path.dirname(os.path.dirname(os.path.abspath(path.split(':', 1)[0])))
+  return None
+
+
 if __name__ == '__main__':
+  root = config_root(sys.argv)
+  if root and root not in sys.path:
+    sys.path.insert(0, root)
   app.run(main)
