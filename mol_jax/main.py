@@ -46,13 +46,13 @@ def config_root(argv: list[str]) -> str | None:
   the repository root.
   """
   for i, arg in enumerate(argv):
-    if arg.startswith('--config='):
-      path = arg.split('=', 1)[1]
-    elif arg == '--config' and i + 1 < len(argv):
-      path = argv[i + 1]
-    else:
+    # absl takes `--config=X`, `-config=X` and `--config X`.
+    name, has_value, value = arg.lstrip('-').partition('=')
+    if not arg.startswith('-') or name != 'config':
       continue
-    return os.path.dirname(os.path.dirname(os.path.abspath(path.split(':', 1)[0])))
+    path = value if has_value else (argv[i + 1] if i + 1 < len(argv) else '')
+    if path:
+      return os.path.dirname(os.path.dirname(os.path.abspath(path.split(':', 1)[0])))
   return None
 
 

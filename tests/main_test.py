@@ -14,6 +14,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.mark.parametrize('argv', [['--config=/r/configs/smic.py'],
                                   ['--config', '/r/configs/smic.py'],
+                                  ['-config=/r/configs/smic.py', '--config.seed=1'],
                                   ['--config=/r/configs/smic.py:override']])
 def test_config_root_is_the_folder_above_the_config_file(argv):
   assert config_root(['main.py', '--workdir=w'] + argv) == os.path.abspath('/r')
