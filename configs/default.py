@@ -45,16 +45,16 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.dropout_rate = 0.5
   # Start the second frame's FCC/CCC (FCC_2, CCC_2) as copies of the first
   # frame's, so that a pair's maps differ by the motion alone at step 0
-  # (`models.tie_pair_streams`). The official code initialises them
+  # (`initialisers.tie_pair_streams`). The official code initialises them
   # independently.
   config.model.tie_pair_streams_at_init = False
   # Start the MER head's 3-D convolution with zero-mean time taps, so that it
-  # answers change over time and not a still face (`models.zero_mean_time_taps`).
+  # answers change over time and not a still face (`initialisers.zero_mean_time_taps`).
   config.model.zero_mean_time_taps_at_init = False
   # Keep the MER head's 3-D convolution blind to still clips for the whole
   # run: after every update its even and odd time taps (the two interleaved
   # streams of each frame pair) are projected to zero sum
-  # (`models.still_blind_time_taps`), so the class can only come from change
+  # (`initialisers.still_blind_time_taps`), so the class can only come from change
   # over time, never from what a subject's face looks like. Off in the
   # official recipe.
   config.model.still_blind_head = False

@@ -1,7 +1,7 @@
 """mol_jax: MOL (micro-expression, optical flow, landmarks) in JAX/Flax."""
 
 from mol_jax.inference import Predictor, from_checkpoint, from_official_weights, from_state_dict
-from mol_jax.models import MOL, create_model
+from mol_jax.model.mol import MOL, create_model
 
 load_model = from_checkpoint
 

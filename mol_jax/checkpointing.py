@@ -20,7 +20,7 @@ import jax
 import orbax.checkpoint as ocp
 from flax import nnx
 
-from mol_jax.models import MOL, abstract_model
+from mol_jax.model.mol import MOL, abstract_model
 
 
 def model_config(model: MOL) -> dict[str, Any]:

@@ -192,7 +192,7 @@ def import_official(state_dict: Mapping[str, np.ndarray], num_classes: int | Non
     WeightsError: naming the key that is unknown, missing or of a wrong shape.
   """
   from flax import nnx  # pylint: disable=import-outside-toplevel
-  from mol_jax.models import abstract_model  # pylint: disable=import-outside-toplevel
+  from mol_jax.model.mol import abstract_model  # pylint: disable=import-outside-toplevel
 
   found = num_classes_in(state_dict)
   if num_classes is not None and found != num_classes:

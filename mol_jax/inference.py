@@ -2,11 +2,13 @@
 
 `Predictor.predict` runs pre-processed clips; `Predictor.predict_video` runs a
 video file or a folder of frames through the dataset builders'
-pre-processing first (`mol_jax.video`).
+pre-processing first (`mol_jax.video.prepare_video`) and returns a
+`VideoPrediction`, whose `to_json` is the schema of predictions.json.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from typing import Any, Mapping, Sequence
@@ -16,7 +18,12 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from mol_jax.models import FRAME_SIZE, MOL, NUM_FRAMES
+from mol_jax import clip_format
+from mol_jax import metrics
+from mol_jax import video as video_lib
+from mol_jax.data import builder
+from mol_jax.data import faces
+from mol_jax.model import MOL
 
 
 @jax.jit
@@ -60,14 +67,14 @@ class Predictor:
 
   def predict(self, video: np.ndarray) -> dict[str, np.ndarray]:
     video = np.asarray(video, np.float32)
-    single = video.ndim in (3, 4) and video.shape[0] == NUM_FRAMES
+    single = video.ndim in (3, 4) and video.shape[0] == clip_format.NUM_FRAMES
     if single:
       video = video[None]
     if video.ndim == 4:
       video = video[..., None]
-    expected = (NUM_FRAMES, FRAME_SIZE, FRAME_SIZE, 1)
+    expected = (clip_format.NUM_FRAMES, clip_format.CROP_SIZE, clip_format.CROP_SIZE, 1)
     if video.ndim != 5 or video.shape[1:] != expected:
-      raise ValueError(f'video must be [batch, {NUM_FRAMES}, {FRAME_SIZE}, {FRAME_SIZE}, 1] '
+      raise ValueError(f'video must be [batch, {clip_format.NUM_FRAMES}, {clip_format.CROP_SIZE}, {clip_format.CROP_SIZE}, 1] '
                        f'(or one clip without batch), got {np.shape(video)}')
     out = jax.device_get(_forward(self._graphdef, self._state, jnp.asarray(video)))
     out = {k: np.asarray(v) for k, v in out.items()}
@@ -91,18 +98,124 @@ class Predictor:
       start += len(chunk)
     return {k: np.concatenate([o[k] for o in outputs]) for k in outputs[0]}
 
-  def predict_video(self, path: str, **kwargs) -> 'video_lib.VideoPrediction':
+  def predict_video(self, path: str, *, window: int = 0, hop: int | None = None,
+                    max_clips: int | None = 8, align: str | None = None, upsample: int = 1,
+                    max_frames: int | None = None, batch_size: int = 8, tvl1: bool = False,
+                    detector: faces.FaceDetector | None = None,
+                    progress: bool = False) -> 'VideoPrediction':
     """Pre-processes a video file or frame folder and runs the model on its clips.
 
-    Keyword arguments are those of `mol_jax.video.predict_video` (clip
-    sampling, alignment, batch size, TV-L1 for comparison, ...).
+    Args:
+      path: video file or folder of frames.
+      window, hop, max_clips: clip sampling (`mol_jax.video`, step 2).
+      align: 'per_frame', 'per_clip' or 'registered'; default: the alignment
+        the training set used (`alignment` in the checkpoint's metadata, else
+        its dataset's builder config), else 'per_frame' (official).
+      upsample: HOG detector upsampling (builders: 1).
+      max_frames: read at most this many frames (None: all).
+      batch_size: clips per model call.
+      tvl1: also compute the Dual TV-L1 flow (the training target) of every
+        clip, to show beside MOL's flow (about 1 s per clip on a CPU core).
+      detector: reuse a loaded detector.
+      progress: progress bars.
 
     Raises:
       mol_jax.video.VideoError: unreadable input, no face, too few frames
         (each with its own `exit_code`).
     """
-    from mol_jax import video as video_lib  # pylint: disable=import-outside-toplevel
-    return video_lib.predict_video(self, path, **kwargs)
+    if align is None:
+      align = self.metadata.get('alignment') or builder.dataset_alignment(
+          str(self.metadata.get('dataset', '')))
+    prepared = video_lib.prepare_video(path, window=window, hop=hop, max_clips=max_clips,
+                                       align=align, upsample=upsample, max_frames=max_frames,
+                                       detector=detector, progress=progress)
+    out = self.predict_batched(prepared.model_input(), batch_size)
+    return VideoPrediction(prepared, list(self.class_names), out['logits'],
+                           metrics.softmax(out['logits']), out['flow'], out['landmarks'],
+                           video_lib.tvl1_flows(prepared) if tvl1 else None,
+                           self.source, dict(self.metadata))
+
+
+@dataclasses.dataclass
+class VideoPrediction:
+  """What MOL saw in a video.
+
+  Attributes:
+    prepared: the pre-processed clips.
+    class_names: label names.
+    logits: float32 [c, C] per clip.
+    probabilities: float64 [c, C] softmax per clip.
+    flow: float32 [c, 7, 128, 128, 2] predicted flow of pair (i, i+1), crop pixels.
+    landmarks: float32 [c, 7, 68, 2] predicted landmarks of frames 1..7, crop pixels.
+    tvl1: float32 [c, 7, 128, 128, 2] Dual TV-L1 flow (the training target)
+      when asked for, else None.
+    checkpoint: where the weights came from.
+    metadata: what is known of the training run.
+  """
+  prepared: video_lib.PreparedVideo
+  class_names: list[str]
+  logits: np.ndarray
+  probabilities: np.ndarray
+  flow: np.ndarray
+  landmarks: np.ndarray
+  tvl1: np.ndarray | None = None
+  checkpoint: str = ''
+  metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+  @property
+  def video_probabilities(self) -> np.ndarray:
+    """[C]: mean of the clips' probabilities."""
+    return self.probabilities.mean(axis=0)
+
+  @property
+  def label(self) -> str:
+    return self.class_names[int(np.argmax(self.video_probabilities))]
+
+  def clip_label(self, i: int) -> str:
+    return self.class_names[int(np.argmax(self.probabilities[i]))]
+
+  def to_json(self) -> dict[str, Any]:
+    """The content of predictions.json (docs/INFERENCE.md)."""
+    p = self.prepared
+    fps = p.fps
+
+    def probs(row):
+      return {c: round(float(v), 6) for c, v in zip(self.class_names, row)}
+
+    clips = []
+    for i, row in enumerate(p.frame_indices):
+      clip = {'clip': i, 'frame_indices': [int(f) for f in row],
+              'label': self.clip_label(i), 'probabilities': probs(self.probabilities[i])}
+      if fps:
+        clip['seconds'] = [round(int(row[0]) / fps, 3), round(int(row[-1]) / fps, 3)]
+      clips.append(clip)
+    track = p.track
+    return {
+        'input': p.path,
+        'input_kind': p.kind,
+        'checkpoint': self.checkpoint,
+        'class_names': list(self.class_names),
+        'class_names_source': self.metadata.get('class_names_source', ''),
+        'trained_on': {k: self.metadata[k] for k in ('dataset', 'held_out_subject')
+                       if k in self.metadata},
+        'video': {'label': self.label, 'probabilities': probs(self.video_probabilities),
+                  'num_clips': p.num_clips, 'pooling': 'mean of clip probabilities'},
+        'clips': clips,
+        'frames': {'decoded': track.num_frames - len(track.unreadable),
+                   'total': track.num_frames,
+                   'with_face': int(len(track.usable)),
+                   'fps': fps,
+                   'skipped_without_face': len(track.without_face),
+                   'skipped_unreadable': len(track.unreadable),
+                   'skipped_indices': sorted(track.without_face + track.unreadable)},
+        'clips_skipped': 0,
+        'preprocessing': {'align': p.options.align, 'upsample': p.options.upsample,
+                          'aligned_size': p.options.size, 'crop': [clip_format.CROP_OFFSET, clip_format.CROP_OFFSET],
+                          'crop_size': clip_format.CROP_SIZE,
+                          'normalisation': {'mean': round(p.mean, 4),
+                                            'scale': round(p.scale, 4)},
+                          'sampling': p.sampling},
+    }
 
 
 def generic_class_names(num_classes: int) -> list[str]:

@@ -10,8 +10,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-LEFT_EYE = slice(36, 42)
-RIGHT_EYE = slice(42, 48)
+from mol_jax import clip_format
+
 
 
 def _masked_mean(per_example: jax.Array, mask: jax.Array) -> jax.Array:
@@ -37,13 +37,6 @@ def flow_loss(flow: jax.Array, target: jax.Array, mask: jax.Array,
   return _masked_mean(per_example, mask) / num_pairs
 
 
-def inter_pupil_distance(landmarks: jax.Array) -> jax.Array:
-  """[..., 68, 2] -> [...]: distance between the two eye centres."""
-  left = jnp.mean(landmarks[..., LEFT_EYE, :], axis=-2)
-  right = jnp.mean(landmarks[..., RIGHT_EYE, :], axis=-2)
-  return jnp.linalg.norm(left - right, axis=-1)
-
-
 def landmark_loss(landmarks: jax.Array, target: jax.Array, mask: jax.Array) -> jax.Array:
   """Official landmark loss: per pair, the summed absolute error over the 136
   coordinates divided by the target's inter-pupil distance; summed over pairs
@@ -54,7 +47,7 @@ def landmark_loss(landmarks: jax.Array, target: jax.Array, mask: jax.Array) -> j
     mask: [batch].
   """
   error = jnp.sum(jnp.abs(landmarks - target), axis=(-2, -1))
-  per_pair = error / jnp.maximum(inter_pupil_distance(target), 1e-6)
+  per_pair = error / jnp.maximum(clip_format.inter_pupil_distance(target), 1e-6)
   num_points = landmarks.shape[-2]
   return jnp.sum(jnp.sum(per_pair, axis=1) * mask) / (
       jnp.maximum(jnp.sum(mask), 1.0) * num_points)

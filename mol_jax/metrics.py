@@ -1,6 +1,7 @@
-"""Micro-expression metrics from a confusion matrix pooled over LOSO folds.
+"""Metrics: micro-expression scores from a confusion matrix pooled over LOSO
+folds, and the flow and landmark errors.
 
-Every metric treats an undefined ratio (a class never predicted, or absent
+Every class metric treats an undefined ratio (a class never predicted, or absent
 from the ground truth) as 0, as MER papers and the official code do, and
 averages over all classes of the protocol.
 """
@@ -8,6 +9,8 @@ averages over all classes of the protocol.
 from __future__ import annotations
 
 import numpy as np
+
+from mol_jax import clip_format
 
 
 def confusion_matrix(labels, predictions, num_classes: int, mask=None) -> np.ndarray:
@@ -87,3 +90,18 @@ def summarize(confusion: np.ndarray) -> dict[str, float]:
       'per_class_f1': f1.tolist(),
       'num_examples': int(total),
   }
+
+
+# Flow and landmark errors: operators only, so that the jitted evaluation
+# step and the numpy tools compute them with the same code.
+
+
+def end_point_error(flow, reference):
+  """[..., H, W, 2] -> [...]: mean over pixels of |flow - reference| (pixels)."""
+  return ((((flow - reference) ** 2).sum(-1)) ** 0.5).mean((-2, -1))
+
+
+def landmark_nme(points, reference):
+  """[..., 68, 2] -> [...]: mean point error over the reference's inter-pupil distance."""
+  error = ((((points - reference) ** 2).sum(-1)) ** 0.5).mean(-1)
+  return error / clip_format.inter_pupil_distance(reference).clip(1e-6)

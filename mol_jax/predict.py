@@ -18,7 +18,8 @@ import sys
 import time
 from typing import Sequence
 
-from mol_jax import preprocess
+from mol_jax import clip_format
+from mol_jax.data import preprocess
 from mol_jax import video as video_lib
 
 EXIT_OK = 0
@@ -99,8 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   if args.num_classes is not None and args.checkpoint:
     return _error('--num_classes goes with --official_weights; a checkpoint knows its '
                   'classes', EXIT_USAGE)
-  if args.window and args.window < video_lib.CLIP_LENGTH:
-    return _error(f'--window must be 0 or >= {video_lib.CLIP_LENGTH}', EXIT_USAGE)
+  if args.window and args.window < clip_format.NUM_FRAMES:
+    return _error(f'--window must be 0 or >= {clip_format.NUM_FRAMES}', EXIT_USAGE)
   if not os.path.exists(args.input):
     return _error(f'{args.input}: no such file or folder', EXIT_UNREADABLE)
 

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 import jax
 import numpy as np
 
+from mol_jax import files
 from mol_jax import metrics as metrics_lib
 
 
@@ -166,10 +167,7 @@ def write_results(workdir: str, summary: dict, class_names: Sequence[str]) -> di
   """results.json, results.md and a confusion-matrix PNG per selection."""
   paths = {'json': os.path.join(workdir, 'results.json'),
            'markdown': os.path.join(workdir, 'results.md')}
-  tmp = paths['json'] + '.tmp'
-  with open(tmp, 'w') as f:
-    json.dump(summary, f, indent=2)
-  os.replace(tmp, paths['json'])
+  files.write_json(paths['json'], summary)
   with open(paths['markdown'], 'w') as f:
     f.write(markdown_table(summary))
   for key in ('fixed', 'best_on_test'):

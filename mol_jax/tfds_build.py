@@ -2,10 +2,15 @@
 
 Usage (same flags as `tfds build`, plus three of ours):
 
-  python -m mol_jax.tfds_build tfds_builders/smic \
+  python -m mol_jax.tfds_build smic \
       --manual_dir=<folder received> --data_dir=<output> \
       [--config=3class] [--max_examples_per_split=N] [--overwrite] \
       [--num_workers=N] [--upsample=1] [--log_level=INFO]
+
+The dataset is a project builder's name (casme2, samm, smic, megc2019,
+synthetic_me: `mol_jax.data.builders`, so an installed package needs no
+checkout) or, as with `tfds build`, a builder folder such as
+`tfds_builders/smic`.
 
 The `tfds` console script imports TensorFlow (and Beam); its `build`
 sub-command alone does not, so it is driven here directly. The output format
@@ -25,7 +30,7 @@ import os
 import sys
 from typing import Sequence
 
-from mol_jax import datasets
+from mol_jax.data import builder
 
 
 def _split_our_flags(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -41,9 +46,14 @@ def main(argv: Sequence[str] | None = None) -> None:
   ours, rest = _split_our_flags(argv)
   logging.basicConfig(level=ours.log_level.upper())
   if ours.num_workers is not None:
-    os.environ[datasets.ENV_NUM_WORKERS] = str(ours.num_workers)
+    os.environ[builder.ENV_NUM_WORKERS] = str(ours.num_workers)
   if ours.upsample is not None:
-    os.environ[datasets.ENV_UPSAMPLE] = str(ours.upsample)
+    os.environ[builder.ENV_UPSAMPLE] = str(ours.upsample)
+  for arg in rest:
+    if not arg.startswith('-') and not os.path.exists(arg):
+      # A project builder's name: importing its class registers it, and
+      # `tfds build` then finds it by name.
+      builder.builder_class(arg.split('/')[0])
   if not any(a == '--file_format' or a.startswith('--file_format=') for a in rest):
     rest.append('--file_format=array_record')
 

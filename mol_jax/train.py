@@ -26,11 +26,13 @@ from absl import logging
 from flax import nnx, struct
 from jax.experimental import multihost_utils
 
+from mol_jax import files
+from mol_jax import clip_format
 from mol_jax import checkpointing, losses, metrics as metrics_lib, reporting, sharding
-from mol_jax.models import (MOL, create_model, still_blind_time_taps, tie_pair_streams,
-                            zero_mean_time_taps)
+from mol_jax.data import builder
+from mol_jax.model import MOL, create_model
+from mol_jax.model.initialisers import still_blind_time_taps, tie_pair_streams, zero_mean_time_taps
 
-NUM_PAIRS = 7
 
 
 class NonFiniteError(RuntimeError):
@@ -122,7 +124,7 @@ def _join(trainable: dict, frozen: dict, template: nnx.State) -> nnx.State:
 
 def project_still_blind(params: nnx.State) -> nnx.State:
   """`params` with the MER head's 3-D kernel made blind to still clips
-  (`models.still_blind_time_taps`); everything else unchanged."""
+  (`initialisers.still_blind_time_taps`); everything else unchanged."""
   def project(path, leaf):
     # The leaf's path is mer_3dcnn/conv3d/kernel, plus the Variable's own
     # attribute in some flax versions.
@@ -168,7 +170,7 @@ def _loss_terms(model: MOL, batch: dict, *, train: bool, dropout_rng, flow_pairs
   }
   if with_flow:
     target = batch['flow'] if flow_pairs is None else batch['flow'][:, flow_pairs]
-    terms['flow'] = losses.flow_loss(out['flow'], target, mask, NUM_PAIRS)
+    terms['flow'] = losses.flow_loss(out['flow'], target, mask, clip_format.NUM_PAIRS)
   return terms, out
 
 
@@ -186,8 +188,8 @@ def _step_randomness(state: TrainState, flow_pairs_per_step: int):
   rng = jax.random.fold_in(state.rng, state.step)
   dropout_rng, pair_rng = jax.random.split(rng)
   flow_pairs = None
-  if flow_pairs_per_step < NUM_PAIRS:
-    flow_pairs = jnp.sort(jax.random.choice(pair_rng, NUM_PAIRS, (flow_pairs_per_step,),
+  if flow_pairs_per_step < clip_format.NUM_PAIRS:
+    flow_pairs = jnp.sort(jax.random.choice(pair_rng, clip_format.NUM_PAIRS, (flow_pairs_per_step,),
                                             replace=False))
   return dropout_rng, flow_pairs
 
@@ -273,12 +275,10 @@ def eval_step(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
   model = _merge(graphdef, state.params, state.batch_stats, compute_dtype)
   out = model(_model_inputs(model, batch), train=False, with_flow=with_flow)
   out = jax.tree.map(lambda x: x.astype(jnp.float32), out)
-  point_error = jnp.linalg.norm(out['landmarks'] - batch['landmarks'], axis=-1).mean(-1)
-  ipd = losses.inter_pupil_distance(batch['landmarks'])
   result = {'logits': out['logits'],
-            'landmark_nme': jnp.mean(point_error / jnp.maximum(ipd, 1e-6), axis=1)}
+            'landmark_nme': metrics_lib.landmark_nme(out['landmarks'], batch['landmarks']).mean(1)}
   if with_flow:
-    result['flow_epe'] = jnp.linalg.norm(out['flow'] - batch['flow'], axis=-1).mean((1, 2, 3))
+    result['flow_epe'] = metrics_lib.end_point_error(out['flow'], batch['flow']).mean(1)
   return result
 
 
@@ -365,19 +365,11 @@ def evaluate(steps: Steps, state: TrainState, eval_ds, num_classes: int,
   return result
 
 
-def _write_json(path: str, value: Any) -> None:
-  """Atomic: a reader never sees a half-written file."""
-  tmp = path + '.tmp'
-  with open(tmp, 'w') as f:
-    json.dump(value, f, indent=2)
-  os.replace(tmp, path)
-
-
 def train_fold(config: ml_collections.ConfigDict, fold_dir: str, subject: str,
                fold_index: int, steps: Steps, class_names: list[str],
                writer) -> tuple[TrainState, dict]:
   """Trains and evaluates one LOSO fold, resuming from its checkpoint."""
-  from mol_jax import input_pipeline  # pylint: disable=import-outside-toplevel
+  from mol_jax.data import input_pipeline  # pylint: disable=import-outside-toplevel
   num_classes = len(class_names)
   seed = config.seed + fold_index
   datasets = input_pipeline.create_datasets(
@@ -453,6 +445,7 @@ def train_fold(config: ml_collections.ConfigDict, fold_dir: str, subject: str,
                            nnx.merge(steps.graphdef, state.params, state.batch_stats),
                            step=int(state.step), overwrite=True,
                            metadata={'class_names': list(class_names), 'dataset': config.dataset,
+                                     'alignment': builder.dataset_alignment(config.dataset),
                                      'held_out_subject': subject})
   return state, result
 
@@ -464,7 +457,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> tuple
     (state of the last fold trained here, or None if every fold was already
     finished; the summary dict also written to `workdir/results.json`).
   """
-  from mol_jax import input_pipeline  # pylint: disable=import-outside-toplevel
+  from mol_jax.data import input_pipeline  # pylint: disable=import-outside-toplevel
   if config.model.compute_dtype not in ('float32', 'bfloat16'):
     raise ConfigError("config.model.compute_dtype must be 'float32' or 'bfloat16', got "
                       f'{config.model.compute_dtype!r}')
@@ -474,7 +467,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> tuple
   if config.eval_unit not in EVAL_UNITS:
     raise ConfigError(f'config.eval_unit must be one of {EVAL_UNITS}, got {config.eval_unit!r}')
   try:
-    input_pipeline.training_crop_offsets(input_pipeline.CROP_SIZE, config.augment.crop_jitter,
+    input_pipeline.training_crop_offsets(clip_format.CROP_SIZE, config.augment.crop_jitter,
                                          config.augment.scale)
   except ValueError as e:
     raise ConfigError(f'config.augment.{e}') from e
@@ -518,7 +511,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> tuple
     os.makedirs(fold_dir, exist_ok=True)
     state, result = train_fold(config, fold_dir, subject, index, steps, class_names, writer)
     if jax.process_index() == 0:
-      _write_json(result_path, result)
+      files.write_json(result_path, result)
     fold_results.append(result)
 
   summary = reporting.summarize_folds(fold_results, class_names, config)
@@ -530,7 +523,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> tuple
 
 def dataset_ready(config: ml_collections.ConfigDict) -> None:
   """Builds `synthetic_me` when asked and missing; a clear error otherwise."""
-  from mol_jax import input_pipeline  # pylint: disable=import-outside-toplevel
+  from mol_jax.data import input_pipeline  # pylint: disable=import-outside-toplevel
   try:
     input_pipeline.list_subjects(config.dataset, config.data_dir or None)
     return
@@ -538,13 +531,11 @@ def dataset_ready(config: ml_collections.ConfigDict) -> None:
     missing = e
   name = config.dataset.split('/')[0]
   if config.build_if_missing and name == 'synthetic_me':
-    builders = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                            'tfds_builders')
     _, _, builder_config = config.dataset.partition('/')
     logging.info('building %s (first run only)', config.dataset)
     # A separate process: the TFDS build CLI parses flags of its own, which
     # clash with this program's absl flags.
-    subprocess.run([sys.executable, '-m', 'mol_jax.tfds_build', os.path.join(builders, name)]
+    subprocess.run([sys.executable, '-m', 'mol_jax.tfds_build', name]
                    + ([f'--config={builder_config}'] if builder_config else [])
                    + ([f'--data_dir={config.data_dir}'] if config.data_dir else []),
                    check=True)
@@ -553,5 +544,5 @@ def dataset_ready(config: ml_collections.ConfigDict) -> None:
   raise FileNotFoundError(
       f'dataset {config.dataset} is not built in data_dir={config.data_dir or "(TFDS default)"}. '
       f'It needs your licensed copy: see docs/DATA.md, then run '
-      f'`python -m mol_jax.tfds_build tfds_builders/{name} --manual_dir=RAW --data_dir=DIR` '
+      f'`python -m mol_jax.tfds_build {name} --manual_dir=RAW --data_dir=DIR` '
       f'and pass --config.data_dir=DIR.') from missing

@@ -1,7 +1,8 @@
-"""A person's own video through the dataset pre-processing, then through MOL.
+"""A person's own video as model-ready clips, prepared as the dataset builders do.
 
-`predict_video(predictor, path)` is what `python -m mol_jax.predict` and the
-notebooks run. PATH is a video file (anything OpenCV's `cv2.VideoCapture`
+`prepare_video(path)` is the pre-processing of `mol_jax.predict` and
+`Predictor.predict_video` (`mol_jax.inference`); this module never sees a
+model. PATH is a video file (anything OpenCV's `cv2.VideoCapture`
 decodes: mp4, mov, avi, ...) or a folder of frames (image files, ordered by
 the number in their names as the builders order them, or by name when a name
 has no number).
@@ -10,11 +11,11 @@ Steps (see docs/INFERENCE.md):
 
 1. Every frame is decoded once and goes through the builders' face
    detection: dlib's HOG detector (first face, upsample 1 by default) and
-   the 68 landmarks (`mol_jax.faces.FaceDetector`). Frames where no face is
+   the 68 landmarks (`mol_jax.data.faces.FaceDetector`). Frames where no face is
    found, or that cannot be decoded, are dropped; the rest are the *usable*
    frames, in order.
 2. Clips of 8 usable frames are sampled with the builders' rule
-   (`mol_jax.preprocess.clip_indices`): a window of n frames gives
+   (`mol_jax.data.preprocess.clip_indices`): a window of n frames gives
    s = n // 8 clips, clip j taking frames j, j + s, ..., j + 7s.
    `window=0` (default) treats the whole video as one window, as the
    builders treat one dataset video, keeping at most `max_clips` of the s
@@ -24,13 +25,11 @@ Steps (see docs/INFERENCE.md):
    every clip covers W frames of time; at most `max_clips` windows, evenly
    spaced.
 3. Each clip is aligned as the builders align it (`align='per_frame'`,
-   official, `'per_clip'` or `'registered'`; `mol_jax.preprocess.align_frames`), gray,
+   official, `'per_clip'` or `'registered'`; `mol_jax.data.preprocess.align_frames`), gray,
    144x144, then centre-cropped to 128x128 at (8, 8) as in evaluation.
-4. Normalisation as `mol_jax.input_pipeline` does per subject, with the
+4. Normalisation as `mol_jax.data.input_pipeline` does per subject, with the
    video as the subject: over every pixel of the cropped frames of all
    sampled clips, video = (x - mean) / (max - mean).
-5. The clips run through the model in batches; the video's probabilities
-   are the mean of its clips' softmax probabilities.
 
 Errors are `VideoError`s with an `exit_code` (docs/INFERENCE.md).
 """
@@ -45,14 +44,11 @@ from typing import Any, Iterator, Sequence
 import cv2
 import numpy as np
 
-from mol_jax import faces
-from mol_jax import metrics
-from mol_jax import preprocess
-from mol_jax import registration
+from mol_jax import clip_format
+from mol_jax.data import faces
+from mol_jax.data import preprocess
+from mol_jax.data import registration
 
-CLIP_LENGTH = preprocess.CLIP_LENGTH
-CROP_SIZE = 128
-CROP_OFFSET = (faces.ALIGNED_SIZE - CROP_SIZE) // 2  # 8, the evaluation crop.
 VIDEO_EXTENSIONS = ('.mp4', '.mov', '.avi', '.mkv', '.m4v', '.webm', '.mpg',
                     '.mpeg', '.wmv', '.flv', '.3gp')
 
@@ -227,13 +223,13 @@ def track_faces(source: FrameSource, detector: faces.FaceDetector,
     bar.update()
     if frame is None:
       unreadable.append(i)
-      landmarks.append(np.full((faces.NUM_LANDMARKS, 2), np.nan, np.float32))
+      landmarks.append(np.full((clip_format.NUM_LANDMARKS, 2), np.nan, np.float32))
       continue
     shape = shape or frame.shape[:2]
     box = detector.detect(frame)
     if box is None:
       without_face.append(i)
-      landmarks.append(np.full((faces.NUM_LANDMARKS, 2), np.nan, np.float32))
+      landmarks.append(np.full((clip_format.NUM_LANDMARKS, 2), np.nan, np.float32))
     else:
       landmarks.append(detector.landmarks(frame, box))
   bar.close()
@@ -258,15 +254,15 @@ def sample_clips(num_frames: int, window: int = 0, hop: int | None = None,
   Returns:
     int32 [num_clips, 8], increasing within a row.
   """
-  if num_frames < CLIP_LENGTH:
-    raise ValueError(f'{num_frames} frames; a clip needs {CLIP_LENGTH}')
-  if window < 0 or 0 < window < CLIP_LENGTH:
-    raise ValueError(f'window must be 0 or >= {CLIP_LENGTH}, got {window}')
+  if num_frames < clip_format.NUM_FRAMES:
+    raise ValueError(f'{num_frames} frames; a clip needs {clip_format.NUM_FRAMES}')
+  if window < 0 or 0 < window < clip_format.NUM_FRAMES:
+    raise ValueError(f'window must be 0 or >= {clip_format.NUM_FRAMES}, got {window}')
   if hop is not None and hop < 1:
     raise ValueError(f'hop must be >= 1, got {hop}')
   max_clips = max_clips or None
   if window == 0:
-    return preprocess.clip_indices(num_frames, CLIP_LENGTH, max_clips)
+    return preprocess.clip_indices(num_frames, clip_format.NUM_FRAMES, max_clips)
   window = min(window, num_frames)
   hop = hop or max(1, window // 2)
   starts = list(range(0, num_frames - window + 1, hop))
@@ -275,7 +271,7 @@ def sample_clips(num_frames: int, window: int = 0, hop: int | None = None,
   if max_clips is not None and len(starts) > max_clips:
     keep = np.unique(np.linspace(0, len(starts) - 1, max_clips).round()).astype(int)
     starts = [starts[k] for k in keep]
-  first = preprocess.clip_indices(window, CLIP_LENGTH, 1)[0]
+  first = preprocess.clip_indices(window, clip_format.NUM_FRAMES, 1)[0]
   return np.stack([s + first for s in starts]).astype(np.int32)
 
 
@@ -316,13 +312,13 @@ class PreparedVideo:
   @property
   def cropped(self) -> np.ndarray:
     """uint8 [c, 8, 128, 128]: the evaluation crop at (8, 8)."""
-    o = CROP_OFFSET
-    return self.aligned[:, :, o:o + CROP_SIZE, o:o + CROP_SIZE]
+    o = clip_format.CROP_OFFSET
+    return self.aligned[:, :, o:o + clip_format.CROP_SIZE, o:o + clip_format.CROP_SIZE]
 
   @property
   def cropped_landmarks(self) -> np.ndarray:
     """float32 [c, 8, 68, 2]: dlib landmarks in the crop's pixels."""
-    return self.landmarks - np.float32(CROP_OFFSET)
+    return self.landmarks - np.float32(clip_format.CROP_OFFSET)
 
   def model_input(self) -> np.ndarray:
     """float32 [c, 8, 128, 128, 1], normalised."""
@@ -348,9 +344,9 @@ def prepare_video(path: str, *, window: int = 0, hop: int | None = None,
     raise NoFaceFound(source.path, f'no face found in any of its {decoded} decodable '
                       f'frame(s) (dlib HOG detector, upsample {detector.upsample}); '
                       'try --upsample=2 for small faces')
-  if len(usable) < CLIP_LENGTH:
+  if len(usable) < clip_format.NUM_FRAMES:
     raise TooFewFrames(source.path, f'{len(usable)} frame(s) with a face '
-                       f'(of {track.num_frames}); a clip needs {CLIP_LENGTH}')
+                       f'(of {track.num_frames}); a clip needs {clip_format.NUM_FRAMES}')
   positions = sample_clips(len(usable), window, hop, max_clips)
   frame_indices = usable[positions].astype(np.int32)
   options = preprocess.PreprocessOptions(align=align, upsample=detector.upsample)
@@ -366,8 +362,8 @@ def prepare_video(path: str, *, window: int = 0, hop: int | None = None,
     landmarks.append(clip.landmarks)
     matrices.append(clip.matrices)
   aligned = np.stack(aligned)
-  o = CROP_OFFSET
-  crop = aligned[:, :, o:o + CROP_SIZE, o:o + CROP_SIZE]
+  o = clip_format.CROP_OFFSET
+  crop = aligned[:, :, o:o + clip_format.CROP_SIZE, o:o + clip_format.CROP_SIZE]
   mean = float(crop.mean(dtype=np.float64))
   scale = float(crop.max()) - mean
   if scale <= 0:
@@ -383,151 +379,9 @@ def prepare_video(path: str, *, window: int = 0, hop: int | None = None,
                        np.stack(landmarks), np.stack(matrices), options, sampling, mean, scale)
 
 
-# ----------------------------------------------------------------------------
-# Predictions.
-
-
-@dataclasses.dataclass
-class VideoPrediction:
-  """What MOL saw in a video.
-
-  Attributes:
-    prepared: the pre-processed clips.
-    class_names: label names.
-    logits: float32 [c, C] per clip.
-    probabilities: float64 [c, C] softmax per clip.
-    flow: float32 [c, 7, 128, 128, 2] predicted flow of pair (i, i+1), crop pixels.
-    landmarks: float32 [c, 7, 68, 2] predicted landmarks of frames 1..7, crop pixels.
-    tvl1: float32 [c, 7, 128, 128, 2] Dual TV-L1 flow (the training target)
-      when asked for, else None.
-    checkpoint: where the weights came from.
-    metadata: what is known of the training run.
-  """
-  prepared: PreparedVideo
-  class_names: list[str]
-  logits: np.ndarray
-  probabilities: np.ndarray
-  flow: np.ndarray
-  landmarks: np.ndarray
-  tvl1: np.ndarray | None = None
-  checkpoint: str = ''
-  metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-  @property
-  def video_probabilities(self) -> np.ndarray:
-    """[C]: mean of the clips' probabilities."""
-    return self.probabilities.mean(axis=0)
-
-  @property
-  def label(self) -> str:
-    return self.class_names[int(np.argmax(self.video_probabilities))]
-
-  def clip_label(self, i: int) -> str:
-    return self.class_names[int(np.argmax(self.probabilities[i]))]
-
-  def to_json(self) -> dict[str, Any]:
-    """The content of predictions.json (docs/INFERENCE.md)."""
-    p = self.prepared
-    fps = p.fps
-
-    def probs(row):
-      return {c: round(float(v), 6) for c, v in zip(self.class_names, row)}
-
-    clips = []
-    for i, row in enumerate(p.frame_indices):
-      clip = {'clip': i, 'frame_indices': [int(f) for f in row],
-              'label': self.clip_label(i), 'probabilities': probs(self.probabilities[i])}
-      if fps:
-        clip['seconds'] = [round(int(row[0]) / fps, 3), round(int(row[-1]) / fps, 3)]
-      clips.append(clip)
-    track = p.track
-    return {
-        'input': p.path,
-        'input_kind': p.kind,
-        'checkpoint': self.checkpoint,
-        'class_names': list(self.class_names),
-        'class_names_source': self.metadata.get('class_names_source', ''),
-        'trained_on': {k: self.metadata[k] for k in ('dataset', 'held_out_subject')
-                       if k in self.metadata},
-        'video': {'label': self.label, 'probabilities': probs(self.video_probabilities),
-                  'num_clips': p.num_clips, 'pooling': 'mean of clip probabilities'},
-        'clips': clips,
-        'frames': {'decoded': track.num_frames - len(track.unreadable),
-                   'total': track.num_frames,
-                   'with_face': int(len(track.usable)),
-                   'fps': fps,
-                   'skipped_without_face': len(track.without_face),
-                   'skipped_unreadable': len(track.unreadable),
-                   'skipped_indices': sorted(track.without_face + track.unreadable)},
-        'clips_skipped': 0,
-        'preprocessing': {'align': p.options.align, 'upsample': p.options.upsample,
-                          'aligned_size': p.options.size, 'crop': [CROP_OFFSET, CROP_OFFSET],
-                          'crop_size': CROP_SIZE,
-                          'normalisation': {'mean': round(p.mean, 4),
-                                            'scale': round(p.scale, 4)},
-                          'sampling': p.sampling},
-    }
-
-
-def training_alignment(dataset: str) -> str:
-  """The alignment of a training set: its builder config's, else 'per_frame'.
-
-  'casme2/5class_per_clip' -> 'per_clip', '..._registered' -> 'registered';
-  '' (unknown) -> 'per_frame', the
-  official alignment.
-  """
-  if not dataset:
-    return 'per_frame'
-  try:
-    from mol_jax import datasets  # pylint: disable=import-outside-toplevel
-    config = datasets.builder_config(dataset)
-  except Exception:  # pylint: disable=broad-except
-    config = None  # No TFDS or no builder files (e.g. a wheel install).
-  if config is not None:
-    return config.align
-  for align in preprocess.ALIGN_MODES:
-    if dataset.endswith('_' + align):
-      return align
-  return 'per_frame'
-
-
-def predict_video(predictor, path: str, *, window: int = 0, hop: int | None = None,
-                  max_clips: int | None = 8, align: str | None = None, upsample: int = 1,
-                  max_frames: int | None = None, batch_size: int = 8, tvl1: bool = False,
-                  detector: faces.FaceDetector | None = None,
-                  progress: bool = False) -> VideoPrediction:
-  """Runs `predictor` (a `mol_jax.inference.Predictor`) on a video or frame folder.
-
-  Args:
-    predictor: the model.
-    path: video file or folder of frames.
-    window, hop, max_clips: clip sampling (module docstring, step 2).
-    align: 'per_frame', 'per_clip' or 'registered'; default: the alignment of
-      the training set when the checkpoint names it (its builder config, or
-      a '..._per_clip' / '..._registered' name), else
-      'per_frame' (official).
-    upsample: HOG detector upsampling (builders: 1).
-    max_frames: read at most this many frames (None: all).
-    batch_size: clips per model call.
-    tvl1: also compute the Dual TV-L1 flow (the training target) of every
-      clip, to show beside MOL's flow (about 1 s per clip on a CPU core).
-    detector: reuse a loaded detector.
-    progress: progress bars.
-
-  Raises:
-    VideoError (UnreadableInput, NoFaceFound, TooFewFrames).
-  """
-  if align is None:
-    align = training_alignment(str(predictor.metadata.get('dataset', '')))
-  prepared = prepare_video(path, window=window, hop=hop, max_clips=max_clips, align=align,
-                           upsample=upsample, max_frames=max_frames, detector=detector,
-                           progress=progress)
-  out = predictor.predict_batched(prepared.model_input(), batch_size)
-  flows = None
-  if tvl1:
-    o = CROP_OFFSET
-    flows = np.stack([preprocess.tvl1_flow(clip)[:, o:o + CROP_SIZE, o:o + CROP_SIZE]
-                      for clip in prepared.aligned]).astype(np.float32)
-  return VideoPrediction(prepared, list(predictor.class_names), out['logits'],
-                         metrics.softmax(out['logits']), out['flow'], out['landmarks'], flows,
-                         getattr(predictor, 'source', ''), dict(predictor.metadata))
+def tvl1_flows(prepared: PreparedVideo) -> np.ndarray:
+  """float32 [c, 7, 128, 128, 2]: Dual TV-L1 flow of every clip (the training target),
+  in the evaluation crop (about 1 s per clip on a CPU core)."""
+  o = clip_format.CROP_OFFSET
+  return np.stack([preprocess.tvl1_flow(clip)[:, o:o + clip_format.CROP_SIZE, o:o + clip_format.CROP_SIZE]
+                   for clip in prepared.aligned]).astype(np.float32)

@@ -17,12 +17,13 @@ so notebooks can show them and `save_report` can write them:
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Sequence
 
 import cv2
 import numpy as np
+
+from mol_jax import files
 
 DLIB_COLOR = (60, 220, 60)
 MOL_COLOR = (235, 50, 50)
@@ -351,8 +352,5 @@ def save_report(prediction, out_dir: str, scale: int = 2, gif: bool = True,
     pictures['clips'].append(entry)
     report['clips'][k]['pictures'] = entry
   report['pictures'] = pictures
-  tmp = os.path.join(out_dir, 'predictions.json.tmp')
-  with open(tmp, 'w') as f:
-    json.dump(report, f, indent=1)
-  os.replace(tmp, os.path.join(out_dir, 'predictions.json'))
+  files.write_json(os.path.join(out_dir, 'predictions.json'), report, indent=1)
   return report

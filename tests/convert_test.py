@@ -8,7 +8,7 @@ from flax import nnx
 
 import mol_jax
 from mol_jax import checkpointing, convert
-from mol_jax.models import create_model
+from mol_jax.model.mol import create_model
 
 import golden
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from mol_jax import datasets
-from mol_jax import preprocess
+from mol_jax.data import builder, layouts
+from mol_jax.data import preprocess
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILDERS = os.path.join(REPO, 'tfds_builders')
@@ -23,18 +23,18 @@ def _builder_module(name):
 
 
 def test_class_maps():
-  assert datasets.map_emotion('Happiness', datasets.THREE_CLASS) == 'positive'
-  assert datasets.map_emotion('repression', datasets.THREE_CLASS) == 'negative'
-  assert datasets.map_emotion('Other', datasets.THREE_CLASS) is None
-  assert datasets.map_emotion('Other', datasets.SAMM_5) == 'others'
-  assert datasets.map_emotion('fear', datasets.CASME2_5) is None
-  assert datasets.map_emotion('disgust', datasets.SAMM_5) is None
+  assert layouts.map_emotion('Happiness', layouts.THREE_CLASS) == 'positive'
+  assert layouts.map_emotion('repression', layouts.THREE_CLASS) == 'negative'
+  assert layouts.map_emotion('Other', layouts.THREE_CLASS) is None
+  assert layouts.map_emotion('Other', layouts.SAMM_5) == 'others'
+  assert layouts.map_emotion('fear', layouts.CASME2_5) is None
+  assert layouts.map_emotion('disgust', layouts.SAMM_5) is None
   with pytest.raises(KeyError):
-    datasets.map_emotion('tense', datasets.THREE_CLASS)
+    layouts.map_emotion('tense', layouts.THREE_CLASS)
 
 
 def test_mol_layout_subjects():
-  _, entries = datasets.find_videos(
+  _, entries = layouts.find_videos(
       'samm', os.path.join(BUILDERS, 'samm', 'dummy_data', 'mol'))
   by_id = {e.video_id: e for e in entries}
   assert by_id['006_1_2'].subject == '006'
@@ -42,19 +42,19 @@ def test_mol_layout_subjects():
 
 
 def test_release_sheets():
-  layout, entries = datasets.find_videos(
+  layout, entries = layouts.find_videos(
       'casme2', os.path.join(BUILDERS, 'casme2', 'dummy_data', 'release'))
   assert layout == 'release'
   e = {x.video_id: x for x in entries}['01_EP01_01']
   assert (e.subject, e.emotion) == ('01', 'happiness')  # Subject 1 -> '01'.
   assert e.folder.endswith(os.path.join('CASME2_RAW_selected', 'sub01', 'EP01_01'))
   # SAMM: 13 free-text rows before the header.
-  layout, entries = datasets.find_videos(
+  layout, entries = layouts.find_videos(
       'samm', os.path.join(BUILDERS, 'samm', 'dummy_data', 'release'))
   assert layout == 'release'
   e = {x.video_id: x for x in entries}['007_3_2']
   assert (e.subject, e.emotion) == ('007', 'Other')
-  layout, entries = datasets.find_videos(
+  layout, entries = layouts.find_videos(
       'smic', os.path.join(BUILDERS, 'smic', 'dummy_data', 'release'))
   assert layout == 'release'
   assert {(x.subject, x.emotion) for x in entries} >= {('s1', 'negative'),
@@ -69,12 +69,12 @@ def test_bad_sheet_and_missing_root_name_the_path(tmp_path):
   book.save(sheet)
   (tmp_path / 'CASME2_RAW_selected').mkdir()
   with pytest.raises(ValueError, match='CASME2-coding-x.xlsx'):
-    datasets.find_videos('casme2', str(tmp_path))
+    layouts.find_videos('casme2', str(tmp_path))
   with pytest.raises(FileNotFoundError, match='nope'):
-    datasets.find_videos('smic', str(tmp_path / 'nope'))
+    layouts.find_videos('smic', str(tmp_path / 'nope'))
   (tmp_path / 'empty').mkdir()
   with pytest.raises(FileNotFoundError, match='no videos'):
-    datasets.find_videos('smic', str(tmp_path / 'empty'))
+    layouts.find_videos('smic', str(tmp_path / 'empty'))
 
 
 def _plan(name, config, manual_dir, tmp_path):
@@ -113,7 +113,7 @@ class _Interrupted(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
   def _info(self):
     return tfds.core.DatasetInfo(builder=self,
-                                 features=datasets.features(datasets.THREE_CLASS))
+                                 features=builder.features(layouts.THREE_CLASS))
 
   def _split_generators(self, dl_manager):
     return {'s1': self._generate_examples()}

@@ -1,4 +1,4 @@
-"""mol_jax.flow_report: the error functions by hand, the markdown section, a tiny run."""
+"""mol_jax.tools.flow_report: the error functions by hand, the markdown section, a tiny run."""
 
 import json
 import os
@@ -7,7 +7,9 @@ import ml_collections
 import numpy as np
 import pytest
 
-from mol_jax import checkpointing, faces, flow_report, train
+from mol_jax import clip_format
+from mol_jax import checkpointing, train
+from mol_jax.tools import flow_report
 from random_weights import random_model
 
 
@@ -24,7 +26,7 @@ def test_landmark_nme_by_hand():
   reference = np.zeros((68, 2))
   reference[36:42] = [10.0, 20.0]  # Left eye centre (10, 20).
   reference[42:48] = [50.0, 20.0]  # Right eye centre: inter-pupil distance 40.
-  assert faces.inter_pupil_distance(reference) == pytest.approx(40.0)
+  assert clip_format.inter_pupil_distance(reference) == pytest.approx(40.0)
   moved = reference + [0.0, 4.0]  # Every point 4 px off: 4 / 40.
   assert flow_report.landmark_nme(moved, reference) == pytest.approx(0.1)
   pairs = np.stack([reference, moved])
@@ -79,20 +81,21 @@ def test_report_on_the_small_synthetic_set(tmp_path, capsys):
   text = results_md.read_text()
   assert text.startswith('# Results\n\n<!-- flow-report:start -->\n')
   assert '| MOL flow (EPE, px) |' in text and text.rstrip().endswith('<!-- flow-report:end -->')
-  assert ('Command:\n\n```bash\npython -m mol_jax.flow_report --checkpoint ' + model) in text
+  assert ('Command:\n\n```bash\npython -m mol_jax.tools.flow_report --checkpoint ' + model) in text
   assert os.path.isdir(os.path.join(data_dir, 'downloads'))
   assert '| TV-L1 flow' in capsys.readouterr().out
 
 
 def test_builder_configs_are_read_from_the_builders():
-  from mol_jax import datasets, synthetic, video  # pylint: disable=import-outside-toplevel
-  assert datasets.builder_config('synthetic_me/small').generator == synthetic.SMALL
+  from mol_jax.data import builder, layouts
+  from mol_jax.data import synthetic
+  assert builder.builder_config('synthetic_me/small').generator == synthetic.SMALL
   assert flow_report.align_mode('synthetic_me/default_per_clip') == 'per_clip'
   assert flow_report.align_mode('synthetic_me/default') == 'per_frame'
-  assert datasets.builder_config('casme2/5class_per_clip').classes == datasets.CASME2_5
-  assert datasets.builder_config('nobody/x') is None
-  assert video.training_alignment('samm/3class_per_clip') == 'per_clip'
-  assert video.training_alignment('samm/3class_registered') == 'registered'
-  assert video.training_alignment('synthetic_me/demo') == 'registered'
-  assert datasets.builder_config('smic/3class_registered').version == '1.2.0'
-  assert video.training_alignment('') == 'per_frame'
+  assert builder.builder_config('casme2/5class_per_clip').classes == layouts.CASME2_5
+  assert builder.builder_config('nobody/x') is None
+  assert builder.dataset_alignment('samm/3class_per_clip') == 'per_clip'
+  assert builder.dataset_alignment('samm/3class_registered') == 'registered'
+  assert builder.dataset_alignment('synthetic_me/demo') == 'registered'
+  assert builder.builder_config('smic/3class_registered').version == '1.2.0'
+  assert builder.dataset_alignment('') == 'per_frame'

@@ -1,4 +1,4 @@
-"""Tests of mol_jax.input_pipeline on a small TFDS set with traceable values.
+"""Tests of mol_jax.data.input_pipeline on a small TFDS set with traceable values.
 
 The records are made so that every value says where it came from: flow holds
 the pixel's own (x, y) in the 144x144 record (so the crop offset can be read
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from mol_jax import datasets
-from mol_jax import input_pipeline
+from mol_jax.data import builder
+from mol_jax.data import input_pipeline
 
 SUBJECTS = {'a': 5, 'b': 3, 'c': 4}  # Clips per subject.
 CLASSES = ('surprise', 'positive', 'negative')
@@ -40,7 +40,7 @@ class FakeMe(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   VERSION = tfds.core.Version('1.0.0')
 
   def _info(self):
-    return tfds.core.DatasetInfo(builder=self, features=datasets.features(CLASSES))
+    return tfds.core.DatasetInfo(builder=self, features=builder.features(CLASSES))
 
   def _split_generators(self, dl_manager):
     del dl_manager

@@ -98,7 +98,7 @@ def test_classification_loss_is_mean_cross_entropy():
 
 
 def test_flow_baseline_features_pool_magnitude_and_direction():
-  from mol_jax import flow_baseline  # pylint: disable=g-import-not-at-top
+  from mol_jax.tools import flow_baseline  # pylint: disable=g-import-not-at-top
   flow = np.zeros((7, 16, 16, 2), np.float32)
   flow[3, :8, :8] = (3.0, 4.0)  # one pair moves the top-left quarter by 5 px
   features = flow_baseline.flow_features(flow, grid=2)
@@ -107,7 +107,7 @@ def test_flow_baseline_features_pool_magnitude_and_direction():
 
 
 def test_frame_difference_features_take_the_peak_change_per_cell():
-  from mol_jax import flow_baseline  # pylint: disable=g-import-not-at-top
+  from mol_jax.tools import flow_baseline  # pylint: disable=g-import-not-at-top
   video = np.zeros((8, 16, 16), np.float32)
   video[2, 8:, :8] = -2.0  # frame 2 darkens the bottom-left quarter
   video[5, 8:, :8] = 1.0

@@ -13,7 +13,7 @@ from flax import nnx
 
 import mol_jax
 from mol_jax import convert
-from mol_jax.models import count_parameters, create_model
+from mol_jax.model.mol import count_parameters, create_model
 
 import golden
 
@@ -149,7 +149,7 @@ def test_other_sizes_train_step_finite_and_no_retrace():
 
 
 def test_dropout_only_in_training():
-  from mol_jax.heads import MicroExpressionHead
+  from mol_jax.model.heads import MicroExpressionHead
   head = MicroExpressionHead(3, rngs=nnx.Rngs(0))
   x = jnp.asarray(np.random.default_rng(0).standard_normal((2, 14, 16, 16, 128)), jnp.float32)
   np.testing.assert_array_equal(head(x), head(x))
@@ -176,7 +176,7 @@ def test_create_model_is_the_eager_initialisation():
 
 
 def test_tie_pair_streams_makes_a_still_clip_give_equal_pair_maps():
-  from mol_jax.models import tie_pair_streams
+  from mol_jax.model.initialisers import tie_pair_streams
   model = create_model(seed=2)
   still = jnp.broadcast_to(
       jnp.asarray(np.random.default_rng(0).standard_normal((1, 1, 128, 128, 1)), jnp.float32),
@@ -201,7 +201,7 @@ def test_tie_pair_streams_makes_a_still_clip_give_equal_pair_maps():
 
 
 def test_zero_mean_time_taps_make_the_mer_head_blind_to_still_clips():
-  from mol_jax.models import zero_mean_time_taps
+  from mol_jax.model.initialisers import zero_mean_time_taps
   model = create_model(seed=4)
   rng = np.random.default_rng(1)
   still = [jnp.broadcast_to(jnp.asarray(rng.standard_normal((2, 1, 16, 16, 128)), jnp.float32),
@@ -218,7 +218,7 @@ def test_still_blind_time_taps_hide_any_still_clip_with_untied_streams():
   """The head's input alternates two different maps for a still clip (the
   pair streams have their own weights): after the projection every still
   clip, whatever its two maps, gives the same logits; motion still shows."""
-  from mol_jax.models import still_blind_time_taps
+  from mol_jax.model.initialisers import still_blind_time_taps
   model = create_model(seed=4)
   rng = np.random.default_rng(2)
 

@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from mol_jax import checkpointing, inference, predict, synthetic, video, visualize
+from mol_jax import checkpointing, inference, predict, video, visualize
+from mol_jax.data import synthetic
 from random_weights import random_model
 
 CLASSES = ['surprise', 'positive', 'negative']

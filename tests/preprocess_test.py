@@ -1,4 +1,4 @@
-"""Tests of mol_jax.faces and mol_jax.preprocess on a real face photograph."""
+"""Tests of mol_jax.data.faces and mol_jax.data.preprocess on a real face photograph."""
 
 import os
 import pickle
@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from skimage import data
 
-from mol_jax import faces
-from mol_jax import preprocess
+from mol_jax import clip_format
+from mol_jax.data import faces
+from mol_jax.data import preprocess
 
 
 @pytest.fixture(scope='module')
@@ -89,8 +90,8 @@ def test_alignment_is_rotation_and_shift_invariant(face, detector):
     landmarks = detector.landmarks(image, detector.detect(image))
     m = faces.alignment_matrix(landmarks)
     out = faces.transform_points(landmarks.astype(np.float64), m)
-    left = out[faces.LEFT_EYE].mean(0)
-    right = out[faces.RIGHT_EYE].mean(0)
+    left = out[clip_format.LEFT_EYE].mean(0)
+    right = out[clip_format.RIGHT_EYE].mean(0)
     assert abs(left[1] - right[1]) < 1e-6  # Eye line horizontal.
     aligned.append(out)
     warped = faces.warp(image, m)
@@ -108,8 +109,8 @@ def test_alignment_matrix_geometry():
   # Pure rotation + isotropic scale + translation.
   a = m[:, :2]
   np.testing.assert_allclose(a @ a.T, np.eye(2) * (a[0] @ a[0]), atol=1e-9)
-  five = np.stack([landmarks[faces.LEFT_EYE].mean(0),
-                   landmarks[faces.RIGHT_EYE].mean(0), landmarks[30],
+  five = np.stack([landmarks[clip_format.LEFT_EYE].mean(0),
+                   landmarks[clip_format.RIGHT_EYE].mean(0), landmarks[30],
                    landmarks[48], landmarks[54]])
   out = faces.transform_points(five, m)
   lo, hi = out.min(0), out.max(0)

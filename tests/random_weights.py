@@ -4,7 +4,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from mol_jax import models
+from mol_jax.model import mol as models
 
 
 def random_model(num_classes: int = 3, seed: int = 0) -> models.MOL:

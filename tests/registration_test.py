@@ -1,15 +1,16 @@
-"""Tests of mol_jax.registration and the 'registered' alignment."""
+"""Tests of mol_jax.data.registration and the 'registered' alignment."""
 
 import cv2
 import numpy as np
 import pytest
 from skimage import data
 
-from mol_jax import faces
-from mol_jax import preprocess
-from mol_jax import registration
+from mol_jax import clip_format
+from mol_jax.data import faces
+from mol_jax.data import preprocess
+from mol_jax.data import registration
 
-SIZE = faces.ALIGNED_SIZE
+SIZE = clip_format.STORED_SIZE
 
 
 @pytest.fixture(scope='module')
@@ -31,9 +32,9 @@ def _grid():
 def test_reference_shape_is_an_aligned_face(reference):
   assert reference.shape == (68, 2)
   # Aligned as every clip is: eye line horizontal, five-point box centred.
-  left, right = reference[faces.LEFT_EYE].mean(0), reference[faces.RIGHT_EYE].mean(0)
+  left, right = reference[clip_format.LEFT_EYE].mean(0), reference[clip_format.RIGHT_EYE].mean(0)
   assert abs(left[1] - right[1]) < 1e-6 and left[0] < right[0]
-  assert reference[faces.LEFT_EYE, 1].max() < reference[48:68, 1].min()
+  assert reference[clip_format.LEFT_EYE, 1].max() < reference[48:68, 1].min()
   np.testing.assert_allclose(faces.alignment_matrix(reference),
                              [[1, 0, 0], [0, 1, 0]], atol=1e-9)
 

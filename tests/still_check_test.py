@@ -1,8 +1,8 @@
-"""Tests of mol_jax.still_check (the run-level check is in train_test)."""
+"""Tests of mol_jax.tools.still_check (the run-level check is in train_test)."""
 
 import numpy as np
 
-from mol_jax import still_check
+from mol_jax.tools import still_check
 
 
 def _clips(rng, labels):

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from mol_jax import faces
-from mol_jax import preprocess
-from mol_jax import synthetic
+from mol_jax.data import faces
+from mol_jax.data import preprocess
+from mol_jax.data import synthetic
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = synthetic.SyntheticConfig(num_subjects=2, videos_per_class=1,

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from configs import test as test_config
-from mol_jax import checkpointing, input_pipeline, still_check, train
+from mol_jax import checkpointing, train
+from mol_jax.data import input_pipeline
+from mol_jax.tools import still_check
 
 
 @pytest.fixture(scope='module')

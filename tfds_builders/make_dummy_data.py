@@ -1,7 +1,7 @@
 """Writes the `dummy_data/` folders of every builder from synthetic faces.
 
 No licensed frame is ever used: every video is rendered by
-`mol_jax.synthetic` (faces made from `skimage.data.astronaut()`), and the
+`mol_jax.data.synthetic` (faces made from `skimage.data.astronaut()`), and the
 coding sheets are small .xlsx files with the columns of the real ones.
 
   python tfds_builders/make_dummy_data.py [--only casme2,samm,...]
@@ -20,7 +20,7 @@ import shutil
 
 import numpy as np
 
-from mol_jax import synthetic
+from mol_jax.data import synthetic
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIG = synthetic.SyntheticConfig(num_subjects=1, videos_per_class=1,

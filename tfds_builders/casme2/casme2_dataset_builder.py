@@ -1,27 +1,3 @@
-"""CASME II micro-expressions with the official MOL pre-processing."""
+"""The file `tfds build tfds_builders/casme2` finds; the builder is `mol_jax.data.builders.casme2`."""
 
-from mol_jax import datasets
-
-
-class Builder(datasets.MicroExpressionBuilder):
-  """DatasetBuilder for CASME II (25 subjects, one split each)."""
-
-  BUILDER_CONFIGS = datasets.class_configs({'5class': datasets.CASME2_5,
-                                            '3class': datasets.THREE_CLASS})
-  MANUAL_DOWNLOAD_INSTRUCTIONS = """
-  CASME II needs a signed licence from its owners (Institute of Psychology,
-  Chinese Academy of Sciences); it cannot be downloaded by code. Pass the
-  folder you received as --manual_dir, in either layout:
-
-  * release: <manual_dir>/CASME2_RAW_selected/sub<NN>/<Filename>/img<N>.jpg
-    and <manual_dir>/CASME2-coding-*.xlsx (columns Subject, Filename,
-    Estimated Emotion, ...);
-  * official MOL: <manual_dir>/<emotion>/<NN>_<Filename>/img<N>.jpg.
-
-  5class keeps surprise, happiness, disgust, repression, others (fear and
-  sadness are skipped); 3class maps happiness -> positive and disgust,
-  repression, fear, sadness -> negative (others skipped).
-  """
-
-  def _videos(self, dl_manager):
-    return datasets.release_or_mol_videos('casme2', dl_manager)
+from mol_jax.data.builders.casme2 import Builder  # pylint: disable=unused-import

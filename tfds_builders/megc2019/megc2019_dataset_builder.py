@@ -1,28 +1,3 @@
-"""MEGC 2019 composite set: SMIC-HS + CASME II + SAMM in 3 classes."""
+"""The file `tfds build tfds_builders/megc2019` finds; the builder is `mol_jax.data.builders.megc2019`."""
 
-from mol_jax import datasets
-
-
-class Builder(datasets.MicroExpressionBuilder):
-  """DatasetBuilder for the MEGC 2019 composite set (68 subjects, 442 clips).
-
-  Splits are the subjects prefixed with their database: 'casme2_01',
-  'samm_006', 'smic_s1', ...
-  """
-
-  BUILDER_CONFIGS = datasets.class_configs({'3class': datasets.THREE_CLASS})
-  MANUAL_DOWNLOAD_INSTRUCTIONS = """
-  Needs the raw data of all three databases (each under its own licence).
-  Put them in three sub-folders of --manual_dir, each in the release or the
-  official MOL layout of that database (see the casme2, samm and smic
-  builders):
-
-    <manual_dir>/casme2/   <manual_dir>/samm/   <manual_dir>/smic/
-  """
-
-  def _videos(self, dl_manager):
-    entries = []
-    for name in ('casme2', 'samm', 'smic'):
-      entries += datasets.prefixed(
-          datasets.release_or_mol_videos(name, dl_manager, subdir=name), name)
-    return entries
+from mol_jax.data.builders.megc2019 import Builder  # pylint: disable=unused-import

@@ -1,27 +1,3 @@
-"""SAMM micro-expressions with the official MOL pre-processing."""
+"""The file `tfds build tfds_builders/samm` finds; the builder is `mol_jax.data.builders.samm`."""
 
-from mol_jax import datasets
-
-
-class Builder(datasets.MicroExpressionBuilder):
-  """DatasetBuilder for SAMM (one split per subject, '006' ... '037')."""
-
-  BUILDER_CONFIGS = datasets.class_configs({'5class': datasets.SAMM_5,
-                                            '3class': datasets.THREE_CLASS})
-  MANUAL_DOWNLOAD_INSTRUCTIONS = """
-  SAMM needs a signed licence from its owners (Manchester Metropolitan
-  University); it cannot be downloaded by code. Pass the folder you received
-  as --manual_dir, in either layout:
-
-  * release: <manual_dir>/SAMM/<subject>/<Filename>/<subject>_<N>.jpg and
-    <manual_dir>/SAMM_Micro_FACS_Codes_v2.xlsx (13 lines of text, then the
-    header Subject, Filename, ..., Estimated Emotion);
-  * official MOL: <manual_dir>/<emotion>/<Filename>/<subject>_<N>.jpg.
-
-  5class keeps surprise, happiness, anger, contempt, others (disgust, fear,
-  sadness skipped); 3class maps happiness -> positive and anger, contempt,
-  disgust, fear, sadness -> negative (others skipped).
-  """
-
-  def _videos(self, dl_manager):
-    return datasets.release_or_mol_videos('samm', dl_manager)
+from mol_jax.data.builders.samm import Builder  # pylint: disable=unused-import

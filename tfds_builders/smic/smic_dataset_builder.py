@@ -1,21 +1,3 @@
-"""SMIC-HS micro-expressions with the official MOL pre-processing."""
+"""The file `tfds build tfds_builders/smic` finds; the builder is `mol_jax.data.builders.smic`."""
 
-from mol_jax import datasets
-
-
-class Builder(datasets.MicroExpressionBuilder):
-  """DatasetBuilder for SMIC high-speed (16 subjects, one split each)."""
-
-  BUILDER_CONFIGS = datasets.class_configs({'3class': datasets.THREE_CLASS})
-  MANUAL_DOWNLOAD_INSTRUCTIONS = """
-  SMIC needs a signed licence from its owners (University of Oulu); it
-  cannot be downloaded by code. Pass the folder you received as
-  --manual_dir, in either layout:
-
-  * release: <manual_dir>/HS/<subject>/micro/<negative|positive|surprise>/
-    <clip>/image<N>.jpg (labels from the folder names);
-  * official MOL: <manual_dir>/<emotion>/<subject>_<...>/image<N>.jpg.
-  """
-
-  def _videos(self, dl_manager):
-    return datasets.release_or_mol_videos('smic', dl_manager)
+from mol_jax.data.builders.smic import Builder  # pylint: disable=unused-import

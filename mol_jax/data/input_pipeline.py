@@ -13,7 +13,7 @@ Public API:
 * `class_names(dataset, data_dir)`: label names in label order.
 * `subject_statistics(dataset, data_dir, subjects)`: normalisation constants.
 * `loso_folds(dataset, data_dir)`: one held-out subject per fold.
-* `benchmark(...)` / `python -m mol_jax.input_pipeline <dataset>
+* `benchmark(...)` / `python -m mol_jax.data.input_pipeline <dataset>
   --data_dir=...`: seconds per batch.
 
 Batches are dicts of numpy arrays holding this process's share of the
@@ -61,10 +61,9 @@ from typing import Any, Iterator, Sequence
 import cv2
 import numpy as np
 
-NUM_FRAMES = 8
+from mol_jax import clip_format
+
 SAMPLINGS = ('shuffle', 'stratified')
-RECORD_SIZE = 144
-CROP_SIZE = 128
 
 
 def _tfds():
@@ -76,7 +75,7 @@ def _tfds():
 def _builder(dataset: str, data_dir: str | None):
   tfds = _tfds()
   message = (f'Dataset {dataset!r} not found in data_dir={data_dir!r}; build it with '
-             f'`python -m mol_jax.tfds_build tfds_builders/{dataset.split("/")[0]} '
+             f'`python -m mol_jax.tfds_build {dataset.split("/")[0]} '
              f'--data_dir=...`')
   try:
     builder = tfds.builder(dataset, data_dir=data_dir)
@@ -104,6 +103,11 @@ def loso_folds(dataset: str, data_dir: str | None = None) -> list[list[str]]:
   return [[s] for s in list_subjects(dataset, data_dir)]
 
 
+def built_dir(dataset: str, data_dir: str | None = None) -> str:
+  """The folder of the built dataset: <data_dir>/<name>/<config>/<version>."""
+  return str(_builder(dataset, data_dir).data_dir)
+
+
 def _source(dataset: str, data_dir: str | None, subjects: Sequence[str]):
   known = set(list_subjects(dataset, data_dir))
   unknown = [s for s in subjects if s not in known]
@@ -119,7 +123,7 @@ def _source(dataset: str, data_dir: str | None, subjects: Sequence[str]):
 def _subject_statistics(dataset: str, data_dir: str | None, subject: str,
                         crop_size: int) -> tuple[float, float]:
   source = _source(dataset, data_dir, [subject])
-  lo = (RECORD_SIZE - crop_size) // 2
+  lo = (clip_format.STORED_SIZE - crop_size) // 2
   total, count, peak = 0.0, 0, 0
   for i in range(len(source)):
     video = source[i]['video'][:, lo:lo + crop_size, lo:lo + crop_size]
@@ -135,7 +139,7 @@ def _subject_statistics(dataset: str, data_dir: str | None, subject: str,
 
 
 def subject_statistics(dataset: str, data_dir: str | None,
-                       subjects: Sequence[str], crop_size: int = CROP_SIZE
+                       subjects: Sequence[str], crop_size: int = clip_format.CROP_SIZE
                        ) -> dict[str, tuple[float, float]]:
   """{subject: (mean, scale)} with video = (x - mean) / scale (see module doc)."""
   return {s: _subject_statistics(dataset, data_dir, s, crop_size)
@@ -149,9 +153,9 @@ def training_crop_offsets(crop_size: int, crop_jitter: int | None, scale: float
   Raises:
     ValueError: naming the bad argument and its valid range.
   """
-  max_offset = RECORD_SIZE - crop_size
+  max_offset = clip_format.STORED_SIZE - crop_size
   if max_offset < 0:
-    raise ValueError(f'crop_size {crop_size} > stored size {RECORD_SIZE}.')
+    raise ValueError(f'crop_size {crop_size} > stored size {clip_format.STORED_SIZE}.')
   centre = max_offset // 2
   if crop_jitter is not None and not 0 <= crop_jitter <= centre:
     raise ValueError(f'crop_jitter must be 0..{centre} pixels, got {crop_jitter}')
@@ -168,7 +172,7 @@ def _text(value: Any) -> str:
 
 def crop_example(example: dict[str, Any], dy: int, dx: int,
                  stats: dict[str, tuple[float, float]],
-                 crop_size: int = CROP_SIZE, side: int | None = None) -> dict[str, Any]:
+                 crop_size: int = clip_format.CROP_SIZE, side: int | None = None) -> dict[str, Any]:
   """Crops a stored clip at (dy, dx), normalises it, picks the model targets.
 
   Args:
@@ -212,10 +216,35 @@ def crop_example(example: dict[str, Any], dy: int, dx: int,
 
 
 def eval_example(example: dict[str, Any], stats: dict[str, tuple[float, float]],
-                 crop_size: int = CROP_SIZE) -> dict[str, Any]:
+                 crop_size: int = clip_format.CROP_SIZE) -> dict[str, Any]:
   """A stored clip as evaluation sees it: the centred crop, normalised (`crop_example`)."""
-  centre = (RECORD_SIZE - crop_size) // 2
+  centre = (clip_format.STORED_SIZE - crop_size) // 2
   return crop_example(example, centre, centre, stats, crop_size)
+
+
+def evaluation_clips(dataset: str, data_dir: str | None, subjects: Sequence[str], *,
+                     max_clips_per_subject: int | None = None
+                     ) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+  """Every stored clip of `subjects` as evaluation sees it, in split order.
+
+  Yields:
+    (record, clip): `record` the stored example (video [8, 144, 144, 1]
+    uint8, flow [7, 144, 144, 2], landmarks [8, 68, 2], frame_indices [8],
+    label, and `subject` and `video_id` as str); `clip` the same example
+    centre-cropped and normalised with its subject's statistics
+    (`eval_example`).
+  """
+  stats = subject_statistics(dataset, data_dir, subjects)
+  for subject in subjects:
+    source = _source(dataset, data_dir, [subject])
+    count = len(source)
+    if max_clips_per_subject is not None:
+      count = min(count, max_clips_per_subject)
+    for i in range(count):
+      record = dict(source[i])
+      record['subject'] = _text(record['subject'])
+      record['video_id'] = _text(record['video_id'])
+      yield record, eval_example(record, stats)
 
 
 def _resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
@@ -306,9 +335,9 @@ def _strata(source) -> list[list[int]]:
 
 def _padding(crop_size: int) -> dict[str, Any]:
   return {
-      'video': np.zeros((NUM_FRAMES, crop_size, crop_size, 1), np.float32),
-      'flow': np.zeros((NUM_FRAMES - 1, crop_size, crop_size, 2), np.float32),
-      'landmarks': np.zeros((NUM_FRAMES - 1, 68, 2), np.float32),
+      'video': np.zeros((clip_format.NUM_FRAMES, crop_size, crop_size, 1), np.float32),
+      'flow': np.zeros((clip_format.NUM_FRAMES - 1, crop_size, crop_size, 2), np.float32),
+      'landmarks': np.zeros((clip_format.NUM_FRAMES - 1, 68, 2), np.float32),
       'label': np.int32(0),
       'mask': np.float32(0.0),
       'video_id': '',
@@ -388,7 +417,7 @@ def create_datasets(dataset: str, data_dir: str | None,
                     test_subjects: Sequence[str], *, batch_size: int,
                     eval_batch_size: int | None = None, seed: int = 0,
                     train_subjects: Sequence[str] | None = None,
-                    crop_size: int = CROP_SIZE, grain_workers: int = 0,
+                    crop_size: int = clip_format.CROP_SIZE, grain_workers: int = 0,
                     read_threads: int = 2, flip: bool = False,
                     intensity: float = 0.0, sampling: str = 'shuffle',
                     crop_jitter: int | None = None, scale: float = 0.0,
@@ -425,7 +454,7 @@ def create_datasets(dataset: str, data_dir: str | None,
     `Datasets`.
   """
   import grain  # pylint: disable=g-import-not-at-top
-  low, high = training_crop_offsets(crop_size, crop_jitter, scale)
+  training_crop_offsets(crop_size, crop_jitter, scale)  # Checks them before any reading.
   subjects = list_subjects(dataset, data_dir)
   test_subjects = list(test_subjects)
   if train_subjects is None:
@@ -438,93 +467,117 @@ def create_datasets(dataset: str, data_dir: str | None,
                              crop_size)
   read_options = grain.ReadOptions(num_threads=read_threads,
                                    prefetch_buffer_size=4)
-
   train, num_train = None, 0
   if train_subjects:
-    local_batch, index, count = _process_share(batch_size, process_index,
-                                               process_count)
-    source = _source(dataset, data_dir, train_subjects)
-    num_train = len(source)
-    if num_train < count:
-      raise ValueError(f'{num_train} training examples cannot feed {count} processes.')
-
-    def random_crop(example, rng: np.random.Generator):
-      offsets = rng.integers(low, high + 1, size=2)
-      side = crop_size
-      if scale:
-        side = min(RECORD_SIZE, int(round(crop_size / rng.uniform(1 - scale, 1 + scale))))
-      # A zoomed window keeps the unzoomed crop's centre, inside the frame.
-      dy, dx = (int(np.clip(round(d + (crop_size - side) / 2), 0, RECORD_SIZE - side))
-                for d in offsets)
-      cropped = crop_example(example, dy, dx, stats, crop_size, side)
-      return augment_example(cropped, rng, flip=flip, intensity=intensity)
-
-    # Shuffle, repeat and crop one global stream. Process p then reads rows
-    # [p * local, (p + 1) * local) of every global batch, the rows its devices
-    # hold in jax.make_array_from_process_local_data, so global batch j is the
-    # same array (examples, crops and order) for any process count.
-    if sampling == 'shuffle':
-      examples = grain.MapDataset.source(source).shuffle(seed=seed).repeat(None)
-    elif sampling == 'stratified':
-      strata = _strata(source)
-      epoch_length = max(len(s) for s in strata) * len(strata)
-      epoch_order = functools.lru_cache(maxsize=4)(
-          lambda epoch: stratified_order(strata, seed, epoch))
-      # Default arguments bind the training source (`source` is reassigned
-      # for evaluation below).
-      def stratified_example(i, source=source, order=epoch_order, length=epoch_length):
-        return source[int(order(i // length)[i % length])]
-
-      examples = grain.MapDataset.range(sys.maxsize).map(stratified_example)
-    else:
-      raise ValueError(f'sampling must be one of {SAMPLINGS}, got {sampling!r}')
-    global_stream = examples.random_map(random_crop, seed=seed + 1)
-
-    # Default arguments bind the training values (the evaluation part below
-    # reuses these names).
-    def fetch_local(i, index=index, local=local_batch, batch=batch_size):
-      return global_stream[(i // local) * batch + index * local + i % local]
-
-    ds = (grain.MapDataset.range(sys.maxsize).map(fetch_local)
-          .batch(local_batch, drop_remainder=True, batch_fn=_train_batch_fn))
-    ds = ds.to_iter_dataset(read_options)
-    if grain_workers > 0:
-      from absl import flags  # pylint: disable=g-import-not-at-top
-      # Grain's worker processes read absl flags; outside absl.app they are
-      # not parsed yet.
-      if not flags.FLAGS.is_parsed():
-        flags.FLAGS.mark_as_parsed()
-      ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=grain_workers))
-    train = iter(ds)
-
+    train, num_train = training_batches(
+        dataset, data_dir, train_subjects, stats, batch_size=batch_size, seed=seed,
+        crop_size=crop_size, grain_workers=grain_workers, read_options=read_options,
+        flip=flip, intensity=intensity, sampling=sampling, crop_jitter=crop_jitter,
+        scale=scale, process_index=process_index, process_count=process_count)
   evaluation = None
   if test_subjects:
-    local_batch, index, count = _process_share(eval_batch_size or batch_size,
-                                               process_index, process_count)
-    source = _source(dataset, data_dir, test_subjects)
-    n = len(source)
-    per_process = -(-n // count)
-    num_batches = max(1, -(-per_process // local_batch))
-
-    video_ids = sorted({_text(source[i]['video_id']) for i in range(n)})
-    position = {v: i for i, v in enumerate(video_ids)}
-
-    def fetch(i):
-      global_index = index + i * count
-      if global_index >= n:
-        return dict(_padding(crop_size), video_index=np.int32(-1))
-      example = eval_example(source[global_index], stats, crop_size)
-      example['video_index'] = np.int32(position[example['video_id']])
-      return example
-
-    ds = (grain.MapDataset.range(num_batches * local_batch).map(fetch)
-          .batch(local_batch, batch_fn=_batch_fn))
-    evaluation = EvalDataset(ds, n, num_batches, read_options, video_ids)
-
+    evaluation = evaluation_batches(
+        dataset, data_dir, test_subjects, stats, batch_size=eval_batch_size or batch_size,
+        crop_size=crop_size, read_options=read_options, process_index=process_index,
+        process_count=process_count)
   return Datasets(train=train, eval=evaluation, train_subjects=train_subjects,
                   test_subjects=test_subjects,
                   class_names=class_names(dataset, data_dir),
                   num_train_examples=num_train, statistics=stats)
+
+
+def training_batches(dataset: str, data_dir: str | None, train_subjects: Sequence[str],
+                     stats: dict[str, tuple[float, float]], *, batch_size: int, seed: int,
+                     crop_size: int, grain_workers: int, read_options, flip: bool,
+                     intensity: float, sampling: str, crop_jitter: int | None, scale: float,
+                     process_index: int | None, process_count: int | None
+                     ) -> tuple[Iterator[dict[str, np.ndarray]], int]:
+  """(infinite iterator of this process's training batches, number of training clips).
+
+  The arguments are `create_datasets`'s; `stats` the subjects' normalisation.
+  """
+  import grain  # pylint: disable=g-import-not-at-top
+  low, high = training_crop_offsets(crop_size, crop_jitter, scale)
+  local_batch, index, count = _process_share(batch_size, process_index, process_count)
+  source = _source(dataset, data_dir, train_subjects)
+  num_train = len(source)
+  if num_train < count:
+    raise ValueError(f'{num_train} training examples cannot feed {count} processes.')
+
+  def random_crop(example, rng: np.random.Generator):
+    offsets = rng.integers(low, high + 1, size=2)
+    side = crop_size
+    if scale:
+      side = min(clip_format.STORED_SIZE,
+                 int(round(crop_size / rng.uniform(1 - scale, 1 + scale))))
+    # A zoomed window keeps the unzoomed crop's centre, inside the frame.
+    dy, dx = (int(np.clip(round(d + (crop_size - side) / 2), 0, clip_format.STORED_SIZE - side))
+              for d in offsets)
+    cropped = crop_example(example, dy, dx, stats, crop_size, side)
+    return augment_example(cropped, rng, flip=flip, intensity=intensity)
+
+  # Shuffle, repeat and crop one global stream. Process p then reads rows
+  # [p * local, (p + 1) * local) of every global batch, the rows its devices
+  # hold in jax.make_array_from_process_local_data, so global batch j is the
+  # same array (examples, crops and order) for any process count.
+  if sampling == 'shuffle':
+    examples = grain.MapDataset.source(source).shuffle(seed=seed).repeat(None)
+  elif sampling == 'stratified':
+    strata = _strata(source)
+    epoch_length = max(len(s) for s in strata) * len(strata)
+    epoch_order = functools.lru_cache(maxsize=4)(
+        lambda epoch: stratified_order(strata, seed, epoch))
+
+    def stratified_example(i):
+      return source[int(epoch_order(i // epoch_length)[i % epoch_length])]
+
+    examples = grain.MapDataset.range(sys.maxsize).map(stratified_example)
+  else:
+    raise ValueError(f'sampling must be one of {SAMPLINGS}, got {sampling!r}')
+  global_stream = examples.random_map(random_crop, seed=seed + 1)
+
+  def fetch_local(i):
+    return global_stream[(i // local_batch) * batch_size + index * local_batch + i % local_batch]
+
+  ds = (grain.MapDataset.range(sys.maxsize).map(fetch_local)
+        .batch(local_batch, drop_remainder=True, batch_fn=_train_batch_fn))
+  ds = ds.to_iter_dataset(read_options)
+  if grain_workers > 0:
+    from absl import flags  # pylint: disable=g-import-not-at-top
+    # Grain's worker processes read absl flags; outside absl.app they are
+    # not parsed yet.
+    if not flags.FLAGS.is_parsed():
+      flags.FLAGS.mark_as_parsed()
+    ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=grain_workers))
+  return iter(ds), num_train
+
+
+def evaluation_batches(dataset: str, data_dir: str | None, test_subjects: Sequence[str],
+                       stats: dict[str, tuple[float, float]], *, batch_size: int,
+                       crop_size: int, read_options, process_index: int | None,
+                       process_count: int | None) -> 'EvalDataset':
+  """The held-out subjects' clips, each exactly once, in padded fixed-size batches."""
+  import grain  # pylint: disable=g-import-not-at-top
+  local_batch, index, count = _process_share(batch_size, process_index, process_count)
+  source = _source(dataset, data_dir, test_subjects)
+  n = len(source)
+  per_process = -(-n // count)
+  num_batches = max(1, -(-per_process // local_batch))
+
+  video_ids = sorted({_text(source[i]['video_id']) for i in range(n)})
+  position = {v: i for i, v in enumerate(video_ids)}
+
+  def fetch(i):
+    global_index = index + i * count
+    if global_index >= n:
+      return dict(_padding(crop_size), video_index=np.int32(-1))
+    example = eval_example(source[global_index], stats, crop_size)
+    example['video_index'] = np.int32(position[example['video_id']])
+    return example
+
+  ds = (grain.MapDataset.range(num_batches * local_batch).map(fetch)
+        .batch(local_batch, batch_fn=_batch_fn))
+  return EvalDataset(ds, n, num_batches, read_options, video_ids)
 
 
 def get_datasets(config: Any, **overrides: Any) -> Datasets:
@@ -551,7 +604,7 @@ def get_datasets(config: Any, **overrides: Any) -> Datasets:
       eval_batch_size=get('eval_batch_size'),
       seed=int(get('seed', 0)),
       train_subjects=get('train_subjects'),
-      crop_size=int(get('crop_size', CROP_SIZE)),
+      crop_size=int(get('crop_size', clip_format.CROP_SIZE)),
       grain_workers=int(get('grain_workers', 0)),
       flip=bool(augment_get('flip', False)),
       intensity=float(augment_get('intensity', 0.0)),

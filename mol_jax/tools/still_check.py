@@ -1,6 +1,6 @@
 """Does a trained model read the facial motion or the face? Its folds on still clips.
 
-    python -m mol_jax.still_check --workdir=DIR [--data_dir=TFDS_DIR]
+    python -m mol_jax.tools.still_check --workdir=DIR [--data_dir=TFDS_DIR]
 
 For every fold model of a finished LOSO run (`DIR/folds/<subject>/model`),
 the held-out subject's evaluation clips (centred crop, normalised as in
@@ -22,7 +22,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from mol_jax import input_pipeline
+from mol_jax import files
+from mol_jax.data import input_pipeline
 
 RESULT = 'still_check.json'
 
@@ -64,13 +65,10 @@ def check_run(workdir: str, data_dir: str | None = None, batch_size: int = 8) ->
   folds_dir = os.path.join(workdir, 'folds')
   subjects = sorted(s for s in os.listdir(folds_dir)
                     if os.path.isdir(os.path.join(folds_dir, s, 'model')))
-  stats = input_pipeline.subject_statistics(dataset, data_dir, subjects)
   folds = {}
   for subject in subjects:
     predictor = inference.from_checkpoint(os.path.join(folds_dir, subject, 'model'))
-    source = input_pipeline._source(dataset, data_dir, [subject])  # pylint: disable=protected-access
-    clips = [input_pipeline.eval_example(source[i], stats)
-             for i in range(len(source))]
+    clips = [clip for _, clip in input_pipeline.evaluation_clips(dataset, data_dir, [subject])]
     video = np.stack([c['video'] for c in clips])
     labels = np.array([c['label'] for c in clips])
     folds[subject] = compare(
@@ -80,10 +78,7 @@ def check_run(workdir: str, data_dir: str | None = None, batch_size: int = 8) ->
   pooled = {key: sum(f[key] * f['clips'] for f in folds.values()) / total
             for key in ('accuracy', 'still_accuracy')}
   summary = {'dataset': dataset, 'folds': folds, 'pooled': dict(pooled, clips=total)}
-  tmp = os.path.join(workdir, RESULT + '.tmp')
-  with open(tmp, 'w') as f:
-    json.dump(summary, f, indent=1)
-  os.replace(tmp, os.path.join(workdir, RESULT))
+  files.write_json(os.path.join(workdir, RESULT), summary, indent=1)
   return summary
 
 

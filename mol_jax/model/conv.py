@@ -33,36 +33,10 @@ import jax.numpy as jnp
 _DIMS = ('NHWC', 'HWIO', 'NHWC')
 IMPLS = ('auto', 'xla', 'im2col', 'cols')
 
-# cuDNN's fast NHWC kernels want channel counts that are multiples of 8
-# (16 bytes of bfloat16). MOL's flow head has 513-, 386-, 258-, 130- and
-# 35-channel inputs and 2-channel outputs: for those cuDNN pads every call
-# itself, in extra kernels. Setting this to 8 pads the channels in XLA
-# instead (zero channels, no value changes). Off by default: on an H100 it
-# removed cuDNN's padding kernels but added XLA pad fusions, and the step
-# times did not move beyond noise (docs/PERFORMANCE.md). The benchmark's
-# --channel_alignment flag sets it for a measurement.
-CHANNEL_ALIGNMENT = 1
-PADDED_SCOPE = 'channel_padded_'
-
-
 def _xla_conv(x: jax.Array, kernel: jax.Array, strides, padding, lhs_dilation=None) -> jax.Array:
-  """`lax.conv_general_dilated` with in/out channels zero-padded to the
-  alignment (padded input channels meet zero kernel rows; padded outputs are
-  sliced off)."""
-  cin, cout = kernel.shape[2:]
-  align = CHANNEL_ALIGNMENT
-  pad_in, pad_out = -cin % align, -cout % align
-  if not (pad_in or pad_out):
-    return jax.lax.conv_general_dilated(x, kernel, strides, padding, lhs_dilation=lhs_dilation,
-                                        dimension_numbers=_DIMS)
-  # The scope's name tells FLOP counters (benchmark.jaxpr_flops) which share
-  # of this convolution's arithmetic is real: cin * cout of the padded sizes.
-  with jax.named_scope(f'{PADDED_SCOPE}{cin}x{cout}of{cin + pad_in}x{cout + pad_out}'):
-    x = jnp.pad(x, ((0, 0),) * 3 + ((0, pad_in),))
-    kernel = jnp.pad(kernel, ((0, 0), (0, 0), (0, pad_in), (0, pad_out)))
-    y = jax.lax.conv_general_dilated(x, kernel, strides, padding, lhs_dilation=lhs_dilation,
-                                     dimension_numbers=_DIMS)
-    return y[..., :cout]
+  """`lax.conv_general_dilated` in NHWC / HWIO."""
+  return jax.lax.conv_general_dilated(x, kernel, strides, padding, lhs_dilation=lhs_dilation,
+                                      dimension_numbers=_DIMS)
 
 
 def _conv_impl(impl: str, stride: int, cin: int, cout: int) -> str:

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from mol_jax import conv
+from mol_jax.model import conv
 
 BN_EPS = 1e-5
 BN_MOMENTUM = 0.1

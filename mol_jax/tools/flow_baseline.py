@@ -1,6 +1,6 @@
 """How learnable a built set is from its motion alone: LOSO linear baselines.
 
-    python -m mol_jax.flow_baseline synthetic_me/demo [--data_dir=DIR] [--grid=8]
+    python -m mol_jax.tools.flow_baseline synthetic_me/demo [--data_dir=DIR] [--grid=8]
         [--features=flow|frame_difference]
 
 `flow` (default): each clip becomes the peak flow magnitude and the summed
@@ -20,7 +20,7 @@ import argparse
 
 import numpy as np
 
-from mol_jax import input_pipeline
+from mol_jax.data import input_pipeline
 from mol_jax import metrics
 
 
@@ -52,21 +52,16 @@ def loso_baseline(dataset: str, data_dir: str | None = None, grid: int = 8,
   try:
     from sklearn.linear_model import LogisticRegression  # pylint: disable=g-import-not-at-top
   except ImportError as e:
-    raise SystemExit('mol_jax.flow_baseline needs scikit-learn: pip install -e .[test]') from e
+    raise SystemExit('mol_jax.tools.flow_baseline needs scikit-learn: pip install -e .[test]') from e
   subjects = input_pipeline.list_subjects(dataset, data_dir)
-  source = input_pipeline._source(dataset, data_dir, subjects)  # pylint: disable=protected-access
-  if features == 'frame_difference':
-    stats = input_pipeline.subject_statistics(dataset, data_dir, subjects)
   rows, labels, groups = [], [], []
-  for i in range(len(source)):
-    example = source[i]
+  for record, clip in input_pipeline.evaluation_clips(dataset, data_dir, subjects):
     if features == 'flow':
-      rows.append(flow_features(np.asarray(example['flow']), grid))
+      rows.append(flow_features(np.asarray(record['flow']), grid))
     else:
-      video = input_pipeline.eval_example(example, stats)['video'][..., 0]
-      rows.append(frame_difference_features(video, grid))
-    labels.append(int(example['label']))
-    groups.append(input_pipeline._text(example['subject']))  # pylint: disable=protected-access
+      rows.append(frame_difference_features(clip['video'][..., 0], grid))
+    labels.append(int(record['label']))
+    groups.append(record['subject'])
   x, y, groups = np.stack(rows), np.asarray(labels), np.asarray(groups)
   num_classes = len(input_pipeline.class_names(dataset, data_dir))
   confusion = np.zeros((num_classes, num_classes), np.int64)

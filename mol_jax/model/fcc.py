@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from mol_jax.layers import GroupedBatchNorm
+from mol_jax.model.layers import GroupedBatchNorm
 
 META_KERNEL_SIZE = 32
 

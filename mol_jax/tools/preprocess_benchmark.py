@@ -1,6 +1,6 @@
 """Pre-processing throughput: this package vs a per-frame re-run of the official recipe.
 
-  python -m mol_jax.preprocess_benchmark [--raw_dir DIR] [--clips 12]
+  python -m mol_jax.tools.preprocess_benchmark [--raw_dir DIR] [--clips 12]
       [--workers 2] [--official_train_clips 3] [--json OUT]
 
 Without --raw_dir, a small synthetic set (official MOL layout) is generated
@@ -30,10 +30,10 @@ import time
 import cv2
 import numpy as np
 
-from mol_jax import datasets
-from mol_jax import faces
-from mol_jax import preprocess
-from mol_jax import synthetic
+from mol_jax.data import layouts
+from mol_jax.data import faces
+from mol_jax.data import preprocess
+from mol_jax.data import synthetic
 
 
 def _official_matrix(landmarks: np.ndarray) -> np.ndarray:
@@ -87,7 +87,7 @@ def official_clip(paths, detector, crops, tvl1):
 
 
 def _jobs(raw_dir: str, clips: int) -> list[preprocess.ClipJob]:
-  _, entries = datasets.find_videos('casme2', raw_dir)
+  _, entries = layouts.find_videos('casme2', raw_dir)
   jobs = []
   for entry in entries:
     jobs += preprocess.plan_video(entry.folder, entry.video_id)

@@ -14,7 +14,7 @@ Pipeline for one video folder (behaviour of the official `dataset.py`):
    (onset) frame's landmarks, which removes landmark jitter from the
    ~1 pixel motion and keeps the expression out of the alignment;
    `align='registered'` does the same, then warps the clip so that its
-   onset landmarks land on one reference face shape (`mol_jax.registration`),
+   onset landmarks land on one reference face shape (`mol_jax.data.registration`),
    so that every subject's brows, eyes and mouth sit at the same pixels.
 4. `tvl1_flow`: OpenCV Dual TV-L1 with default parameters between
    consecutive aligned frames (7 fields, [..., 0] = x).
@@ -22,7 +22,7 @@ Pipeline for one video folder (behaviour of the official `dataset.py`):
 The result of a clip is a `Clip`: video uint8 [8, 144, 144, 1], flow float16
 [7, 144, 144, 2], landmarks float32 [8, 68, 2] in the aligned frame, frame
 indices int32 [8]. Cropping to 128x128 and normalisation happen later, in
-`mol_jax.input_pipeline`.
+`mol_jax.data.input_pipeline`.
 
 Departures from the official code, all on bad input where it crashes: a frame
 without a detected face reuses the nearest good box of the same clip (the
@@ -47,10 +47,10 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from mol_jax import faces
-from mol_jax import registration
+from mol_jax import clip_format
+from mol_jax.data import faces
+from mol_jax.data import registration
 
-CLIP_LENGTH = 8
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff')
 ALIGN_MODES = ('per_frame', 'per_clip', 'registered')
 
@@ -92,7 +92,7 @@ class PreprocessOptions:
     align: 'per_frame' (official: every frame aligned on its own landmarks)
       or 'per_clip' (one matrix from the landmarks of the clip's first,
       onset frame) or 'registered' (per_clip, then a warp of the onset
-      landmarks onto the reference face shape, `mol_jax.registration`;
+      landmarks onto the reference face shape, `mol_jax.data.registration`;
       the stored `matrices` are then the affine part).
     upsample: HOG detector upsampling (official: 1).
     size: aligned frame side (official: 144).
@@ -105,7 +105,7 @@ class PreprocessOptions:
   """
   align: str = 'per_frame'
   upsample: int = 1
-  size: int = faces.ALIGNED_SIZE
+  size: int = clip_format.STORED_SIZE
   box_scale: float = faces.BOX_SCALE
   border_value: int = faces.BORDER_VALUE
   reuse_box: bool = True
@@ -180,7 +180,7 @@ def list_frames(folder: str | os.PathLike[str]) -> list[str]:
   return [os.path.join(folder, n) for n in names]
 
 
-def clip_indices(num_frames: int, clip_length: int = CLIP_LENGTH,
+def clip_indices(num_frames: int, clip_length: int = clip_format.NUM_FRAMES,
                  max_clips: int | None = None) -> np.ndarray:
   """Frame indices of the official clips of a video.
 
@@ -413,11 +413,11 @@ def plan_video(folder: str, key_prefix: str,
     SkipClip: MISSING_FOLDER, EMPTY_FOLDER or TOO_FEW_FRAMES.
   """
   frames = list_frames(folder)
-  if len(frames) < CLIP_LENGTH:
+  if len(frames) < clip_format.NUM_FRAMES:
     raise SkipClip(TOO_FEW_FRAMES, folder,
-                   f'{len(frames)} frame(s), a clip needs {CLIP_LENGTH}')
+                   f'{len(frames)} frame(s), a clip needs {clip_format.NUM_FRAMES}')
   jobs = []
-  for row in clip_indices(len(frames), CLIP_LENGTH, options.max_clips_per_video):
+  for row in clip_indices(len(frames), clip_format.NUM_FRAMES, options.max_clips_per_video):
     jobs.append(ClipJob(key=f'{key_prefix}_c{int(row[0]):03d}',
                         paths=tuple(frames[i] for i in row),
                         frame_indices=tuple(int(i) for i in row)))

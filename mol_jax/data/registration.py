@@ -23,7 +23,8 @@ import functools
 
 import numpy as np
 
-from mol_jax import faces
+from mol_jax import clip_format
+from mol_jax.data import faces
 
 # Border anchors per side; they stay in place, so the warp is the identity on
 # the frame border and every pixel lies inside the triangulation.
@@ -53,7 +54,7 @@ def astronaut_face() -> tuple[np.ndarray, np.ndarray]:
 
 
 @functools.lru_cache(maxsize=4)
-def reference_shape(size: int = faces.ALIGNED_SIZE,
+def reference_shape(size: int = clip_format.STORED_SIZE,
                     box_scale: float = faces.BOX_SCALE) -> np.ndarray:
   """The template: float64 [68, 2] (x, y) in a size x size aligned frame."""
   _, landmarks = astronaut_face()
@@ -113,17 +114,17 @@ class Registration:
 
   Args:
     landmarks: [68, 2] (x, y) of the clip's first frame, in the aligned frame.
-    size, box_scale: of the aligned frame (`faces.ALIGNED_SIZE`, `faces.BOX_SCALE`).
+    size, box_scale: of the aligned frame (`clip_format.STORED_SIZE`, `faces.BOX_SCALE`).
 
   Raises:
     FoldedWarp: when these landmarks are so far from a face shape that the
       warp would fold (a triangle of the mesh flips).
   """
 
-  def __init__(self, landmarks: np.ndarray, size: int = faces.ALIGNED_SIZE,
+  def __init__(self, landmarks: np.ndarray, size: int = clip_format.STORED_SIZE,
                box_scale: float = faces.BOX_SCALE):
     landmarks = np.asarray(landmarks, np.float64)
-    if landmarks.shape != (faces.NUM_LANDMARKS, 2):
+    if landmarks.shape != (clip_format.NUM_LANDMARKS, 2):
       raise ValueError(f'landmarks must be [68, 2], got {landmarks.shape}.')
     reference, triangles, triangle, weights = _mesh(size, box_scale)
     source = np.concatenate([landmarks[MESH_POINTS], _border_anchors(size)])

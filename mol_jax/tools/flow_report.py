@@ -1,12 +1,12 @@
 """How good are MOL's flow and landmarks? Measured on synthetic_me against the truth.
 
-    python -m mol_jax.flow_report --checkpoint DIR [--dataset synthetic_me/default_per_clip]
+    python -m mol_jax.tools.flow_report --checkpoint DIR [--dataset synthetic_me/default_per_clip]
         [--data_dir D] [--subjects sy01,sy02] [--max_clips N] [--results_md docs/RESULTS.md]
 
 For every clip of the chosen subjects of a built `synthetic_me` set:
 
 * the true flow between consecutive aligned frames: the generator's exact
-  displacement (`mol_jax.synthetic.aligned_true_flow`) mapped through the
+  displacement (`mol_jax.data.synthetic.aligned_true_flow`) mapped through the
   clip's alignment matrices. The TFDS records do not hold the matrices, so
   the raw frames are read again (the builder's cached copy under
   `<data_dir>/downloads/synthetic_me_raw_*`, or the same set regenerated
@@ -25,8 +25,8 @@ For every clip of the chosen subjects of a built `synthetic_me` set:
   motion, `synthetic.position_at`), and dlib against the true ones.
 
 The table goes to stdout and between `<!-- flow-report:start -->` and
-`<!-- flow-report:end -->` in `--results_md` (default docs/RESULTS.md of
-this repository; the markers are appended when absent; '' writes nothing).
+`<!-- flow-report:end -->` in the file `--results_md` names, when given (the
+markers are appended when absent; nothing is written by default).
 """
 
 from __future__ import annotations
@@ -43,16 +43,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mol_jax import faces
-from mol_jax import preprocess
-from mol_jax import synthetic
+from mol_jax import files
+from mol_jax import clip_format
+from mol_jax import metrics
+from mol_jax.data import faces
+from mol_jax.data import preprocess
+from mol_jax.data import synthetic
 
 START_MARKER = '<!-- flow-report:start -->'
 END_MARKER = '<!-- flow-report:end -->'
-CROP = 8
-CROP_SIZE = 128
-DEFAULT_RESULTS_MD = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                  'docs', 'RESULTS.md')
 
 
 def epe(flow: np.ndarray, reference: np.ndarray) -> float:
@@ -61,8 +60,8 @@ def epe(flow: np.ndarray, reference: np.ndarray) -> float:
   Args:
     flow, reference: [..., H, W, 2] displacements in pixels (broadcastable).
   """
-  difference = np.asarray(flow, np.float64) - np.asarray(reference, np.float64)
-  return float(np.linalg.norm(difference, axis=-1).mean())
+  return float(np.mean(metrics.end_point_error(np.asarray(flow, np.float64),
+                                               np.asarray(reference, np.float64))))
 
 
 def landmark_nme(points: np.ndarray, reference: np.ndarray) -> float:
@@ -72,16 +71,13 @@ def landmark_nme(points: np.ndarray, reference: np.ndarray) -> float:
     points, reference: [..., 68, 2] (x, y) pixels. Each [68, 2] set is
       normalised by its reference's inter-pupil distance, then averaged.
   """
-  points = np.asarray(points, np.float64)
-  reference = np.asarray(reference, np.float64)
-  error = np.linalg.norm(points - reference, axis=-1).mean(-1)
-  ipd = np.maximum(faces.inter_pupil_distance(reference), 1e-6)
-  return float((error / ipd).mean())
+  return float(np.mean(metrics.landmark_nme(np.asarray(points, np.float64),
+                                            np.asarray(reference, np.float64))))
 
 
 def _builder_config(dataset: str):
-  from mol_jax import datasets  # pylint: disable=import-outside-toplevel
-  config = datasets.builder_config(dataset)
+  from mol_jax.data import builder  # pylint: disable=import-outside-toplevel
+  config = builder.builder_config(dataset)
   if config is None or not hasattr(config, 'generator'):
     raise ValueError(f'{dataset}: not a config of tfds_builders/synthetic_me')
   return config
@@ -99,10 +95,10 @@ def align_mode(dataset: str) -> str:
 
 def data_root(dataset: str, data_dir: str | None) -> str:
   """The TFDS data_dir holding `dataset` (the one given, or TFDS's default)."""
-  from mol_jax import input_pipeline  # pylint: disable=import-outside-toplevel
-  builder = input_pipeline._builder(dataset, data_dir)  # pylint: disable=protected-access
+  from mol_jax.data import input_pipeline  # pylint: disable=import-outside-toplevel
   # <root>/<name>/<config>/<version>
-  return os.path.dirname(os.path.dirname(os.path.dirname(os.fspath(builder.data_dir))))
+  return os.path.dirname(os.path.dirname(os.path.dirname(
+      input_pipeline.built_dir(dataset, data_dir))))
 
 
 def find_raw_dir(dataset: str, data_dir: str | None, raw_dir: str | None = None) -> str:
@@ -162,12 +158,12 @@ class Truth:
           f'alignment differ from the record by up to {difference} gray levels; is this the '
           'raw set the dataset was built from? Pass it with --raw_dir.')
     motion = synthetic.Motion.load(os.path.join(self.raw_dir, 'truth', video_id + '.npz'))
-    window = (slice(None), slice(CROP, CROP + CROP_SIZE), slice(CROP, CROP + CROP_SIZE))
+    window = (slice(None), slice(clip_format.CROP_OFFSET, clip_format.CROP_OFFSET + clip_format.CROP_SIZE), slice(clip_format.CROP_OFFSET, clip_format.CROP_OFFSET + clip_format.CROP_SIZE))
     flow = synthetic.aligned_true_flow(motion, frame_indices, aligned.matrices)[window]
     base = self.subject(info['subject']).landmarks
     landmarks = np.stack([
         faces.transform_points(synthetic.position_at(motion, int(t), base), aligned.matrices[k])
-        for k, t in enumerate(frame_indices)])[1:] - CROP
+        for k, t in enumerate(frame_indices)])[1:] - clip_format.CROP_OFFSET
     return {'flow': flow, 'landmarks': landmarks.astype(np.float32)}
 
 
@@ -181,7 +177,7 @@ def evaluate(predictor, dataset: str = 'synthetic_me/default_per_clip',
     {'dataset', 'subjects', 'num_clips', 'metrics': {name: mean over clips},
      'per_subject': {subject: {name: mean}}}.
   """
-  from mol_jax import input_pipeline  # pylint: disable=import-outside-toplevel
+  from mol_jax.data import input_pipeline  # pylint: disable=import-outside-toplevel
   if not dataset.startswith('synthetic_me/'):
     raise ValueError(f'{dataset}: the true flow is known for synthetic_me only')
   all_subjects = input_pipeline.list_subjects(dataset, data_dir)
@@ -191,16 +187,14 @@ def evaluate(predictor, dataset: str = 'synthetic_me/default_per_clip',
     raise ValueError(f'{dataset} has no subjects {unknown}; it has {all_subjects}')
   truth = Truth(find_raw_dir(dataset, data_dir, raw_dir), generator_config(dataset),
                 align_mode(dataset))
-  stats = input_pipeline.subject_statistics(dataset, data_dir, subjects)
   rows: list[dict[str, Any]] = []
   for subject in subjects:
-    source = input_pipeline._source(dataset, data_dir, [subject])  # pylint: disable=protected-access
-    count = len(source) if max_clips is None else min(len(source), max_clips)
-    examples = [source[i] for i in range(count)]
-    inputs = [input_pipeline.crop_example(e, CROP, CROP, stats) for e in examples]
+    pairs = list(input_pipeline.evaluation_clips(dataset, data_dir, [subject],
+                                                 max_clips_per_subject=max_clips))
+    examples, inputs = [p[0] for p in pairs], [p[1] for p in pairs]
     out = predictor.predict_batched(np.stack([x['video'] for x in inputs]), batch_size)
     for k, (example, model_in) in enumerate(zip(examples, inputs)):
-      video_id = input_pipeline._text(example['video_id'])  # pylint: disable=protected-access
+      video_id = example['video_id']
       true = truth.clip(video_id, [int(i) for i in example['frame_indices']], example['video'])
       target_flow, target_landmarks = model_in['flow'], model_in['landmarks']
       rows.append({
@@ -246,7 +240,7 @@ def markdown(result: dict[str, Any], checkpoint: str, command: str,
       f'128x128 evaluation crop), measured {date}. EPE: mean end-point error over pixels '
       'and pairs, in pixels. NME: mean landmark error over inter-pupil distance, frames 1-7. '
       '"True": the generator\'s exact motion (landmarks: dlib on the still face, moved '
-      'exactly); see `mol_jax/flow_report.py`.',
+      'exactly); see `mol_jax/tools/flow_report.py`.',
       '',
       '| estimate | vs true | vs training target |',
       '|---|---|---|',
@@ -274,15 +268,12 @@ def write_section(path: str, text: str) -> None:
       raise ValueError(f'{path}: only one of {START_MARKER} / {END_MARKER} is present; fix '
                        'the file by hand')
     content = content.rstrip('\n') + ('\n\n' if content else '') + block + '\n'
-  tmp = path + '.tmp'
-  with open(tmp, 'w') as f:
-    f.write(content)
-  os.replace(tmp, path)
+  files.write_text(path, content)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
-  parser = argparse.ArgumentParser(prog='python -m mol_jax.flow_report',
+  parser = argparse.ArgumentParser(prog='python -m mol_jax.tools.flow_report',
                                    description=__doc__.split('\n')[0])
   parser.add_argument('--checkpoint', required=True, help='model directory')
   parser.add_argument('--dataset', default='synthetic_me/default_per_clip')
@@ -293,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument('--max_clips', type=int, default=0, help='per subject (0: all)')
   parser.add_argument('--raw_dir', default='', help='generated set the dataset was built from')
   parser.add_argument('--build', action='store_true', help='build the dataset when missing')
-  parser.add_argument('--results_md', default=DEFAULT_RESULTS_MD,
+  parser.add_argument('--results_md', default='',
                       help="markdown file to update ('' = none)")
   parser.add_argument('--json', default='', help='also write the full result here')
   parser.add_argument('--note', default='',
@@ -313,7 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     subjects = [predictor.metadata['held_out_subject']]
   result = evaluate(predictor, args.dataset, data_dir, subjects or None,
                     args.max_clips or None, args.raw_dir or None)
-  command = 'python -m mol_jax.flow_report ' + ' '.join(shlex.quote(a) for a in argv)
+  command = 'python -m mol_jax.tools.flow_report ' + ' '.join(shlex.quote(a) for a in argv)
   text = markdown(result, args.checkpoint, command, predictor.metadata, args.note)
   print(text)
   for subject, values in result['per_subject'].items():

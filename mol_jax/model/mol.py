@@ -9,14 +9,13 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from mol_jax.ccc import ChannelCorrespondenceConv
-from mol_jax.fcc import FullyConnectedConv
-from mol_jax.flow import FlowHead
-from mol_jax.heads import LandmarkHead, MicroExpressionHead
-from mol_jax.layers import Conv2d
+from mol_jax import clip_format
+from mol_jax.model.ccc import ChannelCorrespondenceConv
+from mol_jax.model.fcc import FullyConnectedConv
+from mol_jax.model.flow_head import FlowHead
+from mol_jax.model.heads import LandmarkHead, MicroExpressionHead
+from mol_jax.model.layers import Conv2d
 
-NUM_FRAMES = 8
-FRAME_SIZE = 128
 FEATURE_CHANNELS = 128
 FEATURE_SIZE = 16
 
@@ -58,7 +57,7 @@ class MOL(nnx.Module):
     self.flownet = FlowHead(FEATURE_CHANNELS, rngs=rngs)
     self.ldm_predictor = LandmarkHead(FEATURE_CHANNELS, FEATURE_SIZE, rngs=rngs)
     self.mer_3dcnn = MicroExpressionHead(
-        num_classes, FEATURE_CHANNELS, FEATURE_SIZE, 2 * (NUM_FRAMES - 1),
+        num_classes, FEATURE_CHANNELS, FEATURE_SIZE, 2 * (clip_format.NUM_FRAMES - 1),
         dropout_rate, rngs=rngs)
 
   def __call__(self, video: jax.Array, *, train: bool = False,
@@ -82,9 +81,9 @@ class MOL(nnx.Module):
       with [..., 0] the x displacement from frame i to i+1; `landmarks`
       [batch, 7, 68, 2] as (x, y) pixels of frame i+1.
     """
-    if video.ndim != 5 or video.shape[1:] != (NUM_FRAMES, FRAME_SIZE, FRAME_SIZE, 1):
+    if video.ndim != 5 or video.shape[1:] != (clip_format.NUM_FRAMES, clip_format.CROP_SIZE, clip_format.CROP_SIZE, 1):
       raise ValueError(
-          f'video must be [batch, {NUM_FRAMES}, {FRAME_SIZE}, {FRAME_SIZE}, 1], '
+          f'video must be [batch, {clip_format.NUM_FRAMES}, {clip_format.CROP_SIZE}, {clip_format.CROP_SIZE}, 1], '
           f'got {video.shape}')
     num_pairs = video.shape[1] - 1
     features = self.conv_stack(video)
@@ -146,56 +145,6 @@ def abstract_model(num_classes: int = 3, neighbor_num: int = 4,
   """A MOL of shape-only arrays, to be filled from a checkpoint or weights."""
   return nnx.eval_shape(lambda: MOL(num_classes, neighbor_num, dropout_rate,
                                     rngs=nnx.Rngs(0)))
-
-
-def tie_pair_streams(model: MOL) -> MOL:
-  """Copies the first frame's FCC and CCC weights into the second frame's.
-
-  A training choice, not part of the network: with independent random
-  streams, a pair's two maps differ mostly because their weights do, and the
-  MER head must first learn to cancel that before frame-to-frame motion
-  shows. Equal streams make the difference of a pair's maps motion alone at
-  step 0; training then lets them drift apart.
-  """
-  for first, second in ((model.fcc_1, model.fcc_2), (model.ccc_1, model.ccc_2)):
-    nnx.update(second, jax.tree.map(jnp.copy, nnx.state(first)))
-  return model
-
-
-def zero_mean_time_taps(model: MOL) -> MOL:
-  """Makes every output of the MER head's 3-D convolution blind to still clips.
-
-  A training choice like `tie_pair_streams`: subtracting, for each spatial
-  tap and channel pair, the kernel's mean over its 5 time taps leaves a
-  kernel whose response to a sequence of identical maps is its bias alone.
-  At step 0 the class logits then depend on change over time (motion,
-  blinks, flicker) and not on the face's appearance, which is what differs
-  most between subjects.
-  """
-  kernel = model.mer_3dcnn.conv3d.kernel  # [kh, kw, kt, in, out]
-  kernel[...] = kernel[...] - jnp.mean(kernel[...], axis=2, keepdims=True)
-  return model
-
-
-def still_blind_time_taps(kernel: jax.Array) -> jax.Array:
-  """The MER head's 3-D kernel projected so that it cannot see a still clip.
-
-  Args:
-    kernel: [kh, kw, 5 time taps, in, out].
-
-  The head's input interleaves the two streams of every frame pair (FCC/CCC
-  1 and 2, with their own weights), so a still clip is not one repeated map
-  but two alternating ones. Taps at even time offsets and taps at odd ones
-  are each made to sum to zero: at either alignment of the window each
-  stream then meets taps that cancel, and the response to any still clip is
-  the bias alone, whatever the face looks like. Unlike
-  `zero_mean_time_taps`, this holds with untied streams, and training keeps
-  it by projecting after every update (`config.model.still_blind_head`).
-  """
-  even = kernel[:, :, 0::2]
-  odd = kernel[:, :, 1::2]
-  return (kernel.at[:, :, 0::2].set(even - jnp.mean(even, axis=2, keepdims=True))
-          .at[:, :, 1::2].set(odd - jnp.mean(odd, axis=2, keepdims=True)))
 
 
 def count_parameters(tree: Any) -> int:

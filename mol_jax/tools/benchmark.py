@@ -1,6 +1,6 @@
 """Times MOL's jitted train step and eval forward on this machine.
 
-    python -m mol_jax.benchmark --batch_sizes=1,8 [--config=default] [--flow_pairs=7]
+    python -m mol_jax.tools.benchmark --batch_sizes=1,8 [--config=default] [--flow_pairs=7]
         [--repeats=5] [--eval_with_flow=1] [--out=benchmark.json]
         [--append_to=docs/PERFORMANCE.md]
 
@@ -21,19 +21,21 @@ import collections
 import functools
 import glob
 import gzip
-import importlib
+import importlib.util
 import json
 import os
 import platform
-import re
 import sys
 import time
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mol_jax import conv, sharding, train
+from mol_jax import clip_format
+from mol_jax import sharding, train
+from mol_jax.model import conv
 
 
 def _median_seconds(fn, x: jax.Array, repeats: int) -> float:
@@ -103,25 +105,13 @@ def _conv_flops(eqn) -> float:
   return 2.0 * out[out_spec[0]] * out[out_spec[1]] * rhs[rhs_spec[1]] * taps
 
 
-def _real_share(eqn) -> float:
-  """The share of a convolution's arithmetic on real channels: below 1 inside
-  `conv._xla_conv`'s channel padding (its zero channels are not MOL's work)."""
-  found = re.findall(conv.PADDED_SCOPE + r'(\d+)x(\d+)of(\d+)x(\d+)',
-                     str(eqn.source_info.name_stack))
-  if not found:
-    return 1.0
-  cin, cout, cin_padded, cout_padded = map(int, found[-1])
-  return cin * cout / (cin_padded * cout_padded)
-
-
 def jaxpr_flops(jaxpr) -> float:
   """FLOPs of the matmuls and convolutions of a (closed) jaxpr, nested
   calls and scan bodies included (2 per multiply-add; convolutions count
   only the taps that meet real input, as XLA's cost analysis does).
 
   Unlike XLA's count of a compiled program, this does not depend on the
-  backend: on GPU, XLA leaves out the convolutions it hands to cuDNN. The
-  zero channels `conv` pads in for cuDNN are not counted.
+  backend: on GPU, XLA leaves out the convolutions it hands to cuDNN.
   """
   jaxpr = getattr(jaxpr, 'jaxpr', jaxpr)
   total = 0.0
@@ -132,7 +122,7 @@ def jaxpr_flops(jaxpr) -> float:
       lhs = eqn.invars[0].aval.shape
       total += 2.0 * np.prod(eqn.outvars[0].aval.shape) * np.prod([lhs[d] for d in lhs_contract])
     elif name == 'conv_general_dilated':
-      total += _conv_flops(eqn) * _real_share(eqn)
+      total += _conv_flops(eqn)
     times = eqn.params.get('length', 1) if name == 'scan' else 1
     for value in eqn.params.values():
       for sub in value if isinstance(value, (tuple, list)) else (value,):
@@ -224,16 +214,56 @@ def summarise_trace(trace_dir: str, steps: int, top: int = 25) -> list[dict]:
   return rows
 
 
-# (name, map size, in, out, kernel, stride, padding, transposed): the flow
-# head's convolutions, whose backward pass is most of the training step.
-FLOW_LAYERS = (
-    ('conv1', 128, 1, 64, 6, 2, 2, False), ('conv2', 64, 64, 128, 4, 2, 1, False),
-    ('conv3', 32, 128, 256, 2, 2, 0, False), ('conv3_1', 16, 513, 256, 3, 1, 1, False),
-    ('conv4', 16, 256, 512, 3, 2, 1, False), ('conv4_1', 8, 512, 512, 3, 1, 1, False),
-    ('deconv2', 16, 386, 128, 4, 2, 1, True), ('deconv1', 32, 258, 64, 4, 2, 1, True),
-    ('deconv0', 64, 130, 32, 4, 2, 1, True), ('predict_flow1', 64, 130, 2, 3, 1, 1, False),
-    ('predict_flow0', 128, 35, 2, 3, 1, 1, False),
-)
+# The flow head's convolutions whose backward pass is most of the training
+# step; their shapes are read off the model (`flow_layers`).
+FLOW_LAYER_NAMES = ('conv1', 'conv2', 'conv3', 'conv3_1', 'conv4', 'conv4_1', 'deconv2',
+                    'deconv1', 'deconv0', 'predict_flow1', 'predict_flow0')
+
+
+def flow_layers(names: Sequence[str] = FLOW_LAYER_NAMES) -> list[tuple]:
+  """(name, map size, in, out, kernel, stride, padding, transposed) of flow-head layers.
+
+  Traced from one forward pass of the model's abstract shapes (nothing is
+  computed), so the benchmark times the shapes the network really has.
+  """
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+  from mol_jax.model import layers as layers_lib  # pylint: disable=g-import-not-at-top
+  from mol_jax.model import mol  # pylint: disable=g-import-not-at-top
+  graphdef, state = nnx.split(mol.abstract_model())
+  found: dict[str, tuple] = {}
+  module_names: dict[int, str] = {}
+  originals = {cls: cls.__call__ for cls in (layers_lib.Conv2d, layers_lib.ConvTranspose2d)}
+
+  def recording(cls):
+    def call(module, x, *args, **kwargs):
+      name = module_names.get(id(module))
+      if name in names and name not in found:
+        k, _, _, cout = module.kernel.shape
+        transposed = cls is layers_lib.ConvTranspose2d
+        found[name] = (name, x.shape[-2], x.shape[-1], cout, k,
+                       2 if transposed else module.stride, 1 if transposed else module.padding,
+                       transposed)
+      return originals[cls](module, x, *args, **kwargs)
+    return call
+
+  def forward(state, video):
+    model = nnx.merge(graphdef, state)
+    module_names.update({id(node): str(path[0]) for path, node in nnx.iter_graph(model.flownet)
+                         if path and isinstance(node, tuple(originals))})
+    return model(video, train=False, with_flow=True)
+
+  try:
+    for cls in originals:
+      cls.__call__ = recording(cls)
+    jax.eval_shape(forward, state, jax.ShapeDtypeStruct(
+        (1, clip_format.NUM_FRAMES, clip_format.CROP_SIZE, clip_format.CROP_SIZE, 1), jnp.float32))
+  finally:
+    for cls, call in originals.items():
+      cls.__call__ = call
+  missing = [n for n in names if n not in found]
+  if missing:
+    raise ValueError(f'the flow head has no convolution named {missing}')
+  return [found[n] for n in names]
 
 
 def layers(batch_size: int, impls=('xla', 'auto'), repeats: int = 3,
@@ -244,7 +274,7 @@ def layers(batch_size: int, impls=('xla', 'auto'), repeats: int = 3,
   """
   rows = []
   key = jax.random.PRNGKey(0)
-  for name, size, cin, cout, k, stride, pad, transposed in FLOW_LAYERS:
+  for name, size, cin, cout, k, stride, pad, transposed in flow_layers():
     x = jax.random.normal(key, (batch_size, size, size, cin), dtype)
     w = (jax.random.normal(key, (k, k, cin, cout)) * 0.01).astype(dtype)
     for impl in impls:
@@ -269,15 +299,23 @@ def layers(batch_size: int, impls=('xla', 'auto'), repeats: int = 3,
 
 
 def _load_config(name: str):
-  """`configs/<name>.py` of the repository this package runs from, from any
-  working directory."""
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  if not os.path.isfile(os.path.join(root, 'configs', f'{name}.py')):
-    raise FileNotFoundError(f'no configs/{name}.py beside the mol_jax package in {root}; '
-                            f'--config names a file of configs/ without .py')
+  """The config `name`: a config file's path, or the name of a file of the
+  checkout's `configs/` (`default`, `demo`, ...), from any working directory."""
+  path = name if name.endswith('.py') else os.path.join(
+      os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+      'configs', f'{name}.py')
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f'no config file {path}: --config takes a config file or the name '
+                            'of a file of the checkout\'s configs/ without .py')
+  # Config files import their base as `from configs import default`.
+  root = os.path.dirname(os.path.dirname(os.path.abspath(path)))
   if root not in sys.path:
     sys.path.insert(0, root)
-  return importlib.import_module(f'configs.{name}').get_config()
+  spec = importlib.util.spec_from_file_location(
+      f'configs.{os.path.splitext(os.path.basename(path))[0]}', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
 
 
 def run(batch_sizes, flow_pairs: int | None = None, repeats: int = 5, num_classes: int = 3,
@@ -356,7 +394,6 @@ def run(batch_sizes, flow_pairs: int | None = None, repeats: int = 5, num_classe
       'flow_pairs_per_step': config.loss.flow_pairs_per_step,
       'eval_with_flow': config.eval_with_flow,
       'compute_dtype': config.model.compute_dtype,
-      'channel_alignment': conv.CHANNEL_ALIGNMENT,
       'repeats': repeats,
       'results': rows,
       'profile_top_ops': top_ops,
@@ -371,11 +408,10 @@ def markdown(result: dict) -> str:
       f"{'' if m['backend'] == 'cpu' else ' ' + m.get('device_kind', '')}, "
       f"{m['processor']}, {m['cpu_count']} CPU cores",
       '',
-      f"`python -m mol_jax.benchmark` with configs/{result['config']}.py, "
+      f"`python -m mol_jax.tools.benchmark` with configs/{result['config']}.py, "
       f"of_weight={result['of_weight']}, ldm_weight={result['ldm_weight']}, "
       f"flow_pairs_per_step={result['flow_pairs_per_step']}, "
       f"eval_with_flow={result['eval_with_flow']}, compute {result['compute_dtype']}, "
-      f"channel alignment {result.get('channel_alignment', 1)}, "
       f"{result['repeats']} timed runs after a "
       f"warm-up; jax {m['jax']}; float32 matmul peak measured in the same run: "
       f"{result['matmul_peak_gflop_per_s']:.1f} GFLOP/s"
@@ -411,9 +447,6 @@ def main(argv=None) -> None:
                       help="1: the eval forward computes flow for all 7 pairs (default: the "
                            "config's)")
   parser.add_argument('--compute_dtype', default=None, choices=('float32', 'bfloat16'))
-  parser.add_argument('--channel_alignment', type=int, default=None,
-                      help='pad the channels of XLA convolutions to a multiple of this '
-                           '(GPU: 8 suits cuDNN; default 1, no padding)')
   parser.add_argument('--out', default='', help='JSON file for the results')
   parser.add_argument('--profile', default='',
                       help='folder for a profiler trace of the train step at the last batch '
@@ -425,11 +458,6 @@ def main(argv=None) -> None:
                            "for these implementations, e.g. xla,im2col,cols,auto "
                            "(phases, subpixel: transposed ones only; im2col: ordinary ones only)")
   args = parser.parse_args(argv)
-  if args.channel_alignment is not None:
-    if args.channel_alignment < 1:
-      parser.error(f'--channel_alignment must be >= 1 (1: no padding), got '
-                   f'{args.channel_alignment}')
-    conv.CHANNEL_ALIGNMENT = args.channel_alignment
   if args.layers:
     rows = layers(int(args.batch_sizes.split(',')[0]), tuple(args.layers.split(',')),
                   args.repeats, args.compute_dtype or 'float32')

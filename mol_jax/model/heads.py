@@ -6,9 +6,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from mol_jax.layers import Conv2d
+from mol_jax import clip_format
+from mol_jax.model.layers import Conv2d
 
-NUM_LANDMARKS = 68
 
 
 def dropout(x: jax.Array, rate: float, rng: jax.Array | None) -> jax.Array:
@@ -25,14 +25,14 @@ class LandmarkHead(nnx.Module):
   def __init__(self, channels: int = 128, map_size: int = 16, *, rngs: nnx.Rngs):
     self.convldm = Conv2d(channels, 32, 3, rngs=rngs)
     self.fc1 = nnx.Linear(32 * (map_size - 2) ** 2, 512, rngs=rngs)
-    self.fc2 = nnx.Linear(512, 2 * NUM_LANDMARKS, rngs=rngs)
+    self.fc2 = nnx.Linear(512, 2 * clip_format.NUM_LANDMARKS, rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     """x: [..., 16, 16, 128] -> [..., 68, 2] as (x, y) pixels of the 128x128 crop."""
     y = jax.nn.relu(self.convldm(x))
     y = y.reshape(y.shape[:-3] + (-1,))  # (height, width, channel) order
     y = self.fc2(jax.nn.relu(self.fc1(y)))
-    return y.reshape(y.shape[:-1] + (NUM_LANDMARKS, 2))
+    return y.reshape(y.shape[:-1] + (clip_format.NUM_LANDMARKS, 2))
 
 
 def space_time_conv(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:

@@ -9,14 +9,13 @@ window, which XLA compiles for any backend.
 from __future__ import annotations
 
 import functools
-from typing import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from mol_jax.layers import Conv2d, ConvBNLeaky, ConvTranspose2d, leaky_relu
+from mol_jax.model.layers import Conv2d, ConvBNLeaky, ConvTranspose2d, leaky_relu
 
 MAX_DISPLACEMENT = 20
 DISPLACEMENT_STRIDE = 2

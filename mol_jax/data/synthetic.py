@@ -47,8 +47,9 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from mol_jax import faces
-from mol_jax import registration
+from mol_jax import clip_format
+from mol_jax.data import faces
+from mol_jax.data import registration
 
 CLASSES = ('surprise', 'positive', 'negative')
 NEGATIVE_AUS = ('AU4', 'AU15', 'AU9', 'AU14')
@@ -216,7 +217,7 @@ def _grid(height: int, width: int) -> np.ndarray:
 
 def _face_axes(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   """Unit vectors (right, up) of the face, in image coordinates."""
-  eyes = landmarks[faces.RIGHT_EYE].mean(0) - landmarks[faces.LEFT_EYE].mean(0)
+  eyes = landmarks[clip_format.RIGHT_EYE].mean(0) - landmarks[clip_format.LEFT_EYE].mean(0)
   right = eyes / np.linalg.norm(eyes)
   return right, np.array([right[1], -right[0]])
 
@@ -259,7 +260,7 @@ def make_subject(index: int, config: SyntheticConfig) -> Subject:
 
     # Face-shape warp: random smooth displacement of landmark groups (jaw,
     # brows, eyes, nose, mouth), up to ~6 % of the inter-ocular distance.
-    iod = float(faces.inter_pupil_distance(landmarks))
+    iod = float(clip_format.inter_pupil_distance(landmarks))
     groups = [range(0, 17), range(17, 27), range(36, 48), range(27, 36),
               range(48, 68)]
     centres, vectors = [], []
@@ -307,7 +308,7 @@ def make_subject(index: int, config: SyntheticConfig) -> Subject:
 def _action_unit(au: str, lm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Anchors, unit displacement vectors and radii of one action unit."""
   right, up = _face_axes(lm)
-  iod = float(faces.inter_pupil_distance(lm))
+  iod = float(clip_format.inter_pupil_distance(lm))
   mid_x = lm[27:31, :].mean(0)  # nose bridge: the face's midline.
 
   def toward_midline(p):
@@ -594,13 +595,13 @@ def load_manifest(out_dir: str) -> dict[str, object]:
   path = os.path.join(out_dir, MANIFEST)
   if not os.path.isfile(path):
     raise FileNotFoundError(f'{path} is missing: {out_dir} is not a complete '
-                            'synthetic set; run mol_jax.synthetic.generate.')
+                            'synthetic set; run mol_jax.data.synthetic.generate.')
   with open(path) as f:
     return json.load(f)
 
 
 def aligned_true_flow(motion: Motion, frame_indices: Sequence[int],
-                      matrices: np.ndarray, size: int = faces.ALIGNED_SIZE
+                      matrices: np.ndarray, size: int = clip_format.STORED_SIZE
                       ) -> np.ndarray:
   """Exact flow between consecutive aligned frames of a clip.
 

@@ -25,12 +25,10 @@ import os
 import cv2
 import numpy as np
 
-ALIGNED_SIZE = 144
+from mol_jax import clip_format
+
 BOX_SCALE = 2.5
 BORDER_VALUE = 128
-NUM_LANDMARKS = 68
-LEFT_EYE = slice(36, 42)
-RIGHT_EYE = slice(42, 48)
 NOSE_TIP = 30
 MOUTH_LEFT = 48
 MOUTH_RIGHT = 54
@@ -130,7 +128,7 @@ def _homogeneous(matrix: np.ndarray) -> np.ndarray:
   return np.vstack([matrix, [0.0, 0.0, 1.0]])
 
 
-def alignment_matrix(landmarks: np.ndarray, size: int = ALIGNED_SIZE,
+def alignment_matrix(landmarks: np.ndarray, size: int = clip_format.STORED_SIZE,
                      box_scale: float = BOX_SCALE) -> np.ndarray:
   """The official eye-based alignment as a 2x3 source->aligned matrix.
 
@@ -143,10 +141,10 @@ def alignment_matrix(landmarks: np.ndarray, size: int = ALIGNED_SIZE,
     [2, 3] float64 affine matrix for `cv2.warpAffine`.
   """
   landmarks = np.asarray(landmarks, np.float64)
-  if landmarks.shape != (NUM_LANDMARKS, 2):
+  if landmarks.shape != (clip_format.NUM_LANDMARKS, 2):
     raise ValueError(f'landmarks must be [68, 2], got {landmarks.shape}.')
-  left_eye = landmarks[LEFT_EYE].mean(axis=0)
-  right_eye = landmarks[RIGHT_EYE].mean(axis=0)
+  left_eye = landmarks[clip_format.LEFT_EYE].mean(axis=0)
+  right_eye = landmarks[clip_format.RIGHT_EYE].mean(axis=0)
   dx, dy = right_eye - left_eye
   length = np.hypot(dx, dy)
   if length == 0:
@@ -180,7 +178,7 @@ def invert_affine(matrix: np.ndarray) -> np.ndarray:
   return np.linalg.inv(_homogeneous(np.asarray(matrix, np.float64)))[:2]
 
 
-def warp(image: np.ndarray, matrix: np.ndarray, size: int = ALIGNED_SIZE,
+def warp(image: np.ndarray, matrix: np.ndarray, size: int = clip_format.STORED_SIZE,
          border_value: int = BORDER_VALUE) -> np.ndarray:
   """`cv2.warpAffine` to a size x size image, bilinear, constant border.
 
@@ -201,9 +199,3 @@ def warp(image: np.ndarray, matrix: np.ndarray, size: int = ALIGNED_SIZE,
 def rgb_to_gray(rgb: np.ndarray) -> np.ndarray:
   """ITU-R 601 luma as OpenCV computes it (same as BGR2GRAY on BGR input)."""
   return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-
-
-def inter_pupil_distance(landmarks: np.ndarray) -> np.ndarray:
-  """Distance between the eye centres of [..., 68, 2] landmarks."""
-  return np.linalg.norm(landmarks[..., RIGHT_EYE, :].mean(-2)
-                        - landmarks[..., LEFT_EYE, :].mean(-2), axis=-1)

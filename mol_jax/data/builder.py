@@ -1,0 +1,260 @@
+"""The TFDS builder shared by every micro-expression set.
+
+`MicroExpressionBuilder` turns the raw videos a subclass lists
+(`mol_jax.data.layouts.VideoEntry`) into one example per official 8-frame
+clip, one split per subject, through `mol_jax.data.preprocess`. The builders
+themselves are `mol_jax.data.builders.<name>`; `tfds_builders/<name>/` holds
+the file `tfds build` finds, which imports them.
+"""
+
+from __future__ import annotations
+
+import collections
+import importlib
+import os
+import re
+import weakref
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from mol_jax import clip_format
+from mol_jax.data import layouts
+from mol_jax.data import preprocess
+
+# Environment knobs read at build time (set by `mol_jax.tfds_build` flags).
+ENV_NUM_WORKERS = 'MOL_JAX_NUM_WORKERS'
+ENV_UPSAMPLE = 'MOL_JAX_UPSAMPLE'
+
+# The project's builders, `mol_jax.data.builders.<name>`.
+BUILDER_NAMES = ('casme2', 'samm', 'smic', 'megc2019', 'synthetic_me')
+
+# Per-clip configs are versioned apart: their content changed in 1.1.0, and
+# per-frame sets (hours of pre-processing for real data) did not.
+PER_CLIP_VERSION = '1.1.0'
+PER_CLIP_RELEASE_NOTES = {
+    '1.0.0': 'Initial release: one alignment matrix from the mean landmarks '
+             'of the 8 frames.',
+    '1.1.0': 'One alignment matrix from the first (onset) frame, so that '
+             'the expression cannot change the clip\'s scale or position.',
+}
+
+
+# Registered configs continue the per-clip line: `synthetic_me/demo` moved
+# from per-clip alignment to registration in 1.2.0.
+REGISTERED_VERSION = '1.2.0'
+REGISTERED_RELEASE_NOTES = dict(PER_CLIP_RELEASE_NOTES, **{
+    '1.2.0': 'Per-clip alignment, then every clip registered onto one '
+             'reference face shape from its onset landmarks '
+             '(mol_jax.data.registration).',
+})
+
+
+def _versioning(align: str) -> dict[str, Any]:
+  if align == 'per_clip':
+    return {'version': PER_CLIP_VERSION, 'release_notes': PER_CLIP_RELEASE_NOTES}
+  if align == 'registered':
+    return {'version': REGISTERED_VERSION, 'release_notes': REGISTERED_RELEASE_NOTES}
+  return {'version': '1.0.0'}
+
+
+class MicroExpressionConfig(tfds.core.BuilderConfig):
+  """Class set and pre-processing of one builder config."""
+
+  def __init__(self, *, classes: Sequence[str], align: str = 'per_frame',
+               max_clips_per_video: int | None = None, **kwargs):
+    super().__init__(**_versioning(align), **kwargs)
+    self.classes = tuple(classes)
+    self.align = align
+    self.max_clips_per_video = max_clips_per_video
+
+
+def class_configs(class_sets: dict[str, Sequence[str]]
+                  ) -> list[MicroExpressionConfig]:
+  """One config per class set and alignment mode ('<set>', '<set>_per_clip', '<set>_registered')."""
+  configs = []
+  for name, classes in class_sets.items():
+    for align in preprocess.ALIGN_MODES:
+      suffix = '' if align == 'per_frame' else '_' + align
+      configs.append(MicroExpressionConfig(
+          name=name + suffix, classes=classes, align=align,
+          description=(f'{len(classes)} classes {list(classes)}; {align} '
+                       'alignment' + (' (official)' if not suffix else ''))))
+  return configs
+
+
+def features(classes: Sequence[str]) -> tfds.features.FeaturesDict:
+  """The features of every micro-expression builder."""
+  return tfds.features.FeaturesDict({
+      'video': tfds.features.Tensor(shape=(clip_format.NUM_FRAMES, clip_format.STORED_SIZE,
+                                           clip_format.STORED_SIZE, 1),
+                                    dtype=np.uint8),
+      'flow': tfds.features.Tensor(shape=(clip_format.NUM_PAIRS, clip_format.STORED_SIZE,
+                                          clip_format.STORED_SIZE, 2),
+                                   dtype=np.float16),
+      'landmarks': tfds.features.Tensor(shape=(clip_format.NUM_FRAMES, clip_format.NUM_LANDMARKS, 2),
+                                        dtype=np.float32),
+      'label': tfds.features.ClassLabel(names=list(classes)),
+      'subject': tfds.features.Text(),
+      'video_id': tfds.features.Text(),
+      'frame_indices': tfds.features.Tensor(shape=(clip_format.NUM_FRAMES,), dtype=np.int32),
+  })
+
+
+def _env_int(name: str, default: int | None) -> int | None:
+  value = os.environ.get(name)
+  if value in (None, ''):
+    return default
+  try:
+    return int(value)
+  except ValueError:
+    raise ValueError(f'${name} must be an integer, got {value!r}.') from None
+
+
+class MicroExpressionBuilder(tfds.core.GeneratorBasedBuilder,
+                             skip_registration=True):
+  """Shared builder: raw videos -> one example per clip, one split per subject.
+
+  Subclasses set `BUILDER_CONFIGS` (of `MicroExpressionConfig`) and
+  implement `_videos(dl_manager)` returning `layouts.VideoEntry`s.
+  """
+
+  VERSION = tfds.core.Version('1.0.0')
+  RELEASE_NOTES = {'1.0.0': 'Initial release.'}
+  HOMEPAGE = ''
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return self.dataset_info_from_configs(
+        features=features(self.builder_config.classes),
+        homepage=self.HOMEPAGE or None,
+    )
+
+  def _videos(self, dl_manager: tfds.download.DownloadManager
+              ) -> list[layouts.VideoEntry]:
+    raise NotImplementedError
+
+  def _options(self) -> preprocess.PreprocessOptions:
+    return preprocess.PreprocessOptions(
+        align=self.builder_config.align,
+        upsample=_env_int(ENV_UPSAMPLE, 1),
+        max_clips_per_video=self.builder_config.max_clips_per_video)
+
+  def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+    entries = self._videos(dl_manager)
+    options = self._options()
+    classes = self.builder_config.classes
+    self._summary = preprocess.SkipSummary(f'{self.name}/{self.builder_config.name}')
+    by_subject: dict[str, list[tuple[preprocess.ClipJob, layouts.VideoEntry, str]]] = (
+        collections.defaultdict(list))
+    seen_ids = set()
+    for entry in entries:
+      try:
+        label = layouts.map_emotion(entry.emotion, classes)
+      except KeyError:
+        self._summary.skip(preprocess.UNKNOWN_LABEL, entry.folder,
+                           f'emotion {entry.emotion!r} is not one of '
+                           f'{sorted(layouts.KNOWN_EMOTIONS)}')
+        continue
+      if label is None:
+        self._summary.skip(preprocess.EXCLUDED_LABEL, entry.folder,
+                           f'{entry.emotion!r} is not in {list(classes)}')
+        continue
+      if entry.video_id in seen_ids:
+        raise ValueError(f'{entry.folder}: video id {entry.video_id!r} appears '
+                         'twice; every video needs a unique name.')
+      seen_ids.add(entry.video_id)
+      try:
+        jobs = preprocess.plan_video(entry.folder, entry.video_id, options)
+      except preprocess.SkipClip as e:
+        self._summary.skip(e.reason, e.path, e.detail)
+        continue
+      by_subject[entry.subject].extend((job, entry, label) for job in jobs)
+    if not by_subject:
+      self._summary.log()
+      raise ValueError(f'{self.name}: no clip can be built from the raw data '
+                       f'({len(entries)} video(s) listed).\n'
+                       + self._summary.report())
+    for subject in by_subject:
+      if not re.fullmatch(r'\w+', subject):
+        raise ValueError(f'Subject {subject!r} cannot name a TFDS split; '
+                         'rename the videos so that the subject part is '
+                         'letters, digits or _.')
+    total = sum(len(v) for v in by_subject.values())
+    self._processor = preprocess.ClipProcessor(
+        options, num_workers=_env_int(ENV_NUM_WORKERS, None),
+        progress=f'{self.name}/{self.builder_config.name}', total=total)
+    weakref.finalize(self, self._processor.close)
+    self._splits_left = len(by_subject)
+    return {subject: self._generate_examples(by_subject[subject])
+            for subject in sorted(by_subject)}
+
+  def _generate_examples(self, items: Sequence[tuple[preprocess.ClipJob,
+                                                     layouts.VideoEntry, str]]
+                         ) -> Iterator[tuple[str, dict[str, object]]]:
+    by_key = {job.key: (entry, label) for job, entry, label in items}
+    try:
+      for job, result in self._processor.run(job for job, _, _ in items):
+        entry, label = by_key[job.key]
+        if isinstance(result, preprocess.SkipClip):
+          self._summary.skip(result.reason, result.path, result.detail)
+          continue
+        self._summary.clips_built += 1
+        self._summary.reused_boxes += result.reused_boxes
+        yield job.key, {
+            'video': result.video,
+            'flow': result.flow,
+            'landmarks': result.landmarks,
+            'label': label,
+            'subject': entry.subject,
+            'video_id': entry.video_id,
+            'frame_indices': result.frame_indices,
+        }
+    finally:
+      self._splits_left -= 1
+      if self._splits_left == 0:
+        self._processor.close()
+        self._summary.log()
+
+
+def builder_class(name: str) -> type[MicroExpressionBuilder] | None:
+  """The project's builder class called `name` ('casme2', 'synthetic_me', ...), or None."""
+  if name not in BUILDER_NAMES:
+    return None
+  return importlib.import_module(f'mol_jax.data.builders.{name}').Builder
+
+
+def builder_config(dataset: str) -> MicroExpressionConfig | None:
+  """The config of a project builder, e.g. 'synthetic_me/demo' or 'casme2/5class'.
+
+  For the pre-processing a dataset was built with (`align`,
+  `max_clips_per_video`, `classes`, and `generator` for synthetic_me).
+
+  Returns:
+    the config, or None when there is no such builder or config.
+  """
+  name, _, config_name = dataset.partition('/')
+  cls = builder_class(name)
+  if cls is None:
+    return None
+  configs = cls.BUILDER_CONFIGS
+  if not config_name:
+    return configs[0] if configs else None
+  return next((c for c in configs if c.name == config_name), None)
+
+
+def dataset_alignment(dataset: str) -> str:
+  """The alignment a dataset was built with: its builder config's, else 'per_frame'.
+
+  'casme2/5class_per_clip' -> 'per_clip', 'synthetic_me/demo' ->
+  'registered'; a name this package has no builder for is read by its
+  suffix ('..._per_clip', '..._registered'); '' -> 'per_frame', the official
+  alignment.
+  """
+  config = builder_config(dataset) if dataset else None
+  if config is not None:
+    return config.align
+  for align in preprocess.ALIGN_MODES:
+    if dataset.endswith('_' + align):
+      return align
+  return 'per_frame'

@@ -1,0 +1,90 @@
+"""synthetic_me: licence-free micro-expression clips (see mol_jax.data.synthetic)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from etils import epath
+import tensorflow_datasets as tfds
+
+from mol_jax.data import builder, layouts
+from mol_jax.data import synthetic
+
+
+class SyntheticConfig(builder.MicroExpressionConfig):
+  """A synthetic set: generator config plus pre-processing options."""
+
+  def __init__(self, *, generator: synthetic.SyntheticConfig, **kwargs):
+    super().__init__(classes=synthetic.CLASSES, **kwargs)
+    self.generator = generator
+
+
+def _configs() -> list[SyntheticConfig]:
+  default = synthetic.SyntheticConfig()
+  return [
+      SyntheticConfig(
+          name='default', generator=default, max_clips_per_video=1,
+          description=('4 subjects x 3 classes x 6 videos of 30-60 frames, one '
+                       'official clip per video, per-frame alignment; builds '
+                       'in about 3 minutes on 2 cores.')),
+      SyntheticConfig(
+          name='default_per_clip', generator=default, max_clips_per_video=1,
+          align='per_clip',
+          description='As default, with one alignment per clip.'),
+      SyntheticConfig(
+          name='default_all_clips', generator=default,
+          description='As default, with every official clip (n // 8 per video).'),
+      SyntheticConfig(
+          name='demo', generator=dataclasses.replace(default, amplitude_px=(3.0, 5.0)),
+          max_clips_per_video=1, align='registered',
+          description=('As default_per_clip, registered onto the reference face '
+                       'shape, with peak action-unit motion of 3-5 px (1-3 px in '
+                       'default): the embedded demo, which must learn it in a few '
+                       'minutes of CPU training.')),
+      SyntheticConfig(
+          name='small', generator=synthetic.SMALL, max_clips_per_video=1,
+          description='2 subjects x 3 classes x 1 video, for tests.'),
+  ]
+
+
+class Builder(builder.MicroExpressionBuilder):
+  """DatasetBuilder for synthetic_me."""
+
+  # Named explicitly: TFDS would otherwise name a `Builder` after its module.
+  name = 'synthetic_me'
+
+  BUILDER_CONFIGS = _configs()
+  MANUAL_DOWNLOAD_INSTRUCTIONS = """
+  Nothing to download: the raw frames are generated. Optionally pass
+  --manual_dir=<folder written by `python -m mol_jax.data.synthetic <folder>`> to
+  build from a set generated beforehand (its manifest.json is checked).
+  """
+
+  def raw_dir(self, dl_manager: tfds.download.DownloadManager) -> str:
+    """Where the raw frames of this config are (generated if needed)."""
+    # The manual dir is optional here: `dl_manager.manual_dir` raises when it
+    # is absent or empty.
+    try:
+      manual = dl_manager.manual_dir
+    except (AssertionError, ValueError):
+      manual = None
+    if manual and (epath.Path(manual) / synthetic.MANIFEST).exists():
+      return os.fspath(manual)
+    generator = self.builder_config.generator
+    folder = epath.Path(dl_manager.download_dir) / (
+        f'synthetic_me_raw_{_fingerprint(generator)}')
+    return synthetic.generate(os.fspath(folder), generator)
+
+  def _videos(self, dl_manager):
+    root = self.raw_dir(dl_manager)
+    manifest = synthetic.load_manifest(root)
+    return [layouts.VideoEntry(os.fspath(epath.Path(root) / 'frames' / v['label'] / v['video']),
+                                v['subject'], v['video'], v['label'])
+            for v in manifest['videos']]
+
+
+def _fingerprint(config: synthetic.SyntheticConfig) -> str:
+  import hashlib  # pylint: disable=g-import-not-at-top
+  text = repr(sorted(dataclasses.asdict(config).items()))
+  return hashlib.sha1(text.encode()).hexdigest()[:10]
