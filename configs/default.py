@@ -58,6 +58,14 @@ def get_config() -> ml_collections.ConfigDict:
   # over time, never from what a subject's face looks like. Off in the
   # official recipe.
   config.model.still_blind_head = False
+  # Start the landmark head as the mean-shape predictor: its last layer's
+  # bias at the training clips' mean landmarks, its kernel at 0
+  # (`initialisers.landmarks_at_mean_shape`). The official initialisation
+  # starts near 0 px against targets of 10-120 px.
+  config.model.landmarks_at_mean_shape = False
+  # Start the flow head as the zero-flow predictor (its last layer at 0,
+  # `initialisers.flow_at_zero`) instead of random flow.
+  config.model.flow_at_zero = False
   # Compute dtype of the forward and backward pass: 'float32' (the official
   # numerics) or 'bfloat16' (float32 master weights, optimiser state, BatchNorm
   # statistics and losses; for GPUs and TPUs: CPUs without bf16 units run it

@@ -75,45 +75,80 @@ class MetricWriter:
       self._tb.close()
 
 
+CLASS_SCORES = ('accuracy', 'uf1', 'uar', 'wf1')
+# Flow and landmark errors, in the order the tables show them.
+ERRORS = ('flow_epe_vs_truth', 'tvl1_epe_vs_truth', 'zero_flow_epe_vs_truth',
+          'landmark_nme_vs_truth', 'dlib_nme_vs_truth', 'mean_shape_nme_vs_truth',
+          'flow_epe_vs_targets', 'zero_flow_epe_vs_targets', 'landmark_nme_vs_targets',
+          'mean_shape_nme_vs_targets')
+
+
+def scalar_scores(result: dict) -> dict[str, float]:
+  """The class scores and errors of one evaluation, for the metric writer."""
+  return {k: result[k] for k in CLASS_SCORES + ERRORS if result.get(k) is not None}
+
+
+def _fold_row(result: dict) -> dict:
+  row = {k: result[k] for k in CLASS_SCORES}
+  row.update(num_examples=len(result['labels']), num_clips=result.get('num_clips'),
+             step=result.get('step'))
+  row.update({k: result[k] for k in ERRORS if result.get(k) is not None})
+  return row
+
+
 def _pooled(fold_results: Sequence[dict], key: str, num_classes: int) -> dict | None:
+  """Class scores from the summed confusion matrices; errors as means over
+  every held-out clip of every fold."""
   if not fold_results or any(key not in r for r in fold_results):
     return None
-  confusion = sum(np.asarray(r[key]['confusion'], np.int64) for r in fold_results)
+  results = [r[key] for r in fold_results]
+  confusion = sum(np.asarray(r['confusion'], np.int64) for r in results)
   confusion = np.asarray(confusion).reshape(num_classes, num_classes)
-  return {'confusion': confusion.tolist(), **metrics_lib.summarize(confusion)}
+  pooled = {'confusion': confusion.tolist(), **metrics_lib.summarize(confusion),
+            'num_clips': sum(r.get('num_clips', 0) for r in results)}
+  for error in ERRORS:
+    if all(r.get(error) is not None for r in results):
+      clips = np.array([r['num_clips'] for r in results], np.float64)
+      pooled[error] = float(np.sum(clips * [r[error] for r in results]) / clips.sum())
+  return pooled
 
 
 def summarize_folds(fold_results: Sequence[dict], class_names: Sequence[str],
                     config: Any) -> dict:
-  """Per-fold and pooled metrics. `fixed` (the model after the last step) and
-  `best_on_test` (selected on the held-out subject, as the official code
-  does) are reported separately and never mixed."""
+  """Per-fold (`folds.<subject>`) and pooled (`pooled`) scores of the model
+  after the last step; with `config.report_best_on_test`, the official
+  selection on the held-out subject under `best_on_test`, never mixed in."""
   num_classes = len(class_names)
-  folds = []
-  for r in fold_results:
-    row = {'subject': r['subject']}
-    for key in ('fixed', 'best_on_test'):
-      if key in r:
-        row[key] = {k: r[key][k] for k in ('accuracy', 'uf1', 'uar', 'wf1')}
-        row[key]['num_examples'] = len(r[key]['labels'])
-        row[key]['step'] = r[key].get('step')
-        for extra in ('landmark_nme', 'flow_epe'):
-          if r[key].get(extra) is not None:
-            row[key][extra] = r[key][extra]
-    folds.append(row)
   summary = {
       'dataset': config.dataset,
       'class_names': list(class_names),
       'num_folds': len(fold_results),
       'num_train_steps': config.num_train_steps,
       'eval_unit': getattr(config, 'eval_unit', 'clip'),
-      'folds': folds,
-      'fixed': _pooled(fold_results, 'fixed', num_classes),
+      'pooled': _pooled(fold_results, 'fixed', num_classes),
+      'folds': {r['subject']: _fold_row(r['fixed']) for r in fold_results},
   }
   best = _pooled(fold_results, 'best_on_test', num_classes)
   if best is not None:
-    summary['best_on_test'] = best
+    summary['best_on_test'] = {
+        'pooled': best,
+        'folds': {r['subject']: _fold_row(r['best_on_test']) for r in fold_results}}
   return summary
+
+
+def _score_table(pooled: dict, folds: dict, unit: str) -> list[str]:
+  errors = [e for e in ERRORS if e in pooled]
+  lines = [f'| subject | {unit}s | clips | accuracy | UF1 | UAR | '
+           + ' | '.join(errors) + (' |' if errors else ''),
+           '|---' * (6 + len(errors)) + '|']
+  rows = list(folds.items()) + [('**pooled**', pooled)]
+  for name, m in rows:
+    num = m.get('num_examples', sum(f['num_examples'] for f in folds.values()))
+    lines.append(f"| {name} | {num} | {m.get('num_clips')} | {m['accuracy']:.4f} | "
+                 f"{m['uf1']:.4f} | {m['uar']:.4f} | "
+                 + ' | '.join(f'{m[e]:.4f}' if e in m else '' for e in errors)
+                 + (' |' if errors else ''))
+  return lines
 
 
 def markdown_table(summary: dict) -> str:
@@ -122,21 +157,16 @@ def markdown_table(summary: dict) -> str:
            f"classes {', '.join(summary['class_names'])}.", '']
   unit = summary.get('eval_unit', 'clip')
   if unit == 'video':
-    lines += ["Test samples are videos (each video's clips' mean softmax).", '']
-  for key, title in (('fixed', 'model after the last step (fixed)'),
-                     ('best_on_test', 'best held-out accuracy (best_on_test: selected on the test subject)')):
-    pooled = summary.get(key)
+    lines += ["Test samples are videos (each video's clips' mean softmax); flow and "
+              'landmark errors are means over clips.', '']
+  sections = [('model after the last step', summary.get('pooled'), summary['folds'])]
+  if 'best_on_test' in summary:
+    sections.append(('best held-out accuracy (best_on_test: selected on the test subject)',
+                     summary['best_on_test']['pooled'], summary['best_on_test']['folds']))
+  for title, pooled, folds in sections:
     if pooled is None:
       continue
-    lines += [f'## {title}', '',
-              f'| subject | {unit}s | accuracy | UF1 | UAR |', '|---|---|---|---|---|']
-    for row in summary['folds']:
-      m = row.get(key)
-      if m:
-        lines.append(f"| {row['subject']} | {m['num_examples']} | {m['accuracy']:.4f} | "
-                     f"{m['uf1']:.4f} | {m['uar']:.4f} |")
-    lines.append(f"| **pooled** | {pooled['num_examples']} | {pooled['accuracy']:.4f} | "
-                 f"{pooled['uf1']:.4f} | {pooled['uar']:.4f} |")
+    lines += [f'## {title}', ''] + _score_table(pooled, folds, unit)
     lines += ['', f"WF1 {pooled['wf1']:.4f}; confusion (rows true, columns predicted): "
               f"{pooled['confusion']}", '']
   return '\n'.join(lines)
@@ -163,6 +193,76 @@ def plot_confusion(confusion, class_names: Sequence[str], path: str, title: str)
   plt.close(fig)
 
 
+# (train scalar, title) of each loss term, and the held-out errors drawn beside them.
+LOSS_TERMS = (('loss/mer', 'classification loss'), ('loss/flow', 'flow loss (MSE / 7)'),
+              ('loss/landmarks', 'landmark loss (L1 / IPD)'))
+CURVE_ERRORS = (('flow_epe_vs_truth', 'tvl1_epe_vs_truth', 'zero_flow_epe_vs_truth'),
+                ('landmark_nme_vs_truth', 'dlib_nme_vs_truth', 'mean_shape_nme_vs_truth'))
+
+
+def learning_curves(metrics_path: str) -> dict[str, dict[str, tuple[list, list]]]:
+  """{'train' | 'test': {scalar: (steps, mean over folds)}} from metrics.jsonl.
+
+  A fold's later lines win for the same step (a resumed run logs a step again).
+  """
+  per_fold: dict[str, dict[str, dict[int, dict[int, float]]]] = {'train': {}, 'test': {}}
+  with open(metrics_path) as f:
+    for line in f:
+      row = json.loads(line)
+      subject, _, split = row['prefix'].partition('/')
+      if split not in per_fold:
+        continue
+      for key, value in row.items():
+        if key not in ('step', 'prefix'):
+          per_fold[split].setdefault(key, {}).setdefault(subject, {})[row['step']] = value
+  curves: dict[str, dict[str, tuple[list, list]]] = {'train': {}, 'test': {}}
+  for split, scalars in per_fold.items():
+    for key, folds in scalars.items():
+      steps = sorted(set.intersection(*(set(v) for v in folds.values())))
+      curves[split][key] = (steps, [float(np.mean([v[s] for v in folds.values()]))
+                                    for s in steps])
+  return curves
+
+
+def plot_learning_curves(metrics_path: str, path: str, title: str) -> str | None:
+  """Each loss term over training and the held-out errors against the truth
+  (or the targets) with their baselines, means over folds; None without a
+  term to draw."""
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  curves = learning_curves(metrics_path)
+  terms = [(k, t) for k, t in LOSS_TERMS if k in curves['train']]
+  if not terms:
+    return None
+  panels = len(terms) + 2
+  fig, axes = plt.subplots(1, panels, figsize=(3.6 * panels, 3.2))
+  for ax, (key, label) in zip(axes, terms):
+    ax.plot(*curves['train'][key])
+    ax.set_title(label)
+    ax.set_xlabel('step')
+  for ax, names, label in zip(axes[len(terms):], CURVE_ERRORS,
+                              ('held-out flow EPE (px)', 'held-out landmark NME')):
+    for index, name in enumerate(names):
+      if name not in curves['test']:
+        name = name.replace('_vs_truth', '_vs_targets')
+      if name in curves['test']:
+        steps, values = curves['test'][name]
+        if name.startswith(('flow_epe', 'landmark_nme')):
+          ax.plot(steps, values, '-o', markersize=3, label=name)
+        else:  # A baseline: the same at every step.
+          ax.axhline(values[-1], linestyle='--', color=f'C{index}', label=name)
+    ax.set_title(label)
+    ax.set_xlabel('step')
+    if ax.has_data():
+      ax.legend(fontsize=7)
+  fig.suptitle(title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return path
+
+
 def write_results(workdir: str, summary: dict, class_names: Sequence[str]) -> dict[str, str]:
   """results.json, results.md and a confusion-matrix PNG per selection."""
   paths = {'json': os.path.join(workdir, 'results.json'),
@@ -170,11 +270,18 @@ def write_results(workdir: str, summary: dict, class_names: Sequence[str]) -> di
   files.write_json(paths['json'], summary)
   with open(paths['markdown'], 'w') as f:
     f.write(markdown_table(summary))
-  for key in ('fixed', 'best_on_test'):
-    if summary.get(key):
+  for key, pooled in (('fixed', summary.get('pooled')),
+                      ('best_on_test', summary.get('best_on_test', {}).get('pooled'))):
+    if pooled:
       paths[f'confusion_{key}'] = os.path.join(workdir, f'confusion_{key}.png')
-      plot_confusion(summary[key]['confusion'], class_names, paths[f'confusion_{key}'],
+      plot_confusion(pooled['confusion'], class_names, paths[f'confusion_{key}'],
                      f"{summary['dataset']} ({key})")
+  metrics_path = os.path.join(workdir, 'metrics.jsonl')
+  if os.path.isfile(metrics_path):
+    curves = plot_learning_curves(metrics_path, os.path.join(workdir, 'learning_curves.png'),
+                                  f"{summary['dataset']}: mean over {summary['num_folds']} folds")
+    if curves:
+      paths['learning_curves'] = curves
   print(markdown_table(summary))
   print('outputs:')
   for name, path in paths.items():

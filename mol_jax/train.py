@@ -31,7 +31,9 @@ from mol_jax import clip_format
 from mol_jax import checkpointing, losses, metrics as metrics_lib, reporting, sharding
 from mol_jax.data import builder
 from mol_jax.model import MOL, create_model
-from mol_jax.model.initialisers import still_blind_time_taps, tie_pair_streams, zero_mean_time_taps
+from mol_jax.model.initialisers import (flow_at_zero, landmarks_at_mean_shape,
+                                       still_blind_time_taps, tie_pair_streams,
+                                       zero_mean_time_taps)
 
 
 
@@ -81,9 +83,21 @@ def create_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransfo
 
 
 def create_train_state(config: ml_collections.ConfigDict, num_classes: int, seed: int,
-                       tx: optax.GradientTransformation) -> tuple[nnx.GraphDef, TrainState]:
+                       tx: optax.GradientTransformation,
+                       mean_landmarks: np.ndarray | None = None
+                       ) -> tuple[nnx.GraphDef, TrainState]:
+  """A fresh model and optimiser state, with the config's initialisation choices.
+
+  `mean_landmarks` ([7, 68, 2], the training clips' mean landmark target) is
+  needed by `config.model.landmarks_at_mean_shape`; shapes alone do not
+  depend on it.
+  """
   model = create_model(num_classes, config.model.neighbor_num, config.model.dropout_rate,
                        seed=seed)
+  if config.model.landmarks_at_mean_shape and mean_landmarks is not None:
+    landmarks_at_mean_shape(model, mean_landmarks)
+  if config.model.flow_at_zero:
+    flow_at_zero(model)
   if config.model.tie_pair_streams_at_init:
     tie_pair_streams(model)
   if config.model.zero_mean_time_taps_at_init:
@@ -264,21 +278,44 @@ def term_grad_norms(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
   return {f'grad_norm/{k}': norms[i] for i, k in enumerate(names)}
 
 
-def eval_step(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
-              with_flow: bool, compute_dtype: str = 'float32') -> dict:
-  """Per-example outputs for one evaluation batch (padding has mask 0).
+def eval_step(state: TrainState, batch: dict, mean_landmarks: jax.Array, *,
+              graphdef: nnx.GraphDef, with_flow: bool, compute_dtype: str = 'float32') -> dict:
+  """Per-example outputs and errors for one evaluation batch (padding has mask 0).
+
+  Args:
+    batch: an evaluation batch; synthetic sets add `true_flow` and
+      `true_landmarks`, the exact motion.
+    mean_landmarks: [7, 68, 2] the training clips' mean landmark target, the
+      fixed mean-shape predictor MOL's landmarks are compared with.
 
   Returns:
-    `logits` [b, C]; `landmark_nme` [b] (mean point error / inter-pupil
-    distance); `flow_epe` [b] when `with_flow`.
+    `logits` [b, C] and per-example errors [b]: landmark NME (mean point
+    error / inter-pupil distance) of MOL and of the mean shape against the
+    targets (`*_vs_targets`) and, with the truth, of MOL, dlib (the targets)
+    and the mean shape against it (`*_vs_truth`); with `with_flow`, flow
+    end-point errors likewise (MOL, and zero flow; TV-L1 against the truth).
   """
   model = _merge(graphdef, state.params, state.batch_stats, compute_dtype)
   out = model(_model_inputs(model, batch), train=False, with_flow=with_flow)
   out = jax.tree.map(lambda x: x.astype(jnp.float32), out)
+  nme = lambda points, reference: metrics_lib.landmark_nme(points, reference).mean(1)
+  epe = lambda flow, reference: metrics_lib.end_point_error(flow, reference).mean(1)
+  mean_shape = jnp.broadcast_to(mean_landmarks, batch['landmarks'].shape)
   result = {'logits': out['logits'],
-            'landmark_nme': metrics_lib.landmark_nme(out['landmarks'], batch['landmarks']).mean(1)}
+            'landmark_nme_vs_targets': nme(out['landmarks'], batch['landmarks']),
+            'mean_shape_nme_vs_targets': nme(mean_shape, batch['landmarks'])}
+  truth = 'true_landmarks' in batch
+  if truth:
+    result.update(landmark_nme_vs_truth=nme(out['landmarks'], batch['true_landmarks']),
+                  dlib_nme_vs_truth=nme(batch['landmarks'], batch['true_landmarks']),
+                  mean_shape_nme_vs_truth=nme(mean_shape, batch['true_landmarks']))
   if with_flow:
-    result['flow_epe'] = metrics_lib.end_point_error(out['flow'], batch['flow']).mean(1)
+    result.update(flow_epe_vs_targets=epe(out['flow'], batch['flow']),
+                  zero_flow_epe_vs_targets=epe(0.0, batch['flow']))
+    if truth:
+      result.update(flow_epe_vs_truth=epe(out['flow'], batch['true_flow']),
+                    tvl1_epe_vs_truth=epe(batch['flow'], batch['true_flow']),
+                    zero_flow_epe_vs_truth=epe(0.0, batch['true_flow']))
   return result
 
 
@@ -308,7 +345,8 @@ class Steps:
     self.eval = jax.jit(
         functools.partial(eval_step, graphdef=graphdef, with_flow=config.eval_with_flow,
                           compute_dtype=config.model.compute_dtype),
-        in_shardings=(self.state_sharding, data), out_shardings=data)
+        in_shardings=(self.state_sharding, data, sharding.replicated(mesh)),
+        out_shardings=data)
 
   def place(self, state: TrainState) -> TrainState:
     return jax.device_put(state, self.state_sharding)
@@ -318,32 +356,33 @@ EVAL_UNITS = ('video', 'clip')
 
 
 def evaluate(steps: Steps, state: TrainState, eval_ds, num_classes: int,
-             unit: str = 'video') -> dict:
-  """Runs the held-out subject; returns per-sample arrays (padding removed).
+             mean_landmarks: np.ndarray, unit: str = 'video') -> dict:
+  """Runs the held-out subject; returns its scores (padding removed).
 
   `unit` 'video': one sample per video, its clips' softmax averaged
   (`metrics.pool_clips_by_video`); 'clip': every clip is a sample (the
-  official count). The two agree when every video gives one clip.
+  official count). The two agree when every video gives one clip. Flow and
+  landmark errors are means over clips (`num_clips`), whatever the unit.
   """
   if unit not in EVAL_UNITS:
     raise ValueError(f'config.eval_unit must be one of {EVAL_UNITS}, got {unit!r}.')
-  logits, labels, video_index, nme, epe = [], [], [], [], []
+  outputs: dict[str, list] = {}
+  labels, video_index = [], []
   for local in eval_ds:
     batch = sharding.global_batch(local, steps.mesh)
     out = multihost_utils.process_allgather(
-        steps.eval(state, batch), tiled=True)
+        steps.eval(state, batch, mean_landmarks), tiled=True)
     gathered = multihost_utils.process_allgather(
         {k: batch[k] for k in ('mask', 'label', 'video_index')}, tiled=True)
     mask = np.asarray(gathered['mask']) > 0
-    logits.append(np.asarray(out['logits'])[mask])
+    for key, value in out.items():
+      outputs.setdefault(key, []).append(np.asarray(value)[mask])
     labels.append(np.asarray(gathered['label'])[mask])
     video_index.append(np.asarray(gathered['video_index'])[mask])
-    nme.append(np.asarray(out['landmark_nme'])[mask])
-    if 'flow_epe' in out:
-      epe.append(np.asarray(out['flow_epe'])[mask])
-  logits = np.concatenate(logits) if logits else np.zeros((0, num_classes))
+  logits = np.concatenate(outputs.pop('logits')) if labels else np.zeros((0, num_classes))
   labels = np.concatenate(labels) if labels else np.zeros((0,), np.int64)
   video_index = np.concatenate(video_index) if video_index else np.zeros((0,), np.int64)
+  num_clips = len(labels)
   if unit == 'video' and len(labels):
     probabilities, labels, video_index = metrics_lib.pool_clips_by_video(
         logits, labels, video_index)
@@ -356,10 +395,9 @@ def evaluate(steps: Steps, state: TrainState, eval_ds, num_classes: int,
       'predictions': predictions.tolist(),
       'video_ids': [eval_ds.video_ids[i] for i in video_index],
       'confusion': metrics_lib.confusion_matrix(labels, predictions, num_classes).tolist(),
-      'landmark_nme': float(np.concatenate(nme).mean()) if nme else None,
+      'num_clips': num_clips,
   }
-  if epe:
-    result['flow_epe'] = float(np.concatenate(epe).mean())
+  result.update({k: float(np.concatenate(v).mean()) for k, v in outputs.items() if num_clips})
   result.update({k: v for k, v in metrics_lib.summarize(np.asarray(result['confusion'])).items()
                  if k in ('accuracy', 'uar', 'uf1', 'wf1')})
   return result
@@ -379,7 +417,7 @@ def train_fold(config: ml_collections.ConfigDict, fold_dir: str, subject: str,
       crop_jitter=config.augment.crop_jitter, scale=config.augment.scale,
       sampling=config.batch_sampling)
   tx = create_optimizer(config)
-  _, state = create_train_state(config, num_classes, seed, tx)
+  _, state = create_train_state(config, num_classes, seed, tx, datasets.mean_landmarks)
   ckpt = checkpointing.TrainCheckpointer(os.path.join(fold_dir, 'checkpoints'),
                                          config.checkpoint_every_steps)
   state, _, history = ckpt.restore_or(state, datasets.train, steps.state_sharding)
@@ -420,18 +458,19 @@ def train_fold(config: ml_collections.ConfigDict, fold_dir: str, subject: str,
       progress.update(step, summary)
       pending, t_last, data_wait = [], time.perf_counter(), 0.0
     if config.eval_every_steps and step % config.eval_every_steps == 0 and not last:
-      result = evaluate(steps, state, datasets.eval, num_classes, config.eval_unit)
-      writer.scalars(f'{subject}/test', step, {k: result[k] for k in ('accuracy', 'uf1', 'uar')})
+      result = evaluate(steps, state, datasets.eval, num_classes, datasets.mean_landmarks,
+                        config.eval_unit)
+      writer.scalars(f'{subject}/test', step, reporting.scalar_scores(result))
       if config.report_best_on_test and (best is None or result['accuracy'] > best['accuracy']):
         best = dict(result, step=step)
     if step % config.checkpoint_every_steps == 0 or last:
       ckpt.save(step, state, datasets.train, {'best_on_test': best})
   progress.close()
 
-  final = evaluate(steps, state, datasets.eval, num_classes, config.eval_unit)
+  final = evaluate(steps, state, datasets.eval, num_classes, datasets.mean_landmarks,
+                   config.eval_unit)
   final['step'] = int(state.step)
-  writer.scalars(f'{subject}/test', int(state.step),
-                 {k: final[k] for k in ('accuracy', 'uf1', 'uar')})
+  writer.scalars(f'{subject}/test', int(state.step), reporting.scalar_scores(final))
   result = {'subject': subject, 'fixed': final}
   if config.report_best_on_test:
     if best is None or final['accuracy'] > best['accuracy']:

@@ -122,7 +122,10 @@ def test_build_synthetic_me_and_score_flow_and_landmarks(tmp_path):
             synthetic.position_at(motion, int(f), subject.landmarks),
             aligned.matrices[k])
         landmark_errors.append(np.linalg.norm(ex['landmarks'][k] - true, axis=-1).mean())
-      truth = synthetic.aligned_true_flow(motion, ex['frame_indices'], aligned.matrices)
+        # The record's own truth is the same motion.
+        np.testing.assert_allclose(ex['true_landmarks'][k], true, atol=1e-3)
+      truth = synthetic.stored_true_flow(motion, ex['frame_indices'], aligned.geometry)
+      np.testing.assert_allclose(ex['true_flow'].astype(np.float32), truth, atol=5e-3)
       epe = np.linalg.norm(ex['flow'].astype(np.float32) - truth, axis=-1)
       epes.append(epe.mean())
       lo = ex['landmarks'].min((0, 1)).astype(int)

@@ -35,35 +35,44 @@ def test_train_and_evaluate_writes_results_and_resumes(data_dir, tmp_path):
   state, summary = train.train_and_evaluate(config, workdir)
   assert int(state.step) == config.num_train_steps
   assert summary['num_folds'] == 2
-  pooled = summary['fixed']
-  assert pooled['num_examples'] == sum(f['fixed']['num_examples'] for f in summary['folds'])
+  pooled = summary['pooled']
+  assert pooled['num_examples'] == sum(f['num_examples'] for f in summary['folds'].values())
+  assert pooled['num_clips'] == sum(f['num_clips'] for f in summary['folds'].values())
   assert 0.0 <= pooled['uf1'] <= 1.0
+  # The synthetic set holds the truth: MOL's landmarks and its baselines are
+  # scored against it (the tiny config evaluates without the flow head).
+  for key in ('landmark_nme_vs_truth', 'dlib_nme_vs_truth', 'mean_shape_nme_vs_truth',
+              'landmark_nme_vs_targets', 'mean_shape_nme_vs_targets'):
+    assert pooled[key] > 0, key
+    assert all(f[key] > 0 for f in summary['folds'].values()), key
+  assert 'flow_epe_vs_truth' not in pooled
   for name in ('results.json', 'results.md', 'confusion_fixed.png', 'metrics.jsonl'):
     assert os.path.exists(os.path.join(workdir, name)), name
   with open(os.path.join(workdir, 'results.json')) as f:
-    assert json.load(f)['fixed']['confusion'] == pooled['confusion']
-  subject = summary['folds'][0]['subject']
+    assert json.load(f)['pooled']['confusion'] == pooled['confusion']
+  subject = sorted(summary['folds'])[0]
   model = checkpointing.load_model(os.path.join(workdir, 'folds', subject, 'model'))
   assert model.num_classes == 3
   metadata = checkpointing.load_metadata(os.path.join(workdir, 'folds', subject, 'model'))
   assert metadata['class_names'] == input_pipeline.class_names(config.dataset, data_dir)
   assert len(metadata['class_names']) == 3
   assert metadata['held_out_subject'] == subject
+  assert metadata['alignment'] == 'per_frame'
 
   # Finished folds are skipped: a second run trains nothing and agrees.
   state2, summary2 = train.train_and_evaluate(config, workdir)
   assert state2 is None
-  assert summary2['fixed'] == pooled
+  assert summary2['pooled'] == pooled
 
   # The still-clip check reads the run's fold models and held-out clips.
   check = still_check.check_run(workdir, data_dir)
-  assert sorted(check['folds']) == sorted(f['subject'] for f in summary['folds'])
-  for fold in summary['folds']:
-    row = check['folds'][fold['subject']]
-    assert row['clips'] == fold['fixed']['num_examples']
+  assert sorted(check['folds']) == sorted(summary['folds'])
+  for subject, fold in summary['folds'].items():
+    row = check['folds'][subject]
+    assert row['clips'] == fold['num_examples']
     assert sum(row['still_predictions']) == row['clips']
     # One clip per video in this set: the moving accuracy is the run's own.
-    assert abs(row['accuracy'] - fold['fixed']['accuracy']) < 1e-6
+    assert abs(row['accuracy'] - fold['accuracy']) < 1e-6
   assert os.path.isfile(os.path.join(workdir, still_check.RESULT))
   with pytest.raises(FileNotFoundError, match='finished LOSO run'):
     still_check.check_run(str(tmp_path / 'nothing'), data_dir)

@@ -14,7 +14,7 @@ import importlib
 import os
 import re
 import weakref
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -64,7 +64,8 @@ class MicroExpressionConfig(tfds.core.BuilderConfig):
 
   def __init__(self, *, classes: Sequence[str], align: str = 'per_frame',
                max_clips_per_video: int | None = None, **kwargs):
-    super().__init__(**_versioning(align), **kwargs)
+    # A builder may version its configs itself (`version`, `release_notes`).
+    super().__init__(**{**_versioning(align), **kwargs})
     self.classes = tuple(classes)
     self.align = align
     self.max_clips_per_video = max_clips_per_video
@@ -84,9 +85,11 @@ def class_configs(class_sets: dict[str, Sequence[str]]
   return configs
 
 
-def features(classes: Sequence[str]) -> tfds.features.FeaturesDict:
-  """The features of every micro-expression builder."""
+def features(classes: Sequence[str], extra: dict[str, Any] | None = None
+             ) -> tfds.features.FeaturesDict:
+  """The features of every micro-expression builder, and a builder's `extra` ones."""
   return tfds.features.FeaturesDict({
+      **(extra or {}),
       'video': tfds.features.Tensor(shape=(clip_format.NUM_FRAMES, clip_format.STORED_SIZE,
                                            clip_format.STORED_SIZE, 1),
                                     dtype=np.uint8),
@@ -126,13 +129,22 @@ class MicroExpressionBuilder(tfds.core.GeneratorBasedBuilder,
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
-        features=features(self.builder_config.classes),
+        features=features(self.builder_config.classes, self._extra_features()),
         homepage=self.HOMEPAGE or None,
     )
 
   def _videos(self, dl_manager: tfds.download.DownloadManager
               ) -> list[layouts.VideoEntry]:
     raise NotImplementedError
+
+  def _extra_features(self) -> dict[str, Any]:
+    """Features of this builder's own, beside the shared ones (filled by `_annotator`)."""
+    return {}
+
+  def _annotator(self) -> Callable[[preprocess.ClipJob, preprocess.Clip], dict] | None:
+    """A picklable function (job, clip) -> this builder's extra features,
+    run beside each clip's pre-processing; None when there are none."""
+    return None
 
   def _options(self) -> preprocess.PreprocessOptions:
     return preprocess.PreprocessOptions(
@@ -183,7 +195,8 @@ class MicroExpressionBuilder(tfds.core.GeneratorBasedBuilder,
     total = sum(len(v) for v in by_subject.values())
     self._processor = preprocess.ClipProcessor(
         options, num_workers=_env_int(ENV_NUM_WORKERS, None),
-        progress=f'{self.name}/{self.builder_config.name}', total=total)
+        progress=f'{self.name}/{self.builder_config.name}', total=total,
+        annotate=self._annotator())
     weakref.finalize(self, self._processor.close)
     self._splits_left = len(by_subject)
     return {subject: self._generate_examples(by_subject[subject])
@@ -209,6 +222,7 @@ class MicroExpressionBuilder(tfds.core.GeneratorBasedBuilder,
             'subject': entry.subject,
             'video_id': entry.video_id,
             'frame_indices': result.frame_indices,
+            **result.extra,
         }
     finally:
       self._splits_left -= 1

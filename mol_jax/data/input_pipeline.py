@@ -26,6 +26,8 @@ jax.process_index()):
                                           frame of each pair), crop pixels
   label      int32   [B]
   mask       float32 [B]                  1 = real example, 0 = padding
+  true_flow, true_landmarks  (evaluation only, synthetic_me) the exact
+                                          motion, shaped as flow and landmarks
   video_id   list[str] (evaluation only)  for per-video pooling
   video_index int32  [B] (evaluation only)  position of video_id in
                                           `EvalDataset.video_ids`; -1 = padding
@@ -64,6 +66,8 @@ import numpy as np
 from mol_jax import clip_format
 
 SAMPLINGS = ('shuffle', 'stratified')
+# The exact motion that synthetic records hold beside their training targets.
+TRUTH_KEYS = ('true_flow', 'true_landmarks')
 
 
 def _tfds():
@@ -172,7 +176,8 @@ def _text(value: Any) -> str:
 
 def crop_example(example: dict[str, Any], dy: int, dx: int,
                  stats: dict[str, tuple[float, float]],
-                 crop_size: int = clip_format.CROP_SIZE, side: int | None = None) -> dict[str, Any]:
+                 crop_size: int = clip_format.CROP_SIZE, side: int | None = None,
+                 with_truth: bool = False) -> dict[str, Any]:
   """Crops a stored clip at (dy, dx), normalises it, picks the model targets.
 
   Args:
@@ -184,6 +189,9 @@ def crop_example(example: dict[str, Any], dy: int, dx: int,
     side: side of the window cut at (dy, dx), resized (bilinear) to
       crop_size; flow vectors and landmarks are scaled with it. None or
       crop_size: a plain crop.
+    with_truth: also crop the exact motion of a synthetic record
+      (`true_flow`, `true_landmarks`, when the record has them); evaluation
+      scores against it, training never sees it.
 
   Returns:
     video float32 [8, c, c, 1], flow float32 [7, c, c, 2], landmarks float32
@@ -198,17 +206,25 @@ def crop_example(example: dict[str, Any], dy: int, dx: int,
                      f'stored {height}x{width} frames of {_text(example["video_id"])}.')
   window = (slice(None), slice(dy, dy + side), slice(dx, dx + side))
   video = example['video'][window].astype(np.float32)
-  flow = example['flow'][window].astype(np.float32)
-  landmarks = example['landmarks'][1:] - np.array([dx, dy], np.float32)
+  motion = {'flow': example['flow'], 'landmarks': example['landmarks']}
+  if with_truth and TRUTH_KEYS[0] in example:
+    motion.update(true_flow=example['true_flow'], true_landmarks=example['true_landmarks'])
+  out = {}
+  for key, value in motion.items():
+    if key.endswith('flow'):
+      flow = value[window].astype(np.float32)
+      out[key] = flow if side == crop_size else _resize_frames(flow, crop_size) * (crop_size / side)
+    else:
+      points = value[1:] - np.array([dx, dy], np.float32)
+      if side != crop_size:
+        # Pixel centres: x_out + 0.5 = (x_in + 0.5) * factor, as cv2.resize samples.
+        points = (points + 0.5) * (crop_size / side) - 0.5
+      out[key] = points.astype(np.float32)
   if side != crop_size:
-    factor = crop_size / side
-    video, flow = _resize_frames(video, crop_size), _resize_frames(flow, crop_size) * factor
-    # Pixel centres: x_out + 0.5 = (x_in + 0.5) * factor, as cv2.resize samples.
-    landmarks = (landmarks + 0.5) * factor - 0.5
+    video = _resize_frames(video, crop_size)
   return {
       'video': (video - mean) / scale,
-      'flow': flow,
-      'landmarks': landmarks.astype(np.float32),
+      **out,
       'label': np.int32(example['label']),
       'mask': np.float32(1.0),
       'video_id': _text(example['video_id']),
@@ -219,7 +235,7 @@ def eval_example(example: dict[str, Any], stats: dict[str, tuple[float, float]],
                  crop_size: int = clip_format.CROP_SIZE) -> dict[str, Any]:
   """A stored clip as evaluation sees it: the centred crop, normalised (`crop_example`)."""
   centre = (clip_format.STORED_SIZE - crop_size) // 2
-  return crop_example(example, centre, centre, stats, crop_size)
+  return crop_example(example, centre, centre, stats, crop_size, with_truth=True)
 
 
 def evaluation_clips(dataset: str, data_dir: str | None, subjects: Sequence[str], *,
@@ -333,15 +349,34 @@ def _strata(source) -> list[list[int]]:
   return [groups[k] for k in sorted(groups)]
 
 
-def _padding(crop_size: int) -> dict[str, Any]:
-  return {
-      'video': np.zeros((clip_format.NUM_FRAMES, crop_size, crop_size, 1), np.float32),
-      'flow': np.zeros((clip_format.NUM_FRAMES - 1, crop_size, crop_size, 2), np.float32),
-      'landmarks': np.zeros((clip_format.NUM_FRAMES - 1, 68, 2), np.float32),
-      'label': np.int32(0),
-      'mask': np.float32(0.0),
-      'video_id': '',
-  }
+def _padding(crop_size: int, with_truth: bool) -> dict[str, Any]:
+  flow = np.zeros((clip_format.NUM_PAIRS, crop_size, crop_size, 2), np.float32)
+  points = np.zeros((clip_format.NUM_PAIRS, clip_format.NUM_LANDMARKS, 2), np.float32)
+  out = {'video': np.zeros((clip_format.NUM_FRAMES, crop_size, crop_size, 1), np.float32),
+         'flow': flow, 'landmarks': points, 'label': np.int32(0), 'mask': np.float32(0.0),
+         'video_id': ''}
+  if with_truth:
+    out.update(true_flow=flow, true_landmarks=points)
+  return out
+
+
+def has_truth(dataset: str, data_dir: str | None = None) -> bool:
+  """Whether the records hold the exact motion (`TRUTH_KEYS`; synthetic_me >= 1.3.0)."""
+  features = _builder(dataset, data_dir).info.features
+  return all(k in features for k in TRUTH_KEYS)
+
+
+def mean_landmarks(dataset: str, data_dir: str | None, subjects: Sequence[str],
+                   crop_size: int = clip_format.CROP_SIZE) -> np.ndarray:
+  """float32 [7, 68, 2]: the mean landmark target of frames 1..7 over the
+  subjects' clips, in the centred crop's pixels: the fixed mean-shape
+  predictor the landmark head is compared with."""
+  offset = (clip_format.STORED_SIZE - crop_size) // 2
+  source = _source(dataset, data_dir, subjects)
+  total = np.zeros((clip_format.NUM_PAIRS, clip_format.NUM_LANDMARKS, 2), np.float64)
+  for i in range(len(source)):
+    total += source[i]['landmarks'][1:]
+  return (total / max(len(source), 1) - offset).astype(np.float32)
 
 
 def _process_share(global_batch: int, process_index: int | None,
@@ -403,6 +438,8 @@ class Datasets:
     class_names: label names.
     num_train_examples: training clips (all processes).
     statistics: {subject: (mean, scale)} used for normalisation.
+    mean_landmarks: [7, 68, 2] mean landmark target of the training clips
+      (`mean_landmarks`); None without training subjects.
   """
   train: Iterator[dict[str, np.ndarray]] | None
   eval: EvalDataset | None
@@ -411,6 +448,7 @@ class Datasets:
   class_names: list[str]
   num_train_examples: int
   statistics: dict[str, tuple[float, float]]
+  mean_landmarks: np.ndarray | None = None
 
 
 def create_datasets(dataset: str, data_dir: str | None,
@@ -483,7 +521,9 @@ def create_datasets(dataset: str, data_dir: str | None,
   return Datasets(train=train, eval=evaluation, train_subjects=train_subjects,
                   test_subjects=test_subjects,
                   class_names=class_names(dataset, data_dir),
-                  num_train_examples=num_train, statistics=stats)
+                  num_train_examples=num_train, statistics=stats,
+                  mean_landmarks=(mean_landmarks(dataset, data_dir, train_subjects, crop_size)
+                                  if train_subjects else None))
 
 
 def training_batches(dataset: str, data_dir: str | None, train_subjects: Sequence[str],
@@ -566,11 +606,12 @@ def evaluation_batches(dataset: str, data_dir: str | None, test_subjects: Sequen
 
   video_ids = sorted({_text(source[i]['video_id']) for i in range(n)})
   position = {v: i for i, v in enumerate(video_ids)}
+  truth = has_truth(dataset, data_dir)
 
   def fetch(i):
     global_index = index + i * count
     if global_index >= n:
-      return dict(_padding(crop_size), video_index=np.int32(-1))
+      return dict(_padding(crop_size, truth), video_index=np.int32(-1))
     example = eval_example(source[global_index], stats, crop_size)
     example['video_index'] = np.int32(position[example['video_id']])
     return example

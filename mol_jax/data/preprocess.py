@@ -41,7 +41,7 @@ import multiprocessing
 import os
 import re
 import time
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -120,6 +120,35 @@ class PreprocessOptions:
 
 
 @dataclasses.dataclass
+class ClipGeometry:
+  """Where the points of a clip's raw frames land in its stored frames.
+
+  Attributes:
+    matrices: float64 [T, 2, 3] raw -> aligned affine matrix of each frame.
+    registration: the piecewise-affine warp applied after the matrices
+      (`align='registered'`), else None.
+    size: side of the stored frames.
+  """
+  matrices: np.ndarray
+  registration: 'registration.Registration | None'
+  size: int
+
+  def to_stored(self, points: np.ndarray, frame: int) -> np.ndarray:
+    """[..., 2] raw-frame (x, y) points of frame `frame` -> stored-frame pixels."""
+    aligned = faces.transform_points(np.asarray(points, np.float64), self.matrices[frame])
+    return aligned if self.registration is None else self.registration.points(aligned)
+
+  def grid_in_raw(self, frame: int) -> np.ndarray:
+    """[size, size, 2]: the raw-frame point that each stored pixel of `frame` shows."""
+    if self.registration is None:
+      aligned = np.stack(np.meshgrid(np.arange(self.size), np.arange(self.size)),
+                         -1).astype(np.float64)
+    else:
+      aligned = self.registration.sample_points
+    return faces.transform_points(aligned, faces.invert_affine(self.matrices[frame]))
+
+
+@dataclasses.dataclass
 class Clip:
   """One pre-processed 8-frame clip.
 
@@ -130,16 +159,20 @@ class Clip:
     landmarks: float32 [8, 68, 2] (x, y) in the aligned frames.
     frame_indices: int32 [8] positions in the numerically sorted frame list.
     matrices: float32 [8, 2, 3] raw -> aligned affine matrix of each frame.
+    geometry: raw -> stored frames, registration included.
     reused_boxes: number of frames whose face box was borrowed.
     timings: seconds spent in 'read', 'detect', 'align', 'flow'.
+    extra: features the builder's annotator added (`ClipProcessor`).
   """
   video: np.ndarray
   flow: np.ndarray
   landmarks: np.ndarray
   frame_indices: np.ndarray
   matrices: np.ndarray
+  geometry: ClipGeometry | None = None
   reused_boxes: int = 0
   timings: dict[str, float] = dataclasses.field(default_factory=dict)
+  extra: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -255,12 +288,18 @@ class AlignedClip:
     raw_landmarks: float32 [T, 68, 2] landmarks in the raw frames.
     matrices: float64 [T, 2, 3] raw -> aligned matrices.
     reused_boxes: frames whose face box was borrowed.
+    registration: the warp after the matrices (`align='registered'`), else None.
   """
   gray: np.ndarray
   landmarks: np.ndarray
   raw_landmarks: np.ndarray
   matrices: np.ndarray
   reused_boxes: int
+  registration: 'registration.Registration | None' = None
+
+  @property
+  def geometry(self) -> ClipGeometry:
+    return ClipGeometry(self.matrices, self.registration, self.gray.shape[-1])
 
 
 def align_clip(images: Sequence[np.ndarray], detector: faces.FaceDetector,
@@ -334,6 +373,7 @@ def align_frames(images: Sequence[np.ndarray], raw_landmarks: np.ndarray,
     matrices = np.repeat(matrix[None], len(images), axis=0)
   landmarks = np.stack([faces.transform_points(lm.astype(np.float64), m)
                         for lm, m in zip(raw_landmarks, matrices)])
+  warp = None
   if options.align == 'registered':
     warp = registration.Registration(landmarks[0], options.size, options.box_scale)
     # One resampling of the raw frame: registered pixel -> aligned -> raw.
@@ -352,7 +392,7 @@ def align_frames(images: Sequence[np.ndarray], raw_landmarks: np.ndarray,
         faces.rgb_to_gray(faces.warp(image, m, options.size, options.border_value))
         for image, m in zip(images, matrices)])
   return AlignedClip(gray, landmarks.astype(np.float32), raw_landmarks,
-                     matrices, reused_boxes)
+                     matrices, reused_boxes, warp)
 
 
 def read_clip(paths: Sequence[str]) -> list[np.ndarray]:
@@ -401,6 +441,7 @@ def process_clip(paths: Sequence[str], frame_indices: Sequence[int],
               landmarks=aligned.landmarks,
               frame_indices=np.asarray(frame_indices, np.int32),
               matrices=aligned.matrices.astype(np.float32),
+              geometry=aligned.geometry,
               reused_boxes=aligned.reused_boxes,
               timings=timings)
 
@@ -466,20 +507,30 @@ class SkipSummary:
 _WORKER_STATE: dict[str, object] = {}
 
 
-def _init_worker(options: PreprocessOptions, model_path: str | None) -> None:
+def _init_worker(options: PreprocessOptions, model_path: str | None,
+                 annotate: Callable[[ClipJob, Clip], dict] | None) -> None:
   # Parallelism comes from processes; threads inside OpenCV would oversubscribe.
   cv2.setNumThreads(1)
   _WORKER_STATE['options'] = options
   _WORKER_STATE['detector'] = faces.FaceDetector(options.upsample, model_path)
+  _WORKER_STATE['annotate'] = annotate
+
+
+def _process(job: ClipJob, detector: faces.FaceDetector, options: PreprocessOptions,
+             annotate: Callable[[ClipJob, Clip], dict] | None) -> tuple[ClipJob, Clip | SkipClip]:
+  try:
+    clip = process_clip(job.paths, job.frame_indices, detector, options)
+  except SkipClip as e:
+    return job, e
+  if annotate is not None:
+    clip.extra = annotate(job, clip)
+  clip.geometry = None  # Used by `annotate` only; not sent back.
+  return job, clip
 
 
 def _run_job(job: ClipJob) -> tuple[ClipJob, Clip | SkipClip]:
-  try:
-    clip = process_clip(job.paths, job.frame_indices,
-                        _WORKER_STATE['detector'], _WORKER_STATE['options'])
-    return job, clip
-  except SkipClip as e:
-    return job, e
+  return _process(job, _WORKER_STATE['detector'], _WORKER_STATE['options'],
+                  _WORKER_STATE['annotate'])
 
 
 def default_num_workers() -> int:
@@ -499,11 +550,15 @@ class ClipProcessor:
 
   def __init__(self, options: PreprocessOptions = PreprocessOptions(),
                num_workers: int | None = None, model_path: str | None = None,
-               progress: str | None = None, total: int | None = None):
+               progress: str | None = None, total: int | None = None,
+               annotate: Callable[[ClipJob, Clip], dict] | None = None):
     """Initialises the processor.
 
     Args:
       options: pre-processing options.
+      annotate: optional picklable function of (job, clip) run beside each
+        clip (in its worker), whose dict becomes `clip.extra`: how a builder
+        adds features of its own (synthetic_me: the true motion).
       num_workers: worker processes; 0 runs in this process; None: all cores.
       model_path: dlib landmark model (default: the packaged one).
       progress: progress bar title, or None for no bar.
@@ -513,6 +568,7 @@ class ClipProcessor:
     self.options = options
     self.num_workers = default_num_workers() if num_workers is None else num_workers
     self.model_path = model_path
+    self.annotate = annotate
     self._pool = None
     self._detector = None
     self._bar = tqdm.tqdm(total=total, desc=progress, unit='clip',
@@ -534,11 +590,7 @@ class ClipProcessor:
   def _process_here(self, job: ClipJob) -> tuple[ClipJob, Clip | SkipClip]:
     if self._detector is None:
       self._detector = faces.FaceDetector(self.options.upsample, self.model_path)
-    try:
-      return job, process_clip(job.paths, job.frame_indices, self._detector,
-                               self.options)
-    except SkipClip as e:
-      return job, e
+    return _process(job, self._detector, self.options, self.annotate)
 
   def run(self, jobs: Iterable[ClipJob]
           ) -> Iterator[tuple[ClipJob, Clip | SkipClip]]:
@@ -554,7 +606,7 @@ class ClipProcessor:
       # threads make fork unsafe.
       context = multiprocessing.get_context('spawn')
       self._pool = context.Pool(self.num_workers, initializer=_init_worker,
-                                initargs=(self.options, self.model_path))
+                                initargs=(self.options, self.model_path, self.annotate))
     pending = collections.deque()
     jobs = iter(jobs)
     for job in itertools.islice(jobs, 2 * self.num_workers):

@@ -134,20 +134,43 @@ class Registration:
       raise FoldedWarp(f'{int(flipped.sum())} of {len(triangles)} triangles of the '
                        'registration mesh flip: the landmarks are not a face shape.')
     self._reference, self._source, self._triangles = reference, source, triangles
+    self._finder = None  # Built on first use of `points`.
     # Where each output pixel samples the aligned frame.
     corners = source[triangles[triangle]]
     self.sample_points = np.einsum('nk,nkd->nd', weights, corners).reshape(size, size, 2)
+
+  def __getstate__(self):  # The point finder is rebuilt where it is used.
+    return dict(self.__dict__, _finder=None)
 
   def points(self, points: np.ndarray) -> np.ndarray:
     """Maps [..., 2] aligned-frame points into the registered frame."""
     points = np.asarray(points, np.float64)
     flat = points.reshape(-1, 2)
+    if self._finder is None:
+      import matplotlib.tri  # pylint: disable=g-import-not-at-top
+      self._finder = matplotlib.tri.Triangulation(
+          self._source[:, 0], self._source[:, 1], self._triangles).get_trifinder()
+    # The triangle that holds each point (a trapezoid map: a dense grid of
+    # points costs milliseconds where testing every triangle cost seconds).
+    found = np.asarray(self._finder(flat[:, 0], flat[:, 1]))
+    mapped = np.empty_like(flat)
+    inside = found >= 0
+    if inside.any():
+      tri = self._triangles[found[inside]]
+      weights = _barycentric(flat[inside], self._source[tri])
+      mapped[inside] = np.einsum('nk,nkd->nd', weights, self._reference[tri])
+    if not inside.all():
+      mapped[~inside] = self._nearest_triangle_points(flat[~inside])
+    return mapped.reshape(points.shape)
+
+  def _nearest_triangle_points(self, flat: np.ndarray) -> np.ndarray:
+    """[N, 2] points outside the mesh, each mapped by the triangle whose
+    least barycentric weight is the least negative (the anchors on the frame
+    border make such points rare)."""
     corners = self._source[self._triangles]  # [F, 3, 2]
     weights = _barycentric(np.repeat(flat, len(corners), 0),
                            np.tile(corners, (len(flat), 1, 1))).reshape(len(flat), len(corners), 3)
-    # The triangle that holds each point (the least negative weight wins for
-    # points just outside the mesh, which the anchors make rare).
     best = weights.min(-1).argmax(-1)
     chosen = weights[np.arange(len(flat)), best]
     targets = self._reference[self._triangles[best]]
-    return np.einsum('nk,nkd->nd', chosen, targets).reshape(points.shape)
+    return np.einsum('nk,nkd->nd', chosen, targets)

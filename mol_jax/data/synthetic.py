@@ -42,7 +42,7 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import cv2
 import numpy as np
@@ -50,6 +50,9 @@ import numpy as np
 from mol_jax import clip_format
 from mol_jax.data import faces
 from mol_jax.data import registration
+
+if TYPE_CHECKING:
+  from mol_jax.data import preprocess
 
 CLASSES = ('surprise', 'positive', 'negative')
 NEGATIVE_AUS = ('AU4', 'AU15', 'AU9', 'AU14')
@@ -600,28 +603,72 @@ def load_manifest(out_dir: str) -> dict[str, object]:
     return json.load(f)
 
 
-def aligned_true_flow(motion: Motion, frame_indices: Sequence[int],
-                      matrices: np.ndarray, size: int = clip_format.STORED_SIZE
-                      ) -> np.ndarray:
-  """Exact flow between consecutive aligned frames of a clip.
+def stored_true_flow(motion: Motion, frame_indices: Sequence[int],
+                     geometry: 'preprocess.ClipGeometry') -> np.ndarray:
+  """Exact flow between consecutive stored (aligned, maybe registered) frames.
 
   Args:
     motion: the video's motion.
     frame_indices: [T] frames of the clip.
-    matrices: [T, 2, 3] raw -> aligned matrix of each frame.
-    size: aligned side.
+    geometry: the clip's raw -> stored map (`preprocess.ClipGeometry`).
 
   Returns:
-    float32 [T - 1, size, size, 2], [..., 0] = x.
+    float32 [T - 1, size, size, 2], [..., 0] = x: where the content at each
+    stored pixel of frame i is shown in frame i + 1, minus that pixel.
   """
+  size = geometry.size
   grid = np.stack(np.meshgrid(np.arange(size), np.arange(size)), -1).astype(np.float64)
   flows = []
   for i in range(len(frame_indices) - 1):
-    raw = faces.transform_points(grid, faces.invert_affine(matrices[i]))
+    raw = geometry.grid_in_raw(i)
     moved = raw + true_flow(motion, frame_indices[i], frame_indices[i + 1], raw)
-    flows.append(faces.transform_points(moved, np.asarray(matrices[i + 1], np.float64))
-                 - grid)
+    flows.append(geometry.to_stored(moved, i + 1) - grid)
   return np.stack(flows).astype(np.float32)
+
+
+def stored_true_landmarks(motion: Motion, frame_indices: Sequence[int], base: np.ndarray,
+                          geometry: 'preprocess.ClipGeometry') -> np.ndarray:
+  """float32 [T, 68, 2]: the subject's landmarks moved by the exact motion, in
+  each stored frame (`base`: the still face's landmarks in the raw frame)."""
+  return np.stack([geometry.to_stored(position_at(motion, int(t), base), k)
+                   for k, t in enumerate(frame_indices)]).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=4)
+def _manifest_videos(raw_dir: str) -> tuple[dict[str, dict], tuple[str, ...]]:
+  manifest = load_manifest(raw_dir)
+  return ({v['video']: v for v in manifest['videos']},
+          tuple(sorted({v['subject'] for v in manifest['videos']})))
+
+
+@functools.lru_cache(maxsize=64)
+def _subject_landmarks(index: int, config: SyntheticConfig) -> np.ndarray:
+  return make_subject(index, config).landmarks
+
+
+def clip_truth(raw_dir: str, config: SyntheticConfig, job, clip) -> dict[str, np.ndarray]:
+  """The exact motion of one built clip, as features of its record.
+
+  Runs beside the clip's pre-processing (`preprocess.ClipProcessor`'s
+  `annotate`), where its alignment is known.
+
+  Args:
+    raw_dir: the generated set the clip comes from.
+    config: its generator config.
+    job: the `preprocess.ClipJob` (its frames lie in frames/<label>/<video>/).
+    clip: the pre-processed `preprocess.Clip`, with its `geometry`.
+
+  Returns:
+    true_flow float16 [7, S, S, 2] and true_landmarks float32 [8, 68, 2], in
+    stored-frame pixels like the records' TV-L1 flow and dlib landmarks.
+  """
+  video_id = os.path.basename(os.path.dirname(job.paths[0]))
+  videos, subjects = _manifest_videos(raw_dir)
+  motion = Motion.load(os.path.join(raw_dir, 'truth', video_id + '.npz'))
+  base = _subject_landmarks(subjects.index(videos[video_id]['subject']), config)
+  indices = [int(i) for i in clip.frame_indices]
+  return {'true_flow': stored_true_flow(motion, indices, clip.geometry).astype(np.float16),
+          'true_landmarks': stored_true_landmarks(motion, indices, base, clip.geometry)}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

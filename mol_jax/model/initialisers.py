@@ -62,3 +62,42 @@ def still_blind_time_taps(kernel: jax.Array) -> jax.Array:
   odd = kernel[:, :, 1::2]
   return (kernel.at[:, :, 0::2].set(even - jnp.mean(even, axis=2, keepdims=True))
           .at[:, :, 1::2].set(odd - jnp.mean(odd, axis=2, keepdims=True)))
+
+
+def landmarks_at_mean_shape(model: MOL, mean_landmarks) -> MOL:
+  """Starts the landmark head as the fixed mean-shape predictor.
+
+  The head regresses pixel coordinates of order 10-120 from a last layer
+  whose output starts near 0; AdamW moves each weight by about the learning
+  rate per step, so the official initialisation spends its first ~50 steps
+  growing the output to the face's scale, and its large gradient meanwhile
+  reaches the shared trunk. With the last layer's bias at the training
+  clips' mean shape and its kernel at 0, step 0 predicts the mean face and
+  training learns the residuals.
+
+  Args:
+    model: the network.
+    mean_landmarks: [68, 2] or [pairs, 68, 2] (x, y) crop pixels (the mean
+      over pairs is taken), e.g. `input_pipeline.mean_landmarks`.
+  """
+  mean = jnp.asarray(mean_landmarks, jnp.float32)
+  if mean.ndim == 3:
+    mean = mean.mean(0)
+  fc2 = model.ldm_predictor.fc2
+  # `LandmarkHead` reads its 136 outputs as (point, coordinate).
+  fc2.bias[...] = mean.reshape(fc2.bias[...].shape)
+  fc2.kernel[...] = jnp.zeros_like(fc2.kernel[...])
+  return model
+
+
+def flow_at_zero(model: MOL) -> MOL:
+  """Starts the flow head as the zero-flow predictor.
+
+  The official random initialisation makes the head's output random flow
+  of the size of the real motion (about 0.2-0.3 px), which training first
+  has to unlearn; with the last prediction layer (`predict_flow0`, no bias)
+  at 0 the head starts at zero flow, the best guess for a mostly still face.
+  """
+  kernel = model.flownet.predict_flow0.kernel
+  kernel[...] = jnp.zeros_like(kernel[...])
+  return model

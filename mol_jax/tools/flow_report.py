@@ -6,7 +6,7 @@
 For every clip of the chosen subjects of a built `synthetic_me` set:
 
 * the true flow between consecutive aligned frames: the generator's exact
-  displacement (`mol_jax.data.synthetic.aligned_true_flow`) mapped through the
+  displacement (`mol_jax.data.synthetic.stored_true_flow`) mapped through the
   clip's alignment matrices. The TFDS records do not hold the matrices, so
   the raw frames are read again (the builder's cached copy under
   `<data_dir>/downloads/synthetic_me_raw_*`, or the same set regenerated
@@ -159,11 +159,10 @@ class Truth:
           'raw set the dataset was built from? Pass it with --raw_dir.')
     motion = synthetic.Motion.load(os.path.join(self.raw_dir, 'truth', video_id + '.npz'))
     window = (slice(None), slice(clip_format.CROP_OFFSET, clip_format.CROP_OFFSET + clip_format.CROP_SIZE), slice(clip_format.CROP_OFFSET, clip_format.CROP_OFFSET + clip_format.CROP_SIZE))
-    flow = synthetic.aligned_true_flow(motion, frame_indices, aligned.matrices)[window]
+    flow = synthetic.stored_true_flow(motion, frame_indices, aligned.geometry)[window]
     base = self.subject(info['subject']).landmarks
-    landmarks = np.stack([
-        faces.transform_points(synthetic.position_at(motion, int(t), base), aligned.matrices[k])
-        for k, t in enumerate(frame_indices)])[1:] - clip_format.CROP_OFFSET
+    landmarks = synthetic.stored_true_landmarks(motion, frame_indices, base,
+                                                aligned.geometry)[1:] - clip_format.CROP_OFFSET
     return {'flow': flow, 'landmarks': landmarks.astype(np.float32)}
 
 

@@ -3,20 +3,35 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 
 from etils import epath
+import numpy as np
 import tensorflow_datasets as tfds
 
+from mol_jax import clip_format
 from mol_jax.data import builder, layouts
 from mol_jax.data import synthetic
+
+
+# Every synthetic config moved to 1.3.0 when its records gained the truth.
+VERSION = '1.3.0'
+RELEASE_NOTES = {
+    '1.0.0': 'Initial release (per-frame alignment).',
+    '1.1.0': 'Per-clip configs: one alignment matrix from the onset frame.',
+    '1.2.0': '`demo`: per-clip alignment, then registration onto the reference face.',
+    '1.3.0': 'Every record holds the exact motion: `true_flow` [7, 144, 144, 2] '
+             '(float16) and `true_landmarks` [8, 68, 2], in the stored frames.',
+}
 
 
 class SyntheticConfig(builder.MicroExpressionConfig):
   """A synthetic set: generator config plus pre-processing options."""
 
   def __init__(self, *, generator: synthetic.SyntheticConfig, **kwargs):
-    super().__init__(classes=synthetic.CLASSES, **kwargs)
+    super().__init__(classes=synthetic.CLASSES, version=VERSION,
+                     release_notes=RELEASE_NOTES, **kwargs)
     self.generator = generator
 
 
@@ -51,8 +66,10 @@ def _configs() -> list[SyntheticConfig]:
 class Builder(builder.MicroExpressionBuilder):
   """DatasetBuilder for synthetic_me."""
 
-  # Named explicitly: TFDS would otherwise name a `Builder` after its module.
+  # Named explicitly: TFDS would otherwise name a `Builder` after its module;
+  # its README and citation lie beside this file.
   name = 'synthetic_me'
+  pkg_dir_path = epath.Path(__file__).parent
 
   BUILDER_CONFIGS = _configs()
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
@@ -76,8 +93,22 @@ class Builder(builder.MicroExpressionBuilder):
         f'synthetic_me_raw_{_fingerprint(generator)}')
     return synthetic.generate(os.fspath(folder), generator)
 
+  def _extra_features(self):
+    stored = clip_format.STORED_SIZE
+    return {
+        'true_flow': tfds.features.Tensor(shape=(clip_format.NUM_PAIRS, stored, stored, 2),
+                                          dtype=np.float16),
+        'true_landmarks': tfds.features.Tensor(
+            shape=(clip_format.NUM_FRAMES, clip_format.NUM_LANDMARKS, 2), dtype=np.float32),
+    }
+
+  def _annotator(self):
+    return functools.partial(synthetic.clip_truth, self._raw_root,
+                             self.builder_config.generator)
+
   def _videos(self, dl_manager):
     root = self.raw_dir(dl_manager)
+    self._raw_root = root
     manifest = synthetic.load_manifest(root)
     return [layouts.VideoEntry(os.fspath(epath.Path(root) / 'frames' / v['label'] / v['video']),
                                 v['subject'], v['video'], v['label'])
