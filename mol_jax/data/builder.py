@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import collections
 import importlib
+import inspect
 import os
 import re
 import weakref
 from typing import Any, Callable, Iterator, Sequence
 
+from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -126,6 +128,13 @@ class MicroExpressionBuilder(tfds.core.GeneratorBasedBuilder,
   VERSION = tfds.core.Version('1.0.0')
   RELEASE_NOTES = {'1.0.0': 'Initial release.'}
   HOMEPAGE = ''
+
+  # Subclasses set `name` (TFDS would name a `Builder` class after its
+  # module). Their README and citation lie beside their code: TFDS looks one
+  # package above a package's `__init__`.
+  @classmethod
+  def _get_pkg_dir_path(cls):
+    return epath.Path(inspect.getfile(cls)).parent
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(

@@ -1,17 +1,12 @@
 """CASME II micro-expressions with the official MOL pre-processing."""
 
-from etils import epath
-
 from mol_jax.data import builder, layouts
 
 
 class Builder(builder.MicroExpressionBuilder):
   """DatasetBuilder for CASME II (25 subjects, one split each)."""
 
-  # Named explicitly: TFDS would otherwise name a `Builder` after its module;
-  # its README and citation lie beside this file.
   name = 'casme2'
-  pkg_dir_path = epath.Path(__file__).parent
 
   BUILDER_CONFIGS = builder.class_configs({'5class': layouts.CASME2_5,
                                             '3class': layouts.THREE_CLASS})

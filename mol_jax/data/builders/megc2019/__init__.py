@@ -1,7 +1,5 @@
 """MEGC 2019 composite set: SMIC-HS + CASME II + SAMM in 3 classes."""
 
-from etils import epath
-
 from mol_jax.data import builder, layouts
 
 
@@ -12,10 +10,7 @@ class Builder(builder.MicroExpressionBuilder):
   'samm_006', 'smic_s1', ...
   """
 
-  # Named explicitly: TFDS would otherwise name a `Builder` after its module;
-  # its README and citation lie beside this file.
   name = 'megc2019'
-  pkg_dir_path = epath.Path(__file__).parent
 
   BUILDER_CONFIGS = builder.class_configs({'3class': layouts.THREE_CLASS})
   MANUAL_DOWNLOAD_INSTRUCTIONS = """

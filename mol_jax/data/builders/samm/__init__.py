@@ -1,17 +1,12 @@
 """SAMM micro-expressions with the official MOL pre-processing."""
 
-from etils import epath
-
 from mol_jax.data import builder, layouts
 
 
 class Builder(builder.MicroExpressionBuilder):
   """DatasetBuilder for SAMM (one split per subject, '006' ... '037')."""
 
-  # Named explicitly: TFDS would otherwise name a `Builder` after its module;
-  # its README and citation lie beside this file.
   name = 'samm'
-  pkg_dir_path = epath.Path(__file__).parent
 
   BUILDER_CONFIGS = builder.class_configs({'5class': layouts.SAMM_5,
                                             '3class': layouts.THREE_CLASS})

@@ -1,17 +1,12 @@
 """SMIC-HS micro-expressions with the official MOL pre-processing."""
 
-from etils import epath
-
 from mol_jax.data import builder, layouts
 
 
 class Builder(builder.MicroExpressionBuilder):
   """DatasetBuilder for SMIC high-speed (16 subjects, one split each)."""
 
-  # Named explicitly: TFDS would otherwise name a `Builder` after its module;
-  # its README and citation lie beside this file.
   name = 'smic'
-  pkg_dir_path = epath.Path(__file__).parent
 
   BUILDER_CONFIGS = builder.class_configs({'3class': layouts.THREE_CLASS})
   MANUAL_DOWNLOAD_INSTRUCTIONS = """

@@ -66,10 +66,7 @@ def _configs() -> list[SyntheticConfig]:
 class Builder(builder.MicroExpressionBuilder):
   """DatasetBuilder for synthetic_me."""
 
-  # Named explicitly: TFDS would otherwise name a `Builder` after its module;
-  # its README and citation lie beside this file.
   name = 'synthetic_me'
-  pkg_dir_path = epath.Path(__file__).parent
 
   BUILDER_CONFIGS = _configs()
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
