@@ -219,8 +219,8 @@ def test_evaluate_pools_the_clips_of_a_video():
   class FakeSteps:
     mesh = sharding.create_mesh(1)
     # The "model" reads its logits off the batch, so the expected answer is known.
-    eval = staticmethod(jax.jit(lambda state, batch: {
-        'logits': batch['fake_logits'], 'landmark_nme': batch['mask']}))
+    eval = staticmethod(jax.jit(lambda state, batch, mean_landmarks: {
+        'logits': batch['fake_logits'], 'landmark_nme_vs_targets': batch['mask']}))
 
   # video 0: one clip, class 2 -> predicted 2. video 1 (label 0): clips say 1
   # (weakly), 1 (weakly), 0 (strongly): per clip 2 of 3 wrong, the video's mean
@@ -236,12 +236,14 @@ def test_evaluate_pools_the_clips_of_a_video():
   class FakeEval(list):
     video_ids = ['a', 'b', 'c']
 
-  by_video = train.evaluate(FakeSteps(), None, FakeEval(batches), 3, 'video')
+  by_video = train.evaluate(FakeSteps(), None, FakeEval(batches), 3, np.zeros((7, 68, 2)), 'video')
   assert by_video['labels'] == [2, 0, 1]
   assert by_video['predictions'] == [2, 0, 1]
   assert by_video['video_ids'] == ['a', 'b', 'c']
   assert by_video['accuracy'] == 1.0
-  by_clip = train.evaluate(FakeSteps(), None, FakeEval(batches), 3, 'clip')
+  assert by_video['num_clips'] == 5
+  assert by_video['landmark_nme_vs_targets'] == 1.0
+  by_clip = train.evaluate(FakeSteps(), None, FakeEval(batches), 3, np.zeros((7, 68, 2)), 'clip')
   assert by_clip['predictions'] == [2, 1, 1, 0, 1]
   assert by_clip['video_ids'] == ['a', 'b', 'b', 'b', 'c']
   assert by_clip['accuracy'] == pytest.approx(3 / 5)

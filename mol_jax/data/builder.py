@@ -130,11 +130,14 @@ class MicroExpressionBuilder(tfds.core.GeneratorBasedBuilder,
   HOMEPAGE = ''
 
   # Subclasses set `name` (TFDS would name a `Builder` class after its
-  # module). Their README and citation lie beside their code: TFDS looks one
-  # package above a package's `__init__`.
+  # module). Their README and citation lie beside the packaged builder
+  # (`mol_jax.data.builders.<name>`); TFDS would look one package above a
+  # package's `__init__`, or beside a `tfds_builders/` subclass.
   @classmethod
   def _get_pkg_dir_path(cls):
-    return epath.Path(inspect.getfile(cls)).parent
+    packaged = next((c for c in cls.__mro__
+                     if c.__module__.startswith('mol_jax.data.builders.')), cls)
+    return epath.Path(inspect.getfile(packaged)).parent
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
