@@ -114,6 +114,23 @@ def _rules() -> list[tuple[re.Pattern, Callable[[re.Match], PathTuple], Callable
   return r
 
 
+def _rule_for(key: str, rules=None) -> tuple[PathTuple, Callable] | None:
+  """(Flax path, layout transform) of an official key; None if it is ignored.
+
+  Raises:
+    WeightsError: the key is not part of the official model.
+  """
+  if any(p.search(key) for p in _IGNORED):
+    return None
+  for pattern, path_fn, fn in rules or _rules():
+    match = pattern.match(key)
+    if match:
+      return path_fn(match), fn
+  raise WeightsError(
+      f'unexpected key {key!r} in the weights: not part of the official MOL '
+      'model (is this a MOL state_dict?)')
+
+
 def official_to_flat(state_dict: Mapping[str, np.ndarray],
                      sources: dict | None = None) -> dict[PathTuple, np.ndarray]:
   """Maps official keys to Flax state paths; raises on an unknown key.
@@ -123,23 +140,50 @@ def official_to_flat(state_dict: Mapping[str, np.ndarray],
   rules = _rules()
   flat = {}
   for key, value in state_dict.items():
-    if any(p.search(key) for p in _IGNORED):
+    rule = _rule_for(key, rules)
+    if rule is None:
       continue
-    for pattern, path_fn, fn in rules:
-      match = pattern.match(key)
-      if match:
-        path = path_fn(match)
-        if path in flat:
-          raise WeightsError(f'key {key!r} maps to {path}, which another key already set')
-        flat[path] = np.ascontiguousarray(fn(np.asarray(value, np.float32)))
-        if sources is not None:
-          sources[path] = key
-        break
-    else:
-      raise WeightsError(
-          f'unexpected key {key!r} in the weights: not part of the official MOL '
-          'model (is this a MOL state_dict?)')
+    path, fn = rule
+    if path in flat:
+      raise WeightsError(f'key {key!r} maps to {path}, which another key already set')
+    flat[path] = np.ascontiguousarray(fn(np.asarray(value, np.float32)))
+    if sources is not None:
+      sources[path] = key
   return flat
+
+
+def flat_to_official(flat: Mapping[PathTuple, np.ndarray],
+                     official_shapes: Mapping[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+  """The inverse of `official_to_flat`: Flax arrays in official keys and layouts.
+
+  Every layout transform only moves numbers, so it is inverted by sending
+  the official positions through it: the same rules serve both directions.
+  Keys that `official_to_flat` ignores are left out; values keep their
+  dtype (gradients, running statistics, float64 all pass).
+
+  Args:
+    flat: Flax path -> array, as `nnx.to_flat_state` paths.
+    official_shapes: official key -> shape, e.g. from a state_dict manifest.
+  """
+  rules = _rules()
+  out = {}
+  for key, shape in official_shapes.items():
+    rule = _rule_for(key, rules)
+    if rule is None:
+      continue
+    path, fn = rule
+    if path not in flat:
+      raise WeightsError(f'no value for {key!r}: the model has no {".".join(map(str, path))}')
+    size = int(np.prod(shape))
+    positions = np.asarray(fn(np.arange(size).reshape(shape)))
+    value = np.asarray(flat[path])
+    if positions.shape != value.shape:
+      raise WeightsError(f'{".".join(map(str, path))} has shape {value.shape}; {key!r} of '
+                         f'shape {tuple(shape)} needs {positions.shape}')
+    official = np.empty(size, value.dtype)
+    official[positions.ravel()] = value.ravel()
+    out[key] = official.reshape(shape)
+  return out
 
 
 def load_state_dict(path: str) -> dict[str, np.ndarray]:
@@ -179,7 +223,8 @@ def num_classes_in(state_dict: Mapping[str, np.ndarray]) -> int:
 
 
 def import_official(state_dict: Mapping[str, np.ndarray], num_classes: int | None = None,
-                    neighbor_num: int = 4, source: str = 'state_dict'):
+                    neighbor_num: int = 4, source: str = 'state_dict',
+                    dropout_rate: float = 0.5):
   """Builds a `MOL` model holding the official weights.
 
   Args:
@@ -187,6 +232,8 @@ def import_official(state_dict: Mapping[str, np.ndarray], num_classes: int | Non
     num_classes: expected class count; None takes it from the weights.
     neighbor_num: k of the CCC's kNN graph (not stored in the weights).
     source: name of the file, for error messages.
+    dropout_rate: the MER head's dropout in training (official 0.5; not
+      stored in the weights).
 
   Raises:
     WeightsError: naming the key that is unknown, missing or of a wrong shape.
@@ -201,7 +248,7 @@ def import_official(state_dict: Mapping[str, np.ndarray], num_classes: int | Non
         f'pass num_classes={found} or use weights trained for {num_classes} classes')
   # Every variable comes from the weights (checked below): an abstract model
   # avoids running and compiling the ~90 initialisers.
-  model = abstract_model(found, neighbor_num)
+  model = abstract_model(found, neighbor_num, dropout_rate)
   state = nnx.state(model, (nnx.Param, nnx.BatchStat))
   expected = {path: v.shape for path, v in nnx.to_flat_state(state)}
   sources = {}

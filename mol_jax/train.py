@@ -102,6 +102,13 @@ def create_train_state(config: ml_collections.ConfigDict, num_classes: int, seed
     tie_pair_streams(model)
   if config.model.zero_mean_time_taps_at_init:
     zero_mean_time_taps(model)
+  return state_from_model(config, model, seed, tx)
+
+
+def state_from_model(config: ml_collections.ConfigDict, model: MOL, seed: int,
+                     tx: optax.GradientTransformation) -> tuple[nnx.GraphDef, TrainState]:
+  """The training state that starts from `model`'s weights (for example the
+  official ones, `convert.import_official`): step 0, a fresh optimiser."""
   graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
   if config.model.still_blind_head:
     params = project_still_blind(params)
@@ -208,17 +215,23 @@ def _step_randomness(state: TrainState, flow_pairs_per_step: int):
   return dropout_rng, flow_pairs
 
 
-def train_step(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
-               tx: optax.GradientTransformation, of_weight: float, ldm_weight: float,
-               flow_pairs_per_step: int, compute_dtype: str = 'float32',
-               still_blind_head: bool = False) -> tuple[TrainState, dict]:
-  """One AdamW step on the multi-task loss (heads with loss weight 0 stay frozen).
+def loss_and_grads(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
+                   of_weight: float, ldm_weight: float, flow_pairs_per_step: int,
+                   compute_dtype: str = 'float32'):
+  """The multi-task loss of one training batch and its gradient.
 
-  With `still_blind_head` the updated MER head is projected back onto the
-  kernels that cannot see a still clip (`project_still_blind`).
+  The forward runs in training mode: BatchNorm normalises with batch
+  statistics and returns its updated running statistics.
 
-  A step whose loss or gradient is not finite leaves the state unchanged and
-  reports `nonfinite` = 1; the loop stops the run on it.
+  Args:
+    batch: `video` [b, 8, 128, 128, 1], `flow` [b, 7, 128, 128, 2],
+      `landmarks` [b, 7, 68, 2], `label` [b], `mask` [b].
+
+  Returns:
+    (total loss, each loss term, the model outputs, the updated
+    `batch_stats`, the gradient of the total loss with respect to the
+    trainable parameters: a dict of the top-level parameter groups, heads
+    with loss weight 0 left out).
   """
   dropout_rng, flow_pairs = _step_randomness(state, flow_pairs_per_step)
   trainable, frozen = split_frozen(state.params, frozen_heads(of_weight, ldm_weight))
@@ -232,6 +245,25 @@ def train_step(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
 
   (loss, (terms, out, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
       trainable)
+  return loss, terms, out, batch_stats, grads
+
+
+def train_step(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
+               tx: optax.GradientTransformation, of_weight: float, ldm_weight: float,
+               flow_pairs_per_step: int, compute_dtype: str = 'float32',
+               still_blind_head: bool = False) -> tuple[TrainState, dict]:
+  """One AdamW step on the multi-task loss (heads with loss weight 0 stay frozen).
+
+  With `still_blind_head` the updated MER head is projected back onto the
+  kernels that cannot see a still clip (`project_still_blind`).
+
+  A step whose loss or gradient is not finite leaves the state unchanged and
+  reports `nonfinite` = 1; the loop stops the run on it.
+  """
+  loss, terms, out, batch_stats, grads = loss_and_grads(
+      state, batch, graphdef=graphdef, of_weight=of_weight, ldm_weight=ldm_weight,
+      flow_pairs_per_step=flow_pairs_per_step, compute_dtype=compute_dtype)
+  trainable, frozen = split_frozen(state.params, frozen_heads(of_weight, ldm_weight))
   updates, opt_state = tx.update(grads, state.opt_state, trainable)
   params = _join(optax.apply_updates(trainable, updates), frozen, state.params)
   if still_blind_head:

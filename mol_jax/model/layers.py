@@ -88,6 +88,9 @@ class GroupedBatchNorm(nnx.Module):
     # Running statistics never carry gradients.
     self.mean[...] = jax.lax.stop_gradient(w_old * self.mean[...] + w @ group_mean)
     self.var[...] = jax.lax.stop_gradient(w_old * self.var[...] + w @ group_var)
+    # How many official calls this one stands for (torch's num_batches_tracked
+    # grows by it), for the training-parity test.
+    self.sow(nnx.Intermediate, 'running_updates', jnp.asarray(len(order), jnp.int32))
     return y.astype(dtype)
 
 
