@@ -48,6 +48,28 @@ def test_every_parameter_comes_from_the_weights():
   assert len(sd) - len(ignored) == len(flat)
 
 
+def test_flat_to_official_inverts_every_layout():
+  """Flax arrays back in official keys and layouts: the exact state_dict,
+  less the keys the import ignores, whatever the dtype."""
+  sd = _state_dict()
+  shapes = {k: v.shape for k, v in sd.items()}
+  back = convert.flat_to_official(convert.official_to_flat(sd), shapes)
+  ignored = {k for k in sd if '.ffn.' in k or k.endswith('num_batches_tracked')}
+  assert set(back) == set(sd) - ignored
+  for key, value in back.items():
+    np.testing.assert_array_equal(value, sd[key], err_msg=key)
+  as64 = {p: v.astype(np.float64) for p, v in convert.official_to_flat(sd).items()}
+  assert convert.flat_to_official(as64, shapes)['mer_3dcnn.fc1.weight'].dtype == np.float64
+
+
+def test_flat_to_official_names_a_missing_parameter():
+  sd = _state_dict()
+  flat = convert.official_to_flat(sd)
+  del flat[('ccc_1', 'w1')]
+  with pytest.raises(convert.WeightsError, match='CCC_1.conv1.weight'):
+    convert.flat_to_official(flat, {k: v.shape for k, v in sd.items()})
+
+
 def test_cli_writes_checkpoint_that_restores(tmp_path):
   sd = _state_dict(num_classes=5)
   weights = tmp_path / 'w5.npz'
