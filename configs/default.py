@@ -43,6 +43,13 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.neighbor_num = 4
   # Dropout rate of the MER head (official 0.5).
   config.model.dropout_rate = 0.5
+  # Ablations (`python -m mol_jax.tools.ablation`): False builds MOL without
+  # its FCC blocks (the conv-stack features pass through unchanged) or without
+  # its CCC blocks (they add nothing); official weights then load into every
+  # layer that remains. The flow and landmark tasks are switched off by their
+  # loss weights (config.loss).
+  config.model.use_fcc = True
+  config.model.use_ccc = True
   # Start the second frame's FCC/CCC (FCC_2, CCC_2) as copies of the first
   # frame's, so that a pair's maps differ by the motion alone at step 0
   # (`initialisers.tie_pair_streams`). The official code initialises them

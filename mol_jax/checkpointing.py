@@ -24,8 +24,10 @@ from mol_jax.model.mol import MOL, abstract_model
 
 
 def model_config(model: MOL) -> dict[str, Any]:
+  # Checkpoints from before the ablation switches have neither flag: the full MOL.
   return {'num_classes': model.num_classes, 'neighbor_num': model.neighbor_num,
-          'dropout_rate': model.mer_3dcnn.dropout_rate}
+          'dropout_rate': model.mer_3dcnn.dropout_rate, 'use_fcc': model.use_fcc,
+          'use_ccc': model.use_ccc}
 
 
 def model_variables(model: MOL) -> dict:

@@ -16,6 +16,7 @@ that names the key, so a model is never half-loaded.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import re
 import sys
@@ -224,7 +225,8 @@ def num_classes_in(state_dict: Mapping[str, np.ndarray]) -> int:
 
 def import_official(state_dict: Mapping[str, np.ndarray], num_classes: int | None = None,
                     neighbor_num: int = 4, source: str = 'state_dict',
-                    dropout_rate: float = 0.5):
+                    dropout_rate: float = 0.5, use_fcc: bool = True, use_ccc: bool = True,
+                    refused: dict[str, str] | None = None):
   """Builds a `MOL` model holding the official weights.
 
   Args:
@@ -234,6 +236,9 @@ def import_official(state_dict: Mapping[str, np.ndarray], num_classes: int | Non
     source: name of the file, for error messages.
     dropout_rate: the MER head's dropout in training (official 0.5; not
       stored in the weights).
+    use_fcc, use_ccc: False builds an ablation without those blocks; their
+      official keys are then refused (not loaded), each with its reason in
+      `refused` (official key -> reason) and in the log.
 
   Raises:
     WeightsError: naming the key that is unknown, missing or of a wrong shape.
@@ -248,11 +253,24 @@ def import_official(state_dict: Mapping[str, np.ndarray], num_classes: int | Non
         f'pass num_classes={found} or use weights trained for {num_classes} classes')
   # Every variable comes from the weights (checked below): an abstract model
   # avoids running and compiling the ~90 initialisers.
-  model = abstract_model(found, neighbor_num, dropout_rate)
+  model = abstract_model(found, neighbor_num, dropout_rate, use_fcc, use_ccc)
   state = nnx.state(model, (nnx.Param, nnx.BatchStat))
   expected = {path: v.shape for path, v in nnx.to_flat_state(state)}
   sources = {}
   flat = official_to_flat(state_dict, sources)
+  built = {'fcc_1': use_fcc, 'fcc_2': use_fcc, 'ccc_1': use_ccc, 'ccc_2': use_ccc}
+  reasons = {}
+  for path in list(flat):
+    if not built.get(path[0], True):
+      block = path[0][:3].upper()
+      reasons[sources[path]] = (f'not loaded: the model is built with use_{block.lower()}='
+                                f'False, an ablation without {block} blocks')
+      del flat[path]
+  if reasons:
+    logging.warning('%s: %d official keys refused, e.g. %s: %s', source, len(reasons),
+                    *next(iter(reasons.items())))
+  if refused is not None:
+    refused.update(reasons)
   missing = sorted(set(expected) - set(flat))
   if missing:
     raise WeightsError(f'{source}: no official key provides {len(missing)} parameter(s), '

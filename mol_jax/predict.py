@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument('--no_gif', action='store_true', help='skip the animated GIFs')
   parser.add_argument('--scale', type=int, default=2, help='pixel upscale of the pictures')
   parser.add_argument('--quiet', action='store_true', help='no progress bars')
+  parser.add_argument('--explain', action='store_true',
+                      help='also draw region maps of what drives each clip\'s class '
+                      '(mol_jax.explain) into OUT/explain/')
   return parser
 
 
@@ -125,9 +128,15 @@ def main(argv: Sequence[str] | None = None) -> int:
   except video_lib.VideoError as e:
     return _error(str(e), e.exit_code)
   t_predict = time.perf_counter() - t0
-  report = visualize.save_report(
-      prediction, args.out, scale=args.scale, gif=not args.no_gif,
-      extra={'seconds': {'load_model': round(t_load, 2), 'predict': round(t_predict, 2)}})
+  extra = {'seconds': {'load_model': round(t_load, 2), 'predict': round(t_predict, 2)}}
+  if args.explain:
+    from mol_jax import explain  # pylint: disable=import-outside-toplevel
+    t0 = time.perf_counter()
+    extra['explain'] = explain.explain_prediction(predictor, prediction,
+                                                  os.path.join(args.out, 'explain'))
+    extra['seconds']['explain'] = round(time.perf_counter() - t0, 2)
+  report = visualize.save_report(prediction, args.out, scale=args.scale, gif=not args.no_gif,
+                                 extra=extra)
   video = report['video']
   probabilities = ', '.join(f'{k} {v:.3f}' for k, v in video['probabilities'].items())
   frames = report['frames']

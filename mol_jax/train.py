@@ -93,7 +93,7 @@ def create_train_state(config: ml_collections.ConfigDict, num_classes: int, seed
   depend on it.
   """
   model = create_model(num_classes, config.model.neighbor_num, config.model.dropout_rate,
-                       seed=seed)
+                       seed=seed, use_fcc=config.model.use_fcc, use_ccc=config.model.use_ccc)
   if config.model.landmarks_at_mean_shape and mean_landmarks is not None:
     landmarks_at_mean_shape(model, mean_landmarks)
   if config.model.flow_at_zero:

@@ -7,13 +7,13 @@ from flax import nnx
 from mol_jax.model import mol as models
 
 
-def random_model(num_classes: int = 3, seed: int = 0) -> models.MOL:
+def random_model(num_classes: int = 3, seed: int = 0, **kwargs) -> models.MOL:
   """A MOL with random weights (He-like scale, BatchNorm at identity).
 
   `models.create_model` runs ~90 initialisers, each compiled on its own (a
   minute on a 2-core CPU); this fills an abstract model from numpy instead.
   """
-  model = models.abstract_model(num_classes)
+  model = models.abstract_model(num_classes, **kwargs)
   state = nnx.state(model, (nnx.Param, nnx.BatchStat))
   rng = np.random.default_rng(seed)
 

@@ -90,7 +90,7 @@ def test_build_synthetic_me_and_score_flow_and_landmarks(tmp_path):
        f'--data_dir={data_dir}', '--num_workers=2'],
       check=True, cwd=REPO)
   builder = tfds.builder_from_directory(
-      os.path.join(data_dir, 'synthetic_me', 'small', '1.3.0'))
+      os.path.join(data_dir, 'synthetic_me', 'small', '1.4.0'))
   assert sorted(builder.info.splits) == ['sy01', 'sy02']
   raw = [os.path.join(data_dir, 'downloads', n)
          for n in os.listdir(os.path.join(data_dir, 'downloads'))

@@ -192,6 +192,7 @@ def test_default_config_is_the_recipe_the_file_ran(ref):
   assert config.model.dropout_rate == 0.5
   assert config.loss.flow_pairs_per_step == clip_format.NUM_PAIRS
   assert config.model.compute_dtype == 'float32'
+  assert config.model.use_fcc and config.model.use_ccc
   assert not any(config.model[name] for name in (
       'tie_pair_streams_at_init', 'zero_mean_time_taps_at_init', 'still_blind_head',
       'landmarks_at_mean_shape', 'flow_at_zero'))

@@ -635,6 +635,44 @@ def stored_true_landmarks(motion: Motion, frame_indices: Sequence[int], base: np
                    for k, t in enumerate(frame_indices)]).astype(np.float32)
 
 
+# A stored pixel belongs to a clip's moving region where its action-unit
+# displacement reaches this fraction of the clip's peak.
+REGION_FRACTION = 0.2
+
+
+def action_units_only(motion: Motion, action_units: Sequence[str],
+                      landmarks: np.ndarray) -> Motion:
+  """The part of `motion` its action units make: no blink, no head drift.
+
+  `make_motion` puts the action units' anchors first, in the order of
+  `action_units` (`landmarks`: the subject's, which place them).
+  """
+  n = sum(len(_action_unit(au, landmarks)[0]) for au in action_units)
+  return Motion(motion.centers[:n], motion.vectors[:n], motion.sigmas[:n],
+                motion.coeffs[:, :n], np.zeros_like(motion.head))
+
+
+def stored_moving_region(au_motion: Motion, frame_indices: Sequence[int],
+                         geometry: 'preprocess.ClipGeometry',
+                         fraction: float = REGION_FRACTION) -> np.ndarray:
+  """uint8 [size, size]: 1 where the clip's action units moved the face.
+
+  A stored pixel is in the region where its action-unit displacement from
+  the clip's first frame, at the frame of largest motion, is at least
+  `fraction` of that peak over the whole frame; all 0 if the clip's frames
+  miss the motion (peak under 0.05 raw pixels).
+  """
+  raw = geometry.grid_in_raw(0)
+  start = au_motion.displacement(int(frame_indices[0]), raw)
+  moved = np.stack([np.linalg.norm(au_motion.displacement(int(t), raw) - start, axis=-1)
+                    for t in frame_indices[1:]])
+  frame = int(np.argmax(moved.reshape(len(moved), -1).max(1)))
+  peak = float(moved[frame].max())
+  if peak < 0.05:
+    return np.zeros(raw.shape[:2], np.uint8)
+  return (moved[frame] >= fraction * peak).astype(np.uint8)
+
+
 @functools.lru_cache(maxsize=4)
 def _manifest_videos(raw_dir: str) -> tuple[dict[str, dict], tuple[str, ...]]:
   manifest = load_manifest(raw_dir)
@@ -661,15 +699,18 @@ def clip_truth(raw_dir: str, config: SyntheticConfig, job, clip) -> dict[str, np
 
   Returns:
     true_flow float16 [7, S, S, 2] and true_landmarks float32 [8, 68, 2], in
-    stored-frame pixels like the records' TV-L1 flow and dlib landmarks.
+    stored-frame pixels like the records' TV-L1 flow and dlib landmarks, and
+    moving_region uint8 [S, S] (`stored_moving_region`).
   """
   video_id = os.path.basename(os.path.dirname(job.paths[0]))
   videos, subjects = _manifest_videos(raw_dir)
   motion = Motion.load(os.path.join(raw_dir, 'truth', video_id + '.npz'))
   base = _subject_landmarks(subjects.index(videos[video_id]['subject']), config)
   indices = [int(i) for i in clip.frame_indices]
+  au_motion = action_units_only(motion, videos[video_id]['action_units'], base)
   return {'true_flow': stored_true_flow(motion, indices, clip.geometry).astype(np.float16),
-          'true_landmarks': stored_true_landmarks(motion, indices, base, clip.geometry)}
+          'true_landmarks': stored_true_landmarks(motion, indices, base, clip.geometry),
+          'moving_region': stored_moving_region(au_motion, indices, clip.geometry)}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

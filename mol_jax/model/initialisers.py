@@ -23,7 +23,9 @@ def tie_pair_streams(model: MOL) -> MOL:
   shows. Equal streams make the difference of a pair's maps motion alone at
   step 0; training then lets them drift apart.
   """
-  for first, second in ((model.fcc_1, model.fcc_2), (model.ccc_1, model.ccc_2)):
+  pairs = ([(model.fcc_1, model.fcc_2)] if model.use_fcc else []) + (
+      [(model.ccc_1, model.ccc_2)] if model.use_ccc else [])
+  for first, second in pairs:
     nnx.update(second, jax.tree.map(jnp.copy, nnx.state(first)))
   return model
 

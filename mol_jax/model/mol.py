@@ -45,15 +45,21 @@ class MOL(nnx.Module):
   """
 
   def __init__(self, num_classes: int = 3, neighbor_num: int = 4,
-               dropout_rate: float = 0.5, *, rngs: nnx.Rngs):
+               dropout_rate: float = 0.5, use_fcc: bool = True, use_ccc: bool = True, *,
+               rngs: nnx.Rngs):
+    """`use_fcc` / `use_ccc` False (ablations) build the network without the
+    FCC blocks (identity) or the CCC blocks (they add nothing)."""
     self.num_classes = num_classes
     self.neighbor_num = neighbor_num
+    self.use_fcc, self.use_ccc = use_fcc, use_ccc
     self.conv_stack = ConvStack(rngs=rngs)
-    self.fcc_1 = FullyConnectedConv(FEATURE_CHANNELS, rngs=rngs)
-    self.fcc_2 = FullyConnectedConv(FEATURE_CHANNELS, rngs=rngs)
+    if use_fcc:
+      self.fcc_1 = FullyConnectedConv(FEATURE_CHANNELS, rngs=rngs)
+      self.fcc_2 = FullyConnectedConv(FEATURE_CHANNELS, rngs=rngs)
     positions = FEATURE_SIZE * FEATURE_SIZE
-    self.ccc_1 = ChannelCorrespondenceConv(positions, neighbor_num, rngs=rngs)
-    self.ccc_2 = ChannelCorrespondenceConv(positions, neighbor_num, rngs=rngs)
+    if use_ccc:
+      self.ccc_1 = ChannelCorrespondenceConv(positions, neighbor_num, rngs=rngs)
+      self.ccc_2 = ChannelCorrespondenceConv(positions, neighbor_num, rngs=rngs)
     self.flownet = FlowHead(FEATURE_CHANNELS, rngs=rngs)
     self.ldm_predictor = LandmarkHead(FEATURE_CHANNELS, FEATURE_SIZE, rngs=rngs)
     self.mer_3dcnn = MicroExpressionHead(
@@ -88,10 +94,12 @@ class MOL(nnx.Module):
     num_pairs = video.shape[1] - 1
     features = self.conv_stack(video)
     self.sow(nnx.Intermediate, 'conv_stack_features', features)
-    first = self.fcc_1(features[:, :num_pairs], train=train)
-    self.sow(nnx.Intermediate, 'fcc_1_features', first)
-    first = self.ccc_1(first)
-    second = self.ccc_2(self.fcc_2(features[:, 1:], train=train))
+    first, second = features[:, :num_pairs], features[:, 1:]
+    if self.use_fcc:
+      first, second = self.fcc_1(first, train=train), self.fcc_2(second, train=train)
+      self.sow(nnx.Intermediate, 'fcc_1_features', first)
+    if self.use_ccc:
+      first, second = self.ccc_1(first), self.ccc_2(second)
 
     batch = video.shape[0]
     sequence = jnp.stack([first, second], axis=2).reshape(
@@ -112,7 +120,8 @@ class MOL(nnx.Module):
 
 
 def create_model(num_classes: int = 3, neighbor_num: int = 4,
-                 dropout_rate: float = 0.5, seed: int = 0) -> MOL:
+                 dropout_rate: float = 0.5, seed: int = 0, use_fcc: bool = True,
+                 use_ccc: bool = True) -> MOL:
   """A freshly initialised MOL: `MOL(..., rngs=nnx.Rngs(seed))` up to float rounding.
 
   Built eagerly, the ~90 initialisers compile one by one (about a minute on
@@ -120,19 +129,21 @@ def create_model(num_classes: int = 3, neighbor_num: int = 4,
   optimisation: it runs once, so compile time is what counts. Call it at
   top level; for shapes only, inside a trace, use `abstract_model`.
   """
-  graphdef, init = _compiled_init(num_classes, neighbor_num, dropout_rate)
+  graphdef, init = _compiled_init(num_classes, neighbor_num, dropout_rate, use_fcc, use_ccc)
   return nnx.merge(graphdef, init(jnp.asarray(seed, jnp.int32)))
 
 
 @functools.lru_cache(maxsize=8)
-def _compiled_init(num_classes: int, neighbor_num: int, dropout_rate: float):
+def _compiled_init(num_classes: int, neighbor_num: int, dropout_rate: float,
+                   use_fcc: bool, use_ccc: bool):
   """(graphdef, jitted seed -> state) for one model shape.
 
   Cached so that every LOSO fold after the first reuses the compiled program
   (about 15 s each on a 2-core CPU) and only runs it.
   """
   def init(seed):
-    model = MOL(num_classes, neighbor_num, dropout_rate, rngs=nnx.Rngs(jax.random.key(seed)))
+    model = MOL(num_classes, neighbor_num, dropout_rate, use_fcc, use_ccc,
+                rngs=nnx.Rngs(jax.random.key(seed)))
     return nnx.split(model)
 
   graphdef, _ = nnx.eval_shape(lambda: init(jnp.int32(0)))
@@ -141,10 +152,11 @@ def _compiled_init(num_classes: int, neighbor_num: int, dropout_rate: float):
 
 
 def abstract_model(num_classes: int = 3, neighbor_num: int = 4,
-                   dropout_rate: float = 0.5) -> MOL:
+                   dropout_rate: float = 0.5, use_fcc: bool = True,
+                   use_ccc: bool = True) -> MOL:
   """A MOL of shape-only arrays, to be filled from a checkpoint or weights."""
-  return nnx.eval_shape(lambda: MOL(num_classes, neighbor_num, dropout_rate,
-                                    rngs=nnx.Rngs(0)))
+  return nnx.eval_shape(lambda: MOL(num_classes, neighbor_num, dropout_rate, use_fcc,
+                                    use_ccc, rngs=nnx.Rngs(0)))
 
 
 def count_parameters(tree: Any) -> int:

@@ -15,14 +15,15 @@ from mol_jax.data import builder, layouts
 from mol_jax.data import synthetic
 
 
-# Every synthetic config moved to 1.3.0 when its records gained the truth.
-VERSION = '1.3.0'
+# Every synthetic config moved to 1.4.0 when its records gained the moving region.
+VERSION = '1.4.0'
 RELEASE_NOTES = {
     '1.0.0': 'Initial release (per-frame alignment).',
     '1.1.0': 'Per-clip configs: one alignment matrix from the onset frame.',
     '1.2.0': '`demo`: per-clip alignment, then registration onto the reference face.',
     '1.3.0': 'Every record holds the exact motion: `true_flow` [7, 144, 144, 2] '
              '(float16) and `true_landmarks` [8, 68, 2], in the stored frames.',
+    '1.4.0': '`moving_region` [144, 144] uint8: where the action units moved the face.',
 }
 
 
@@ -97,6 +98,7 @@ class Builder(builder.MicroExpressionBuilder):
                                           dtype=np.float16),
         'true_landmarks': tfds.features.Tensor(
             shape=(clip_format.NUM_FRAMES, clip_format.NUM_LANDMARKS, 2), dtype=np.float32),
+        'moving_region': tfds.features.Tensor(shape=(stored, stored), dtype=np.uint8),
     }
 
   def _annotator(self):

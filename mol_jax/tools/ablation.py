@@ -1,0 +1,166 @@
+"""The paper's ablations as one rerunnable experiment.
+
+    python -m mol_jax.tools.ablation --config=configs/demo.py --workdir=DIR \
+        [--seeds=3] [--variants=mol,no_fcc,...] [--config.num_train_steps=60]
+
+trains every variant (below) with LOSO over `--seeds` seeds, each run in
+`DIR/<variant>/seed<k>/` through `train.train_and_evaluate`, and writes
+`DIR/ablation.json` and `DIR/ablation.md`: per variant the pooled UF1 and UAR
+(mean and standard deviation over seeds), the flow and landmark errors
+against the synthetic truth where the variant trains those heads, and the
+training time. A killed ablation, run again with the same command, skips
+finished runs and resumes the unfinished one from its checkpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Callable
+
+import ml_collections
+import numpy as np
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from mol_jax import files
+
+
+def _set(**fields) -> Callable[[ml_collections.ConfigDict], None]:
+  def apply(config):
+    for dotted, value in fields.items():
+      group, name = dotted.split('__')
+      config[group][name] = value
+  return apply
+
+
+# Variant name -> (what it removes, config change). Each keeps the rest of
+# the network and its weight import (`convert.import_official(use_fcc=...)`).
+VARIANTS = {
+    'mol': ('nothing: the full MOL', _set()),
+    'no_fcc': ('the FCC blocks (identity)', _set(model__use_fcc=False)),
+    'no_ccc': ('the CCC blocks (add nothing)', _set(model__use_ccc=False)),
+    'no_flow': ('the flow task (of_weight 0)', _set(loss__of_weight=0.0)),
+    'no_landmarks': ('the landmark task (ldm_weight 0)', _set(loss__ldm_weight=0.0)),
+    'mer_only': ('both auxiliary tasks', _set(loss__of_weight=0.0, loss__ldm_weight=0.0)),
+}
+# Seeds of run k: config.seed + SEED_STRIDE * k (folds add their index).
+SEED_STRIDE = 100
+RESULT_KEYS = ('uf1', 'uar', 'accuracy', 'flow_epe_vs_truth', 'zero_flow_epe_vs_truth',
+               'landmark_nme_vs_truth', 'mean_shape_nme_vs_truth')
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string('workdir', None, 'Directory of the ablation runs and its table.')
+flags.DEFINE_integer('seeds', 3, 'Seeds per variant.')
+flags.DEFINE_list('variants', list(VARIANTS), f'Variants to run, of {list(VARIANTS)}.')
+config_flags.DEFINE_config_file('config', None, 'Base training config (e.g. configs/demo.py).',
+                                lock_config=False)
+
+
+def variant_config(base: ml_collections.ConfigDict, variant: str,
+                   seed_index: int) -> ml_collections.ConfigDict:
+  """The base config with one variant's change and the run's seed."""
+  if variant not in VARIANTS:
+    raise ValueError(f'unknown ablation variant {variant!r}; the variants are {list(VARIANTS)}')
+  config = ml_collections.ConfigDict(base.to_dict())
+  VARIANTS[variant][1](config)
+  if config.loss.of_weight == 0:
+    config.eval_with_flow = False  # an untrained flow head has nothing to score
+  config.seed = base.seed + SEED_STRIDE * seed_index
+  return config
+
+
+def run_dir(workdir: str, variant: str, seed_index: int) -> str:
+  return os.path.join(workdir, variant, f'seed{seed_index}')
+
+
+def run_variant(base: ml_collections.ConfigDict, workdir: str, variant: str,
+                seed_index: int) -> dict:
+  """One variant and seed, resumed or skipped if finished; its run record."""
+  from mol_jax import train  # pylint: disable=import-outside-toplevel
+  directory = run_dir(workdir, variant, seed_index)
+  record_path = os.path.join(directory, 'run.json')
+  if os.path.exists(record_path):
+    with open(record_path) as f:
+      return json.load(f)
+  config = variant_config(base, variant, seed_index)
+  logging.info('ablation %s, seed %d: %s', variant, config.seed, directory)
+  start = time.perf_counter()
+  _, summary = train.train_and_evaluate(config, directory)
+  record = {'variant': variant, 'seed': config.seed,
+            'seconds': time.perf_counter() - start,
+            'of_weight': config.loss.of_weight, 'ldm_weight': config.loss.ldm_weight,
+            'pooled': {k: summary['pooled'][k] for k in RESULT_KEYS if k in summary['pooled']}}
+  files.write_json(record_path, record)
+  return record
+
+
+def summarize(records: list[dict]) -> dict:
+  """Per variant: mean and standard deviation over seeds of each score."""
+  table = {}
+  for variant in VARIANTS:
+    runs = [r for r in records if r['variant'] == variant]
+    if not runs:
+      continue
+    row = {'removed': VARIANTS[variant][0], 'seeds': [r['seed'] for r in runs],
+           'seconds_mean': float(np.mean([r['seconds'] for r in runs]))}
+    for key in RESULT_KEYS:
+      values = [r['pooled'][key] for r in runs if key in r['pooled']]
+      trained = {'flow': runs[0]['of_weight'] > 0, 'landmark': runs[0]['ldm_weight'] > 0}
+      if not values or (key.startswith(('flow', 'landmark')) and not trained[key.split('_')[0]]):
+        continue
+      row[key] = {'mean': float(np.mean(values)), 'std': float(np.std(values))}
+    table[variant] = row
+  return table
+
+
+def markdown(table: dict, base: ml_collections.ConfigDict) -> str:
+  lines = [f'# Ablation: {base.dataset}, {base.num_train_steps} steps per fold', '',
+           'Pooled over LOSO folds; mean ± standard deviation over seeds. Errors are '
+           'against the synthetic truth (flow end-point error in pixels; landmark '
+           'NME over the inter-pupil distance), only where the variant trains the head.', '',
+           '| variant | removes | seeds | UF1 | UAR | flow EPE | landmark NME | time per run |',
+           '|---|---|---|---|---|---|---|---|']
+  cell = lambda row, key: (f"{row[key]['mean']:.3f} ± {row[key]['std']:.3f}" if key in row
+                           else '—')
+  for variant, row in table.items():
+    lines.append(f"| {variant} | {row['removed']} | {len(row['seeds'])} | {cell(row, 'uf1')} | "
+                 f"{cell(row, 'uar')} | {cell(row, 'flow_epe_vs_truth')} | "
+                 f"{cell(row, 'landmark_nme_vs_truth')} | {row['seconds_mean'] / 60:.1f} min |")
+  return '\n'.join(lines) + '\n'
+
+
+def run_ablation(base: ml_collections.ConfigDict, workdir: str, variants: list[str],
+                 seeds: int) -> dict:
+  unknown = [v for v in variants if v not in VARIANTS]
+  if unknown:
+    raise ValueError(f'unknown ablation variants {unknown}; the variants are {list(VARIANTS)}')
+  os.makedirs(workdir, exist_ok=True)
+  records = [run_variant(base, workdir, variant, k)
+             for variant in variants for k in range(seeds)]
+  table = summarize(records)
+  files.write_json(os.path.join(workdir, 'ablation.json'), table)
+  files.write_text(os.path.join(workdir, 'ablation.md'), markdown(table, base))
+  return table
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  if not FLAGS.workdir or FLAGS.config is None:
+    raise app.UsageError('--config and --workdir are required')
+  try:
+    run_ablation(FLAGS.config, os.path.abspath(FLAGS.workdir), FLAGS.variants, FLAGS.seeds)
+  except (ValueError, FileNotFoundError) as e:
+    raise SystemExit(f'error: {e}') from None
+  print(open(os.path.join(FLAGS.workdir, 'ablation.md')).read())
+
+
+if __name__ == '__main__':
+  from mol_jax import main as mol_main  # pylint: disable=import-outside-toplevel
+  root = mol_main.config_root(sys.argv)
+  if root and root not in sys.path:
+    sys.path.insert(0, root)
+  app.run(main)
