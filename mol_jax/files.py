@@ -1,4 +1,4 @@
-"""Files written whole or not at all: a reader never sees half of one."""
+"""Files written whole or not at all, and where config files import from."""
 
 from __future__ import annotations
 
@@ -19,3 +19,21 @@ def write_text(path: str, text: str) -> str:
 def write_json(path: str, value: Any, indent: int = 2) -> str:
   """`value` as JSON at `path`, atomically (`write_text`)."""
   return write_text(path, json.dumps(value, indent=indent))
+
+
+def config_root(argv: list[str]) -> str | None:
+  """The folder that holds the `--config` file's folder.
+
+  Config files import their base as `from configs import default`; with this
+  folder on `sys.path` they load from any working directory, not only from
+  the repository root.
+  """
+  for i, arg in enumerate(argv):
+    # absl takes `--config=X`, `-config=X` and `--config X`.
+    name, has_value, value = arg.lstrip('-').partition('=')
+    if not arg.startswith('-') or name != 'config':
+      continue
+    path = value if has_value else (argv[i + 1] if i + 1 < len(argv) else '')
+    if path:
+      return os.path.dirname(os.path.dirname(os.path.abspath(path.split(':', 1)[0])))
+  return None

@@ -9,6 +9,8 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from mol_jax import files
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', None, 'Directory for checkpoints, logs and results.')
 config_flags.DEFINE_config_file('config', None, 'Training configuration file.',
@@ -38,26 +40,8 @@ def main(argv):
     raise SystemExit(f'error: {e}') from None
 
 
-def config_root(argv: list[str]) -> str | None:
-  """The folder that holds the `--config` file's folder.
-
-  Config files import their base as `from configs import default`; with this
-  folder on `sys.path` they load from any working directory, not only from
-  the repository root.
-  """
-  for i, arg in enumerate(argv):
-    # absl takes `--config=X`, `-config=X` and `--config X`.
-    name, has_value, value = arg.lstrip('-').partition('=')
-    if not arg.startswith('-') or name != 'config':
-      continue
-    path = value if has_value else (argv[i + 1] if i + 1 < len(argv) else '')
-    if path:
-      return os.path.dirname(os.path.dirname(os.path.abspath(path.split(':', 1)[0])))
-  return None
-
-
 if __name__ == '__main__':
-  root = config_root(sys.argv)
+  root = files.config_root(sys.argv)
   if root and root not in sys.path:
     sys.path.insert(0, root)
   app.run(main)

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from mol_jax.tools import benchmark
-from mol_jax.main import config_root
+from mol_jax.files import config_root
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

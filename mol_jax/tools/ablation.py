@@ -55,6 +55,9 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', None, 'Directory of the ablation runs and its table.')
 flags.DEFINE_integer('seeds', 3, 'Seeds per variant.')
 flags.DEFINE_list('variants', list(VARIANTS), f'Variants to run, of {list(VARIANTS)}.')
+flags.DEFINE_list('explain', [], 'Variants whose fold models get region maps of their held-out '
+                  'clips, scored against the moving regions (mol_jax.explain; synthetic_me).')
+flags.DEFINE_integer('explain_steps', 8, 'Integrated-gradients steps of those maps.')
 config_flags.DEFINE_config_file('config', None, 'Base training config (e.g. configs/demo.py).',
                                 lock_config=False)
 
@@ -116,6 +119,47 @@ def summarize(records: list[dict]) -> dict:
   return table
 
 
+REGION_KEYS = ('pointing_game_hit_rate', 'mass_in_moving_region', 'moving_region_area_fraction')
+
+
+def explain_runs(base: ml_collections.ConfigDict, workdir: str, variants: list[str],
+                 seeds: int, steps: int) -> dict:
+  """Region scores of every fold model of `variants` on its held-out clips.
+
+  Each fold's maps and `region_scores.json` go to
+  `<run>/folds/<subject>/explain/` (kept: a rerun reads them); the result
+  pools them over folds and seeds, weighted by clips.
+  """
+  from mol_jax import checkpointing, explain  # pylint: disable=import-outside-toplevel
+  out = {}
+  for variant in variants:
+    per_map: dict[str, list] = {'mol': [], 'frame_difference': []}
+    for k in range(seeds):
+      folds = os.path.join(run_dir(workdir, variant, k), 'folds')
+      for subject in sorted(os.listdir(folds)):
+        directory = os.path.join(folds, subject, 'explain')
+        path = os.path.join(directory, 'region_scores.json')
+        if not os.path.exists(path):
+          model_dir = os.path.join(folds, subject, 'model')
+          clips = explain.dataset_clips(base.dataset, base.data_dir or None, subject)
+          if clips['regions'] is None:
+            raise ValueError(f'{base.dataset} records hold no moving_region: region scores '
+                             'need synthetic_me >= 1.4.0')
+          explain.explain_clips(checkpointing.load_model(model_dir), clips['video'],
+                                clips['names'], directory,
+                                checkpointing.load_metadata(model_dir)['class_names'],
+                                clips['regions'], steps=steps)
+        with open(path) as f:
+          scores = json.load(f)
+        for name in per_map:
+          per_map[name].append(scores[name])
+    out[variant] = {name: {key: float(np.average([s[key] for s in rows],
+                                                 weights=[s['num_clips'] for s in rows]))
+                           for key in REGION_KEYS} | {'num_clips': sum(s['num_clips'] for s in rows)}
+                    for name, rows in per_map.items()}
+  return out
+
+
 def markdown(table: dict, base: ml_collections.ConfigDict) -> str:
   lines = [f'# Ablation: {base.dataset}, {base.num_train_steps} steps per fold', '',
            'Pooled over LOSO folds; mean ± standard deviation over seeds. Errors are '
@@ -129,18 +173,39 @@ def markdown(table: dict, base: ml_collections.ConfigDict) -> str:
     lines.append(f"| {variant} | {row['removed']} | {len(row['seeds'])} | {cell(row, 'uf1')} | "
                  f"{cell(row, 'uar')} | {cell(row, 'flow_epe_vs_truth')} | "
                  f"{cell(row, 'landmark_nme_vs_truth')} | {row['seconds_mean'] / 60:.1f} min |")
+  regions = {v: row['regions'] for v, row in table.items() if 'regions' in row}
+  if regions:
+    from mol_jax.explain import REGION_DILATION  # pylint: disable=import-outside-toplevel
+    lines += ['', 'Region maps of the held-out clips (`mol_jax.explain`), pooled over folds, '
+              'seeds and clips: pointing game = the map maximum inside the moving region '
+              f'(dilated by {REGION_DILATION} px); mass = share of the positive map in it; '
+              'area = its share of the crop (what a uniform map scores).', '',
+              '| variant | clips | MOL pointing game | MOL mass | frame difference pointing '
+              'game | frame difference mass | area |', '|---|---|---|---|---|---|---|']
+    for variant, r in regions.items():
+      m, d = r['mol'], r['frame_difference']
+      lines.append(f"| {variant} | {m['num_clips']} | {m['pointing_game_hit_rate']:.3f} | "
+                   f"{m['mass_in_moving_region']:.3f} | {d['pointing_game_hit_rate']:.3f} | "
+                   f"{d['mass_in_moving_region']:.3f} | {m['moving_region_area_fraction']:.3f} |")
   return '\n'.join(lines) + '\n'
 
 
 def run_ablation(base: ml_collections.ConfigDict, workdir: str, variants: list[str],
-                 seeds: int) -> dict:
-  unknown = [v for v in variants if v not in VARIANTS]
+                 seeds: int, explain_variants: tuple[str, ...] = (),
+                 explain_steps: int = 8) -> dict:
+  unknown = [v for v in list(variants) + list(explain_variants) if v not in VARIANTS]
   if unknown:
     raise ValueError(f'unknown ablation variants {unknown}; the variants are {list(VARIANTS)}')
   os.makedirs(workdir, exist_ok=True)
   records = [run_variant(base, workdir, variant, k)
              for variant in variants for k in range(seeds)]
   table = summarize(records)
+  missing = [v for v in explain_variants if v not in variants]
+  if missing:
+    raise ValueError(f'--explain names variants {missing} that this ablation does not run')
+  for variant, regions in explain_runs(base, workdir, list(explain_variants), seeds,
+                                       explain_steps).items():
+    table[variant]['regions'] = regions
   files.write_json(os.path.join(workdir, 'ablation.json'), table)
   files.write_text(os.path.join(workdir, 'ablation.md'), markdown(table, base))
   return table
@@ -152,15 +217,15 @@ def main(argv):
   if not FLAGS.workdir or FLAGS.config is None:
     raise app.UsageError('--config and --workdir are required')
   try:
-    run_ablation(FLAGS.config, os.path.abspath(FLAGS.workdir), FLAGS.variants, FLAGS.seeds)
+    run_ablation(FLAGS.config, os.path.abspath(FLAGS.workdir), FLAGS.variants, FLAGS.seeds,
+                 tuple(FLAGS.explain), FLAGS.explain_steps)
   except (ValueError, FileNotFoundError) as e:
     raise SystemExit(f'error: {e}') from None
   print(open(os.path.join(FLAGS.workdir, 'ablation.md')).read())
 
 
 if __name__ == '__main__':
-  from mol_jax import main as mol_main  # pylint: disable=import-outside-toplevel
-  root = mol_main.config_root(sys.argv)
+  root = files.config_root(sys.argv)
   if root and root not in sys.path:
     sys.path.insert(0, root)
   app.run(main)
