@@ -64,22 +64,27 @@ def _train(config, batch, steps: int, **overrides):
   mer = []
   for _ in range(steps):
     state, metrics = step(state, train_batch)
+    # A non-finite step leaves the state as it was: a head would look frozen.
+    assert float(metrics['nonfinite']) == 0
     mer.append(float(metrics['loss/mer']))
   return before, scores(state), (np.mean(mer[:5]), np.mean(mer[-5:]))
 
 
 def test_flow_head_learns_the_motion(clips):
   config, batch = clips
-  before, after, _ = _train(config, batch, 60, **{
-      'loss.ldm_weight': 0.0, 'loss.flow_pairs_per_step': 7, 'model.flow_at_zero': True})
+  # At 1e-3 the flow head's first steps overshoot (3.8x the zero-flow error
+  # after 10 steps) and its ReLUs can die, leaving it at zero flow or not,
+  # depending on rounding; at 3e-4 the error falls steadily (0.85, 0.79,
+  # 0.77 of zero flow after 10, 20, 30 steps).
+  before, after, _ = _train(config, batch, 30, **{
+      'optimizer.learning_rate': 3e-4, 'loss.ldm_weight': 0.0,
+      'loss.flow_pairs_per_step': 7, 'model.flow_at_zero': True})
   print('flow', before, after)
-  # Starts as the zero-flow predictor and moves towards the true motion. The
-  # FlowNet-style head learns slowly (60 steps take it 8 % of the way here;
-  # a higher learning rate makes no progress or diverges), so the bar is
-  # modest; a frozen head, or one cut from its loss, stays at exactly 1.0.
+  # Starts as the zero-flow predictor and moves towards the true motion; a
+  # frozen head, or one cut from its loss, stays at exactly 1.0.
   assert before['flow_epe_vs_truth'] == pytest.approx(before['zero_flow_epe_vs_truth'], rel=1e-3)
-  assert after['flow_epe_vs_truth'] < 0.96 * after['zero_flow_epe_vs_truth']
-  assert after['flow_epe_vs_targets'] < 0.96 * after['zero_flow_epe_vs_targets']
+  assert after['flow_epe_vs_truth'] < 0.9 * after['zero_flow_epe_vs_truth']
+  assert after['flow_epe_vs_targets'] < 0.9 * after['zero_flow_epe_vs_targets']
 
 
 def test_landmark_head_learns_the_landmarks(clips):
