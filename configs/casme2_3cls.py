@@ -1,4 +1,4 @@
-"""CASME II mapped to 3 classes (negative, positive, surprise), 25 LOSO folds."""
+"""CASME II mapped to 3 classes (labels 0, 1, 2: surprise, positive, negative), 25 LOSO folds."""
 
 from configs import default
 

@@ -1,6 +1,6 @@
 """The embedded demo: MOL's three tasks, LOSO on the synthetic_me set, built on first use.
 
-4 subjects, 3 classes (negative, positive, surprise). The synthetic records
+4 subjects, 3 classes (labels 0, 1, 2: surprise, positive, negative). The synthetic records
 hold the exact motion, so the run scores MOL's flow and landmarks against
 the truth beside the TV-L1 targets, dlib and the zero-flow and mean-shape
 predictors (docs/RESULTS.md). What differs from the official recipe

@@ -1,4 +1,4 @@
-"""SMIC-HS, 3 classes (negative, positive, surprise), 16 LOSO folds."""
+"""SMIC-HS, 3 classes (labels 0, 1, 2: surprise, positive, negative), 16 LOSO folds."""
 
 from configs import default
 

@@ -41,8 +41,30 @@ def _split_our_flags(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]
   return parser.parse_known_args(list(argv))
 
 
+# Folder flags whose value may start with `~`: a shell expands `~` only at the
+# start of a word, not after `--data_dir=`, and TFDS would then write into a
+# folder literally named `~` in the working directory.
+_FOLDER_FLAGS = ('--data_dir', '--manual_dir', '--download_dir')
+
+
+def expand_user_folders(argv: Sequence[str]) -> list[str]:
+  """`argv` with a leading `~` of every folder flag's value expanded."""
+  out, expand_next = [], False
+  for arg in argv:
+    if expand_next:
+      arg, expand_next = os.path.expanduser(arg), False
+    elif arg in _FOLDER_FLAGS:
+      expand_next = True
+    else:
+      name, sep, value = arg.partition('=')
+      if sep and name in _FOLDER_FLAGS:
+        arg = f'{name}={os.path.expanduser(value)}'
+    out.append(arg)
+  return out
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-  argv = list(sys.argv[1:] if argv is None else argv)
+  argv = expand_user_folders(sys.argv[1:] if argv is None else argv)
   ours, rest = _split_our_flags(argv)
   logging.basicConfig(level=ours.log_level.upper())
   if ours.num_workers is not None:

@@ -136,3 +136,30 @@ def test_interrupted_build_leaves_nothing_complete(tmp_path):
   records = [f for _, _, files in os.walk(tmp_path) for f in files
              if 'array_record' in f]
   assert not [r for r in records if os.path.exists(os.path.join(final, r))]
+
+
+def test_docs_name_the_classes_in_label_order():
+  """A user copies class names from the docs: a swapped order would silently
+  swap two classes in every prediction."""
+  rows = [line for line in open(os.path.join(REPO, 'docs', 'TRAINING.md'))
+          if line.startswith('| `') and ('3class' in line or 'synthetic_me' in line)]
+  assert len(rows) == 6
+  for row in rows:
+    names = row.split('|')[3].split('(')[0].strip()
+    assert names == ', '.join(layouts.THREE_CLASS), row
+  for config in ('smic.py', 'casme2_3cls.py', 'demo.py'):
+    text = open(os.path.join(REPO, 'configs', config)).read()
+    assert ', '.join(layouts.THREE_CLASS) in text, config
+
+
+def test_tfds_build_expands_a_tilde_after_the_equals_sign(monkeypatch, tmp_path):
+  """`--data_dir=~/x` reaches us unexpanded from a shell (README's line)."""
+  from mol_jax import tfds_build  # pylint: disable=import-outside-toplevel
+  monkeypatch.setenv('HOME', str(tmp_path))
+  argv = tfds_build.expand_user_folders(
+      ['smic', '--data_dir=~/tfds', '--manual_dir', '~/raw', '--config=3class',
+       '--max_examples_per_split=~'])
+  assert argv == ['smic', f'--data_dir={tmp_path}/tfds', '--manual_dir', f'{tmp_path}/raw',
+                  '--config=3class', '--max_examples_per_split=~']
+  readme = open(os.path.join(REPO, 'README.md')).read()
+  assert '--data_dir=~' not in readme
