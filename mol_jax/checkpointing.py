@@ -12,15 +12,43 @@ these.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
-from typing import Any
+from typing import Any, Iterator
 
 import jax
 import orbax.checkpoint as ocp
 from flax import nnx
 
 from mol_jax.model.mol import MOL, abstract_model
+
+
+class CheckpointError(ValueError):
+  """A checkpoint directory exists but cannot be read (truncated, corrupt)."""
+
+
+def _innermost_message(error: BaseException) -> str:
+  """The first line of the innermost cause: Orbax wraps TensorStore's
+  precise message ("Error reading X ... byte range ...") in a generic one."""
+  while (error.__cause__ or error.__context__) is not None:
+    error = error.__cause__ or error.__context__
+  line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+  return line if len(line) <= 300 else line[:297] + '...'
+
+
+@contextlib.contextmanager
+def _readable(directory: str) -> Iterator[None]:
+  """Turns any failure to read `directory` into one CheckpointError that
+  names it (our own FileNotFoundError passes through)."""
+  try:
+    yield
+  except FileNotFoundError:
+    raise
+  except Exception as e:  # Orbax and TensorStore raise many types, bare Exception too.
+    raise CheckpointError(
+        f'{directory}: the checkpoint is damaged or incomplete ({_innermost_message(e)}); '
+        'write it again (training, or python -m mol_jax.convert)') from e
 
 
 def model_config(model: MOL) -> dict[str, Any]:
@@ -86,7 +114,7 @@ def load_model(directory: str, step: int | None = None) -> MOL:
     step: which step; default the latest.
   """
   directory = _checkpoint_dir(directory)
-  with ocp.CheckpointManager(directory) as manager:
+  with _readable(directory), ocp.CheckpointManager(directory) as manager:
     found = _resolve_step(manager, step)
     if found is None:
       raise FileNotFoundError(
@@ -104,12 +132,12 @@ def load_model(directory: str, step: int | None = None) -> MOL:
         model_variables(abstract))
     restored = manager.restore(step, args=ocp.args.Composite(
         model=ocp.args.StandardRestore(target)))['model']
-  # Every variable is a Param or a BatchStat and comes from the checkpoint:
-  # an abstract model avoids running (and compiling) ~90 initialisers.
-  model = abstract
-  state = nnx.state(model, (nnx.Param, nnx.BatchStat))
-  state.replace_by_pure_dict(restored)
-  nnx.update(model, state)
+    # Every variable is a Param or a BatchStat and comes from the checkpoint:
+    # an abstract model avoids running (and compiling) ~90 initialisers.
+    model = abstract
+    state = nnx.state(model, (nnx.Param, nnx.BatchStat))
+    state.replace_by_pure_dict(restored)
+    nnx.update(model, state)
   return model
 
 
@@ -121,7 +149,7 @@ def load_metadata(directory: str, step: int | None = None) -> dict[str, Any]:
     step: which step; default the latest.
   """
   directory = _checkpoint_dir(directory)
-  with ocp.CheckpointManager(directory) as manager:
+  with _readable(directory), ocp.CheckpointManager(directory) as manager:
     step = _resolve_step(manager, step)
     if step is None:
       return {}

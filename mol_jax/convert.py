@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import sys
+import zipfile
 from typing import Callable, Mapping
 
 import numpy as np
@@ -147,7 +148,11 @@ def official_to_flat(state_dict: Mapping[str, np.ndarray],
     path, fn = rule
     if path in flat:
       raise WeightsError(f'key {key!r} maps to {path}, which another key already set')
-    flat[path] = np.ascontiguousarray(fn(np.asarray(value, np.float32)))
+    try:
+      flat[path] = np.ascontiguousarray(fn(np.asarray(value, np.float32)))
+    except ValueError as e:  # a layout transform meets a shape it cannot take
+      raise WeightsError(f'key {key!r} has shape {np.shape(value)}, which is not the '
+                         f'official layer\'s shape ({e})') from None
     if sources is not None:
       sources[path] = key
   return flat
@@ -192,8 +197,13 @@ def load_state_dict(path: str) -> dict[str, np.ndarray]:
   if not os.path.isfile(path):
     raise FileNotFoundError(f'weights file not found: {path}')
   if path.endswith('.npz'):
-    with np.load(path, allow_pickle=False) as data:
-      return {k: data[k] for k in data.files}
+    try:
+      with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+      # np.load's own messages name neither the file nor what is wrong with it.
+      raise WeightsError(f'{path}: not a readable .npz file ({type(e).__name__}: {e}); '
+                         'write it again with numpy.savez') from None
   try:
     import torch  # pylint: disable=import-outside-toplevel
   except ImportError as e:
@@ -301,16 +311,26 @@ def main(argv=None) -> int:
                       help='class count; checked against the weights (default: from the weights)')
   parser.add_argument('--neighbor_num', type=int, default=4, help='k of the CCC kNN graph')
   parser.add_argument('--out', required=True, help='output checkpoint directory')
+  parser.add_argument('--class_names', default='',
+                      help='comma-separated class names in label order, stored with the '
+                      'checkpoint so that predictions name them (see docs/DATA.md for each '
+                      "dataset's order)")
   args = parser.parse_args(argv)
   from mol_jax import checkpointing  # pylint: disable=import-outside-toplevel
+  names = [c.strip() for c in args.class_names.split(',') if c.strip()]
   try:
     sd = load_state_dict(args.weights)
     model = import_official(sd, args.num_classes, args.neighbor_num, source=args.weights)
-    path = checkpointing.save_model(args.out, model)
+    if names and len(names) != model.num_classes:
+      raise WeightsError(f'--class_names gives {len(names)} names; {args.weights} holds '
+                         f'{model.num_classes} classes')
+    metadata = {'class_names': names, 'source': os.path.basename(args.weights)} if names else None
+    path = checkpointing.save_model(args.out, model, metadata=metadata)
   except (WeightsError, FileNotFoundError, FileExistsError, ImportError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
-  print(f'wrote MOL checkpoint ({model.num_classes} classes, k={model.neighbor_num}) to {path}')
+  print(f'wrote MOL checkpoint ({model.num_classes} classes, k={model.neighbor_num}) to {path}'
+        + ('' if names else '; no --class_names, so predictions will read class_0, class_1, ...'))
   return 0
 
 

@@ -1,30 +1,115 @@
 """Entry point: `python -m mol_jax.main --config=configs/smic.py --workdir=DIR`.
 
 Any config field can be overridden: `--config.num_train_steps=200`.
+
+Exit codes: 0 done; 1 training stopped (a non-finite loss); 2 bad flags or
+config (unknown field, bad value, no such config file); 3 data missing (the
+dataset is not built, the licensed copy is not where the config says).
+Errors print one line, `error: <what>: <fix>`; `--verbose` adds the traceback.
 """
 
 import os
 import sys
+import traceback
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
 from mol_jax import files
 
+EXIT_TRAINING = 1
+EXIT_CONFIG = 2
+EXIT_DATA = 3
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', None, 'Directory for checkpoints, logs and results.')
+flags.DEFINE_bool('verbose', False, 'Print the traceback of an error.')
 config_flags.DEFINE_config_file('config', None, 'Training configuration file.',
                                 lock_config=True)
 flags.mark_flags_as_required(['config', 'workdir'])
 
+_HELP_FLAGS = ('-h', '--help', '-help', '--helpshort', '--helpfull')
+
+
+def help_text() -> str:
+  """What `--help` prints: the command, the configs beside it and the docs."""
+  here = os.path.join(os.getcwd(), 'configs')
+  configs = sorted(n[:-3] for n in os.listdir(here)
+                   if n.endswith('.py') and n not in ('__init__.py', 'default.py')
+                   ) if os.path.isdir(here) else []
+  listed = (', '.join(f'configs/{n}.py' for n in configs) if configs
+            else 'the configs/ folder of a checkout of mol_jax')
+  return '\n'.join([
+      'usage: python -m mol_jax.main --config=CONFIG.py --workdir=DIR '
+      '[--config.FIELD=VALUE ...] [--verbose]',
+      '',
+      'Trains MOL with leave-one-subject-out folds and writes DIR/results.json,',
+      'results.md and each fold model DIR/folds/<subject>/model.',
+      '',
+      f'configs: {listed}',
+      '  configs/demo.py runs on the synthetic set it builds itself; configs/default.py',
+      '  documents every field (--config.FIELD=VALUE overrides one).',
+      '',
+      'exit codes: 0 done, 1 training stopped (non-finite loss), 2 bad flags or config,',
+      '  3 data missing (dataset not built, licensed copy not found).',
+      '',
+      'docs: README.md, docs/TRAINING.md (recipes, options, exit codes), docs/DATA.md',
+      '  (building the datasets), docs/INFERENCE.md (predicting on a video).',
+  ])
+
+
+def _fail(message: str, code: int, error: BaseException | None = None):
+  if error is not None and FLAGS.is_parsed() and FLAGS.verbose:
+    traceback.print_exception(error)
+  print(f'error: {message}', file=sys.stderr, flush=True)
+  sys.exit(code)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's parser with `--help` and flag errors as documented above."""
+  if any(a in _HELP_FLAGS for a in argv[1:]):
+    print(help_text())
+    sys.exit(0)
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    _fail(f'{e} (python -m mol_jax.main --help)', EXIT_CONFIG)
+
+
+def _override_named(name: str) -> str:
+  """The command-line override that mentions config field `name`."""
+  for arg in sys.argv[1:]:
+    if arg.startswith(('--config.', '-config.')) and name in arg.partition('=')[0]:
+      return arg
+  return f'--config (field {name})'
+
+
+def load_config():
+  """FLAGS.config, loaded (lazily, by ml_collections) with its overrides."""
+  try:
+    return FLAGS.config
+  except OSError as e:
+    path = next((a.partition('=')[2] for a in sys.argv[1:]
+                 if a.lstrip('-').startswith('config=')), '')
+    _fail(f'--config={path}: no such config file; configs are Python files such as '
+          'configs/smic.py (python -m mol_jax.main --help lists them)', EXIT_CONFIG, e)
+  except (AttributeError, KeyError) as e:
+    name = str(e).strip('\'"')
+    _fail(f'{_override_named(name)}: the config has no field {name!r}; '
+          'configs/default.py lists every field', EXIT_CONFIG, e)
+  except (ValueError, TypeError) as e:
+    _fail(f'a --config.* override does not fit its field ({e}); configs/default.py gives '
+          'each field its type', EXIT_CONFIG, e)
+
 
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+    _fail(f'unexpected arguments {argv[1:]}: every flag is --name=value '
+          '(python -m mol_jax.main --help)', EXIT_CONFIG)
+  config = load_config()
   import jax  # pylint: disable=import-outside-toplevel
   from mol_jax import train  # pylint: disable=import-outside-toplevel
 
-  config = FLAGS.config
   dist = config.distributed
   if dist.initialize:
     jax.distributed.initialize(
@@ -35,13 +120,16 @@ def main(argv):
                jax.devices())
   try:
     train.train_and_evaluate(config, os.path.abspath(FLAGS.workdir))
-  except (FileNotFoundError, train.ConfigError, train.NonFiniteError) as e:
-    logging.error('%s', e)
-    raise SystemExit(f'error: {e}') from None
+  except train.ConfigError as e:
+    _fail(str(e), EXIT_CONFIG, e)
+  except FileNotFoundError as e:
+    _fail(str(e), EXIT_DATA, e)
+  except train.NonFiniteError as e:
+    _fail(str(e), EXIT_TRAINING, e)
 
 
 if __name__ == '__main__':
   root = files.config_root(sys.argv)
   if root and root not in sys.path:
     sys.path.insert(0, root)
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -105,6 +105,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                   'classes', EXIT_USAGE)
   if args.window and args.window < clip_format.NUM_FRAMES:
     return _error(f'--window must be 0 or >= {clip_format.NUM_FRAMES}', EXIT_USAGE)
+  for flag, least in (('batch_size', 1), ('scale', 1), ('upsample', 0), ('max_clips', 0),
+                      ('max_frames', 0)):
+    if getattr(args, flag) < least:
+      return _error(f'--{flag} must be at least {least}, not {getattr(args, flag)}',
+                    EXIT_USAGE)
+  if args.hop is not None and args.hop < 1:
+    return _error(f'--hop must be at least 1, not {args.hop}', EXIT_USAGE)
   if not os.path.exists(args.input):
     return _error(f'{args.input}: no such file or folder', EXIT_UNREADABLE)
 
@@ -128,6 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   except video_lib.VideoError as e:
     return _error(str(e), e.exit_code)
   t_predict = time.perf_counter() - t0
+  # A reused --out keeps no picture of another model or video.
+  visualize.remove_earlier_report(args.out)
   extra = {'seconds': {'load_model': round(t_load, 2), 'predict': round(t_predict, 2)}}
   if args.explain:
     from mol_jax import explain  # pylint: disable=import-outside-toplevel

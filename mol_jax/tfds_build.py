@@ -20,6 +20,10 @@ defaults to `array_record` (readable with `tfds.data_source` and grain);
 Our flags:
   --num_workers: pre-processing processes (default: all cores; 0: in process).
   --upsample: dlib HOG detector upsampling (default 1, the official value).
+  --verbose: print the traceback of an error.
+
+Exit codes: 0 built; 1 the build failed (one line says why); 3 the raw data
+is missing (`--manual_dir` absent or empty: the licensed copy goes there).
 """
 
 from __future__ import annotations
@@ -38,7 +42,45 @@ def _split_our_flags(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]
   parser.add_argument('--num_workers', type=int, default=None)
   parser.add_argument('--upsample', type=int, default=None)
   parser.add_argument('--log_level', default='INFO')
+  parser.add_argument('--verbose', action='store_true')
   return parser.parse_known_args(list(argv))
+
+
+EXIT_FAILED = 1
+EXIT_NO_RAW_DATA = 3
+
+
+def _flag_value(argv: Sequence[str], name: str) -> str | None:
+  for i, arg in enumerate(argv):
+    if arg == name and i + 1 < len(argv):
+      return argv[i + 1]
+    if arg.startswith(name + '='):
+      return arg.partition('=')[2]
+  return None
+
+
+def _fail(message: str, code: int) -> None:
+  print(f'error: {message}', file=sys.stderr, flush=True)
+  sys.exit(code)
+
+
+def check_manual_dir(argv: Sequence[str]) -> None:
+  """A given `--manual_dir` that is missing or empty ends the command
+  before TFDS creates any folder, with the builder's own instructions."""
+  manual = _flag_value(argv, '--manual_dir')
+  if manual is None:
+    return
+  if os.path.isdir(manual) and os.listdir(manual):
+    return
+  names = [os.path.basename(os.path.normpath(a)).split('/')[0]
+           for a in argv if not a.startswith('-')]
+  cls = next((c for c in map(builder.builder_class, names) if c is not None), None)
+  instructions = ' '.join((getattr(cls, 'MANUAL_DOWNLOAD_INSTRUCTIONS', '') or '').split())
+  # Its first sentences (who grants the data), without the layout list.
+  why = instructions[:instructions.rfind('. ', 0, 300) + 1] if '. ' in instructions else ''
+  _fail(f'--manual_dir={manual}: {"is empty" if os.path.isdir(manual) else "no such folder"}. '
+        f'{why + " " if why else ""}Pass the folder that holds your copy as --manual_dir '
+        '(its layouts: docs/DATA.md)', EXIT_NO_RAW_DATA)
 
 
 # Folder flags whose value may start with `~`: a shell expands `~` only at the
@@ -78,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> None:
       builder.builder_class(arg.split('/')[0])
   if not any(a == '--file_format' or a.startswith('--file_format=') for a in rest):
     rest.append('--file_format=array_record')
+  check_manual_dir(rest)
 
   from absl import flags  # pylint: disable=g-import-not-at-top
   # absl-based code inside TFDS (and grain) reads FLAGS; mark them parsed so
@@ -88,7 +131,16 @@ def main(argv: Sequence[str] | None = None) -> None:
   from tensorflow_datasets.scripts.cli import cli_utils  # pylint: disable=g-import-not-at-top
   parse = cli_utils.make_flags_parser(build.Args, description=__doc__)
   args = parse(['tfds_build'] + rest)
-  args.execute()
+  try:
+    args.execute()
+  except Exception as e:  # pylint: disable=broad-except
+    if ours.verbose:
+      raise
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    if isinstance(e, AssertionError) and 'Manual directory' in first:
+      _fail(first.partition(' Create it')[0] + ' Pass the folder that holds your licensed '
+            'copy as --manual_dir (its layouts: docs/DATA.md)', EXIT_NO_RAW_DATA)
+    _fail(f'{first} (--verbose for the traceback)', EXIT_FAILED)
 
 
 if __name__ == '__main__':

@@ -542,7 +542,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> tuple
                                          config.augment.scale)
   except ValueError as e:
     raise ConfigError(f'config.augment.{e}') from e
-  os.makedirs(workdir, exist_ok=True)
+  for field in ('batch_size', 'eval_batch_size', 'num_train_steps'):
+    if config[field] < 1:
+      raise ConfigError(f'config.{field} must be at least 1, got {config[field]}')
   dataset_ready(config)
   class_names = input_pipeline.class_names(config.dataset, config.data_dir or None)
   subjects = input_pipeline.list_subjects(config.dataset, config.data_dir or None)
@@ -556,6 +558,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> tuple
   if config.batch_size % mesh.size or config.eval_batch_size % mesh.size:
     raise ConfigError(f'config.batch_size={config.batch_size} and config.eval_batch_size='
                      f'{config.eval_batch_size} must be multiples of the {mesh.size} devices')
+  # Written only once the config and the data are known to be usable.
+  os.makedirs(workdir, exist_ok=True)
 
   tx = create_optimizer(config)
   graphdef, template = create_train_state(config, num_classes, config.seed, tx)

@@ -146,11 +146,21 @@ class FrameSource:
 
   def __iter__(self) -> Iterator[tuple[int, np.ndarray | None]]:
     if self.kind == 'folder':
+      first = None
       for i, path in enumerate(self._paths):
         try:
-          yield i, preprocess.read_rgb(path)
+          frame = preprocess.read_rgb(path)
         except preprocess.FrameError:
           yield i, None
+          continue
+        # Frames of several sizes are frames of several videos (or crops).
+        first = first or (path, frame.shape[:2])
+        if frame.shape[:2] != first[1]:
+          raise UnreadableInput(
+              path, f'is {frame.shape[1]}x{frame.shape[0]} pixels but '
+              f'{os.path.basename(first[0])} is {first[1][1]}x{first[1][0]}: the frames of one '
+              'video share one size; put each video in its own folder')
+        yield i, frame
       return
     capture = self._open()
     try:
@@ -343,7 +353,8 @@ def prepare_video(path: str, *, window: int = 0, hop: int | None = None,
   if len(usable) == 0:
     raise NoFaceFound(source.path, f'no face found in any of its {decoded} decodable '
                       f'frame(s) (dlib HOG detector, upsample {detector.upsample}); '
-                      'try --upsample=2 for small faces')
+                      'try --upsample=2 for small faces; a face upside down or on '
+                      'its side is not found: rotate the video upright first')
   if len(usable) < clip_format.NUM_FRAMES:
     raise TooFewFrames(source.path, f'{len(usable)} frame(s) with a face '
                        f'(of {track.num_frames}); a clip needs {clip_format.NUM_FRAMES}')

@@ -18,12 +18,14 @@ so notebooks can show them and `save_report` can write them:
 from __future__ import annotations
 
 import os
+import re
+import shutil
 from typing import Any, Sequence
 
 import cv2
 import numpy as np
 
-from mol_jax import files
+from mol_jax import clip_format, files
 
 DLIB_COLOR = (60, 220, 60)
 MOL_COLOR = (235, 50, 50)
@@ -152,30 +154,61 @@ def clip_panel(prediction, clip: int = 0, scale: int = 2, pairs: Sequence[int] |
     flows.append(('TV-L1 flow', prediction.tvl1[clip]))
   speed = max(float(np.hypot(f[..., 0], f[..., 1]).max()) for _, f in flows)
   pairs = range(frames.shape[0] - 1) if pairs is None else pairs
+  fi = prepared.frame_indices[clip]
+  mol_landmarks = prediction.landmarks[clip]
+  # An untrained or mismatched model puts its landmarks anywhere (often all
+  # in one corner): drawn, they read as a blob; say so instead.
+  off = landmark_offset(mol_landmarks, dlib[1:])
+  drawn = off <= OFF_FACE_NME
   rows = []
   for i in pairs:
-    row = [landmark_tile(frames[i], dlib[i], None, scale),
-           landmark_tile(frames[i + 1], dlib[i + 1], prediction.landmarks[clip, i], scale)]
+    first = landmark_tile(frames[i], dlib[i], None, scale).copy()
+    _corner_text(first, f'{int(fi[i])} -> {int(fi[i + 1])}')
+    row = [first, landmark_tile(frames[i + 1], dlib[i + 1],
+                                mol_landmarks[i] if drawn else None, scale)]
     row += [upscale(flow_to_color(f[i], speed), scale) for _, f in flows]
     rows.append(row)
   body = grid(rows)
-  fi = prepared.frame_indices[clip]
   titles = (f'clip {clip}: frames {int(fi[0])}..{int(fi[-1])}, '
             f'MOL: {prediction.clip_label(clip)} '
             f'({prediction.probabilities[clip].max():.2f})')
+  if not drawn:
+    titles += f'; MOL landmarks off the face ({off:.1f} eye distances from dlib), not drawn'
   columns = ['frame i (dlib green)', 'frame i+1 (MOL red)'] + [
       f'{name} (max {speed:.2f} px)' for name, _ in flows]
   tile_w = frames.shape[-1] * scale
-  header = grid([[_label(np.full((0, tile_w, 3), 255, np.uint8), c, 16) for c in columns]])
+  header = grid([[_label(np.full((0, tile_w, 3), 255, np.uint8), c, 20) for c in columns]])
   wheel = cv2.resize(color_wheel(64), (header.shape[0] + 16, header.shape[0] + 16),
                      interpolation=cv2.INTER_AREA)
-  top = _label(np.full((header.shape[0], body.shape[1], 3), 255, np.uint8), titles, 18)
+  top = _label(np.full((header.shape[0], body.shape[1], 3), 255, np.uint8), titles, 24)
   top[-header.shape[0]:, :header.shape[1]] = header
   out = np.concatenate([top, np.full((2, body.shape[1], 3), 255, np.uint8), body], axis=0)
   # The legend in a margin of its own, right of the header.
   margin = np.full((out.shape[0], wheel.shape[1] + 4, 3), 255, np.uint8)
   margin[:wheel.shape[0], 4:] = wheel
   return np.concatenate([out, margin], axis=1)
+
+
+# Mean distance from dlib's landmarks, in eye distances, beyond which MOL's
+# landmarks are not on the face at all (a trained model is near 0.02-0.05).
+OFF_FACE_NME = 0.5
+
+
+def landmark_offset(points: np.ndarray, reference: np.ndarray) -> float:
+  """Mean point distance of `points` from `reference` ([..., 68, 2] each)
+  in units of the reference's inter-pupil distance."""
+  distance = np.linalg.norm(np.asarray(points) - np.asarray(reference), axis=-1).mean(-1)
+  return float(np.nanmean(distance / np.maximum(clip_format.inter_pupil_distance(
+      np.asarray(reference)), 1e-6)))
+
+
+def _corner_text(image: np.ndarray, text: str) -> None:
+  """`text` in a white box at the top left of `image` (in place)."""
+  size = 0.4
+  (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, size, 1)
+  image[:h + base + 4, :w + 6] = 255
+  cv2.putText(image, text, (3, h + 2), cv2.FONT_HERSHEY_SIMPLEX, size, (0, 0, 0), 1,
+              cv2.LINE_AA)
 
 
 def landmark_tile(frame: np.ndarray, dlib_points: np.ndarray | None,
@@ -318,6 +351,24 @@ def save_png(path: str, image: np.ndarray) -> str:
   from PIL import Image  # pylint: disable=g-import-not-at-top
   Image.fromarray(to_rgb(image)).save(path, optimize=True)
   return path
+
+
+_REPORT_FILE = re.compile(r'(clip_\d+\.(png|gif)|probabilities\.png|predictions\.json)')
+
+
+def remove_earlier_report(out_dir: str) -> list[str]:
+  """Removes the files an earlier `save_report` (and `--explain`) wrote into
+  `out_dir`, so that a reused folder never mixes two models' pictures;
+  returns their names. Other files are left alone."""
+  if not os.path.isdir(out_dir):
+    return []
+  removed = sorted(n for n in os.listdir(out_dir) if _REPORT_FILE.fullmatch(n))
+  for name in removed:
+    os.remove(os.path.join(out_dir, name))
+  if os.path.isdir(os.path.join(out_dir, 'explain')):
+    shutil.rmtree(os.path.join(out_dir, 'explain'))
+    removed.append('explain/')
+  return removed
 
 
 def save_report(prediction, out_dir: str, scale: int = 2, gif: bool = True,

@@ -110,9 +110,10 @@ def test_variant_configs():
 
 @pytest.fixture(scope='module')
 def ablated(tmp_path_factory):
-  """Two variants x one seed on synthetic_me/small, and one of them again in
-  a second workdir with the same seed."""
+  """Two variants x one seed on one fold of synthetic_me/small, and one of
+  them again in a second workdir with the same seed."""
   config = test_config.get_config()
+  config.folds = 'sy01'
   config.data_dir = str(tmp_path_factory.mktemp('tfds'))
   first, second = (str(tmp_path_factory.mktemp(n)) for n in ('first', 'second'))
   tables = [ablation.run_ablation(config, first, ['mol', 'no_ccc'], 1, ('mol',), 2),

@@ -118,6 +118,45 @@ def test_wrong_shape():
     convert.import_official(sd, 3)
 
 
+def test_wrong_shape_of_a_reshaped_key_names_the_key():
+  """fc1 of the MER head is reshaped from NCHW: a wrong shape fails in the
+  reshape, which must still name the key."""
+  sd = dict(_state_dict())
+  sd['mer_3dcnn.fc1.weight'] = np.zeros((7, 5), np.float32)
+  with pytest.raises(convert.WeightsError, match=r"'mer_3dcnn.fc1.weight' has shape \(7, 5\)"):
+    convert.import_official(sd, 3)
+
+
+@pytest.mark.parametrize('content', [b'', b'PK\x03\x04 truncated'])
+def test_truncated_npz_names_the_file(tmp_path, capsys, content):
+  path = tmp_path / 'weights.npz'
+  np.savez(path, **_state_dict())
+  path.write_bytes(content or path.read_bytes()[:1000])
+  with pytest.raises(convert.WeightsError, match='weights.npz: not a readable .npz file'):
+    convert.load_state_dict(str(path))
+  assert convert.main(['--weights', str(path), '--out', str(tmp_path / 'o')]) == 2
+  err = capsys.readouterr().err
+  assert err.count('\n') == 1 and 'weights.npz' in err and 'Traceback' not in err
+  assert not (tmp_path / 'o').exists()
+
+
+def test_cli_stores_class_names_that_predictions_use(tmp_path, capsys):
+  weights = tmp_path / 'w.npz'
+  np.savez(weights, **_state_dict(3))
+  assert convert.main(['--weights', str(weights), '--out', str(tmp_path / 'named'),
+                       '--class_names', 'surprise, positive,negative']) == 0
+  assert 'class_0' not in capsys.readouterr().out
+  from mol_jax import inference  # pylint: disable=import-outside-toplevel
+  predictor = inference.from_checkpoint(str(tmp_path / 'named'))
+  assert predictor.class_names == ['surprise', 'positive', 'negative']
+  assert convert.main(['--weights', str(weights), '--out', str(tmp_path / 'unnamed')]) == 0
+  assert 'class_0, class_1' in capsys.readouterr().out
+  # A wrong count is refused before anything is written.
+  assert convert.main(['--weights', str(weights), '--out', str(tmp_path / 'two'),
+                       '--class_names', 'a,b']) == 2
+  assert '3 classes' in capsys.readouterr().err and not (tmp_path / 'two').exists()
+
+
 def test_not_a_state_dict(tmp_path):
   path = tmp_path / 'list.pth'
   torch.save([torch.zeros(3)], path)

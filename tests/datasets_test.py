@@ -163,3 +163,35 @@ def test_tfds_build_expands_a_tilde_after_the_equals_sign(monkeypatch, tmp_path)
                   '--config=3class', '--max_examples_per_split=~']
   readme = open(os.path.join(REPO, 'README.md')).read()
   assert '--data_dir=~' not in readme
+
+
+@pytest.mark.parametrize('manual', ['missing', 'empty', 'not_given'])
+def test_tfds_build_without_raw_data_is_one_line_and_exit_3(tmp_path, manual):
+  """As a user meets it: the README's SMIC line with the licensed folder
+  missing, empty, or not passed at all."""
+  import subprocess  # pylint: disable=import-outside-toplevel
+  data = tmp_path / 'tfds'
+  folder = tmp_path / 'raw'
+  if manual == 'empty':
+    folder.mkdir()
+  command = [sys.executable, '-m', 'mol_jax.tfds_build', 'smic', '--config=3class',
+             f'--data_dir={data}'] + ([] if manual == 'not_given' else [f'--manual_dir={folder}'])
+  proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 3, proc.stderr[-3000:]
+  last = proc.stderr.strip().splitlines()[-1]
+  assert 'Traceback' not in proc.stderr and last.startswith('error: '), proc.stderr[-3000:]
+  assert '--manual_dir' in last and 'docs/DATA.md' in last
+  if manual != 'not_given':
+    assert str(folder) in last and 'SMIC needs a signed licence' in last
+    assert not data.exists()  # refused before TFDS made any folder
+
+
+def test_killed_builds_leave_nothing_that_a_new_build_keeps(tmp_path):
+  version = tmp_path / 'synthetic_me' / 'small' / '1.4.0'
+  left = version.parent / 'incomplete.AB12CD_1.4.0'
+  other = version.parent / 'incomplete.AB12CD_1.3.0'  # another version's: not ours
+  for folder in (left, other):
+    (folder / 'shards').mkdir(parents=True)
+    (folder / 'shards' / 'x.array_record-00000-of-00001').write_bytes(b'0' * 100)
+  assert builder.remove_incomplete_builds(version) == [left.name]
+  assert not left.exists() and other.exists()

@@ -78,6 +78,16 @@ def test_subjects_and_classes(data_dir):
     _make(data_dir, train_subjects=['zz'])
 
 
+def test_a_tfrecord_build_says_how_to_rebuild(tmp_path):
+  """`tfds build` writes tfrecord by default; training on it must say so in
+  one line, not fail later in random access."""
+  pytest.importorskip('tensorflow')
+  FakeMe(data_dir=str(tmp_path), file_format='tfrecord').download_and_prepare()
+  with pytest.raises(FileNotFoundError, match=r'built as tfrecord; mol_jax reads array_record'
+                     r'.*--file_format=array_record --overwrite'):
+    input_pipeline.list_subjects(NAME, str(tmp_path))
+
+
 def test_normalisation_statistics(data_dir):
   stats = input_pipeline.subject_statistics(NAME, data_dir, ['a', 'b'])
   for subject in ('a', 'b'):

@@ -69,3 +69,23 @@ def test_notebooks_have_parameters_cells_and_saved_pictures():
     for cell in notebook.cells:  # Saved outputs hold no error.
       assert all(o.get('output_type') != 'error' for o in cell.get('outputs', [])), name
     assert os.path.getsize(os.path.join(NOTEBOOKS, name)) < 600_000, name
+
+
+def test_install_cell_on_a_runtime_without_mol_jax(tmp_path):
+  """A fresh Colab runtime: mol_jax is not importable and nothing is set.
+  The install cell has form fields for the repository, says to fill one in,
+  and checks whether pip replaced packages the kernel had already imported."""
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+  for name in ('quickstart.ipynb', 'inference.ipynb'):
+    notebook = nbformat.read(os.path.join(NOTEBOOKS, name), as_version=4)
+    cell = next(c for c in notebook.cells if c.cell_type == 'code')
+    assert "REPO_URL = ''  #@param {type:\"string\"}" in cell.source, name
+    assert 'Restart session' in cell.source, name
+    # A bare interpreter (-I: no site-packages of the user, no PYTHONPATH)
+    # in an empty folder stands for the fresh runtime.
+    env = {k: v for k, v in os.environ.items() if not k.startswith('MOL_JAX_')}
+    proc = subprocess.run([sys.executable, '-I', '-S', '-c', cell.source], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 1, (name, proc.stdout, proc.stderr)
+    assert "REPO_URL field" in proc.stderr.strip().splitlines()[-1], proc.stderr

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mol_jax import checkpointing, inference, predict, video, visualize
+from mol_jax import checkpointing, clip_format, inference, predict, video, visualize
 from mol_jax.data import synthetic
 from random_weights import random_model
 
@@ -48,9 +48,15 @@ def _run(capsys, *args):
 def test_video_file_gives_predictions_and_pictures(model_dir, frames, tmp_path, capsys):
   path = synthetic.write_video_file(str(tmp_path / 'face.avi'), frames, fps=30)
   out = tmp_path / 'out'
+  # A folder an earlier prediction (8 clips, --explain) wrote, with a file of the user's.
+  (out / 'explain').mkdir(parents=True)
+  for name in ('clip_07.png', 'clip_07.gif', 'explain/clip_07.png', 'notes.txt'):
+    (out / name).write_text('earlier')
   code, stdout, stderr = _run(capsys, '--checkpoint', model_dir, '--input', path,
                               '--out', str(out), *FAST)
   assert code == 0, stderr
+  assert not any((out / n).exists() for n in ('clip_07.png', 'clip_07.gif', 'explain'))
+  assert (out / 'notes.txt').read_text() == 'earlier'
   assert 'face.avi' in stdout
   report = json.loads((out / 'predictions.json').read_text())
   assert report['input'] == path and report['checkpoint'] == model_dir
@@ -117,6 +123,29 @@ def test_no_face_anywhere(model_dir, frames, tmp_path, capsys):
   assert stderr.count('\n') == 1 and stderr.startswith(f'error: {path}: no face found')
 
 
+def test_upside_down_face_says_to_rotate(model_dir, frames, tmp_path, capsys):
+  path = synthetic.write_video_file(str(tmp_path / 'flipped.avi'),
+                                    [f[::-1] for f in frames[:10]])
+  code, _, stderr = _run(capsys, '--checkpoint', model_dir, '--input', path,
+                         '--out', str(tmp_path / 'out'), *FAST)
+  assert code == predict.EXIT_NO_FACE and 'rotate the video upright' in stderr
+
+
+def test_frames_of_two_sizes_name_the_odd_file(model_dir, frames, tmp_path, capsys):
+  folder = tmp_path / 'frames'
+  folder.mkdir()
+  for i, frame in enumerate(frames[:10]):
+    image = cv2.resize(frame, (160, 160)) if i == 6 else frame
+    cv2.imwrite(str(folder / f'img{i:03d}.png'), image[..., ::-1])
+  code, _, stderr = _run(capsys, '--checkpoint', model_dir, '--input', str(folder),
+                         '--out', str(tmp_path / 'out'), *FAST)
+  assert code == predict.EXIT_UNREADABLE
+  assert stderr == (f'error: {folder / "img006.png"}: is 160x160 pixels but img000.png is '
+                    '192x192: the frames of one video share one size; put each video in its '
+                    'own folder\n')
+  assert not (tmp_path / 'out').exists()
+
+
 def test_too_few_frames_with_a_face(model_dir, frames, tmp_path, capsys):
   clip = [_blank(f, i) if i % 3 == 0 else f for i, f in enumerate(frames[:10])]  # 6 faces.
   path = synthetic.write_video_file(str(tmp_path / 'short.avi'), clip)
@@ -153,6 +182,38 @@ def test_bad_checkpoint_and_arguments(tmp_path, frames, capsys):
   assert 'nothing' in stderr and stderr.count('\n') == 1
   code, _, _ = _run(capsys, '--input', path, '--out', str(tmp_path / 'out'))
   assert code == 2  # No weights given.
+  code, _, stderr = _run(capsys, '--checkpoint', str(tmp_path / 'nothing'), '--input', path,
+                         '--out', str(tmp_path / 'out'), '--batch_size', '0')
+  assert code == 2 and stderr == 'error: --batch_size must be at least 1, not 0\n'
+  assert not (tmp_path / 'out').exists()
+
+
+def _damaged_copy(model_dir, tmp_path, name):
+  import shutil  # pylint: disable=import-outside-toplevel
+  copy = tmp_path / name
+  shutil.copytree(model_dir, copy)
+  return copy
+
+
+@pytest.mark.parametrize('damage', ['truncated_data', 'corrupt_metadata'])
+def test_damaged_checkpoint_is_one_line_and_exit_6(model_dir, frames, tmp_path, capsys, damage):
+  """A checkpoint whose copy stopped half-way, or whose _METADATA is
+  garbage: one line naming the checkpoint, exit 6, nothing written."""
+  copy = _damaged_copy(model_dir, tmp_path, 'model')
+  if damage == 'truncated_data':
+    data = max((p for p in copy.rglob('*') if p.is_file()), key=lambda p: p.stat().st_size)
+    with open(data, 'r+b') as f:
+      f.truncate(data.stat().st_size // 2)
+  else:
+    metadata = next(p for p in copy.rglob('_METADATA') if p.parent.name == 'model')
+    metadata.write_text('{"tree_metadata": ')
+  path = synthetic.write_video_file(str(tmp_path / 'face.avi'), frames[:8])
+  code, _, stderr = _run(capsys, '--checkpoint', str(copy), '--input', path,
+                         '--out', str(tmp_path / 'out'), *FAST)
+  assert code == predict.EXIT_CHECKPOINT
+  assert stderr.startswith(f'error: {copy}: the checkpoint is damaged'), stderr
+  assert stderr.count('\n') == 1 and 'Traceback' not in stderr
+  assert not (tmp_path / 'out').exists()
 
 
 def test_mp4_decodes_like_the_frames(frames, tmp_path):
@@ -201,6 +262,15 @@ def test_sample_clips():
     video.sample_clips(7)
   with pytest.raises(ValueError):
     video.sample_clips(20, window=5)
+
+
+def test_landmarks_off_the_face_are_measured_in_eye_distances():
+  face = synthetic.make_subject(0, synthetic.SMALL).landmarks[None]  # [1, 68, 2]
+  eyes = float(np.asarray(clip_format.inter_pupil_distance(face))[0])
+  assert visualize.landmark_offset(face, face) == 0
+  assert visualize.landmark_offset(face + [eyes, 0], face) == pytest.approx(1.0)
+  corner = np.zeros_like(face)  # an untrained head: every point near (0, 0)
+  assert visualize.landmark_offset(corner, face) > visualize.OFF_FACE_NME
 
 
 def test_flow_colours_and_landmarks():

@@ -29,7 +29,7 @@ def _env(cache_dir):
 def _command(workdir, data_dir):
   return [sys.executable, '-m', 'mol_jax.main', '--config=configs/test.py',
           f'--workdir={workdir}', f'--config.data_dir={data_dir}',
-          '--config.num_train_steps=3']
+          '--config.num_train_steps=3', '--config.folds=sy01']
 
 
 @pytest.mark.slow

@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -82,13 +84,27 @@ def test_true_flow_and_amplitude(tiny_set):
 
 @pytest.mark.slow
 def test_build_synthetic_me_and_score_flow_and_landmarks(tmp_path):
-  """Builds synthetic_me/small with the CLI, reads it back without TF."""
+  """Builds synthetic_me/small with the CLI, reads it back without TF. A
+  first build is killed half-way: the second removes what it left."""
   data_dir = str(tmp_path / 'data')
-  subprocess.run(
-      [sys.executable, '-m', 'mol_jax.tfds_build',
-       os.path.join('tfds_builders', 'synthetic_me'), '--config=small',
-       f'--data_dir={data_dir}', '--num_workers=2'],
-      check=True, cwd=REPO)
+  command = [sys.executable, '-m', 'mol_jax.tfds_build',
+             os.path.join('tfds_builders', 'synthetic_me'), '--config=small',
+             f'--data_dir={data_dir}', '--num_workers=2']
+  config_dir = tmp_path / 'data' / 'synthetic_me' / 'small'
+  # Its own process group, so that its pre-processing workers die with it.
+  killed = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+  deadline = time.time() + 600
+  while (not list(config_dir.glob('incomplete.*')) and killed.poll() is None
+         and time.time() < deadline):
+    time.sleep(0.1)
+  assert killed.poll() is None, 'the build ended before it could be killed'
+  os.killpg(killed.pid, signal.SIGKILL)
+  killed.wait()
+  left = list(config_dir.glob('incomplete.*'))
+  assert left and not (config_dir / '1.4.0').exists()
+  subprocess.run(command, check=True, cwd=REPO)
+  assert not any(p.exists() for p in left), 'a killed build left its folder behind'
   builder = tfds.builder_from_directory(
       os.path.join(data_dir, 'synthetic_me', 'small', '1.4.0'))
   assert sorted(builder.info.splits) == ['sy01', 'sy02']

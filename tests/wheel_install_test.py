@@ -67,7 +67,8 @@ def test_user_commands_run_from_the_installed_package(installed):
   # from the installed builders.
   fresh, workdir = outside / 'fresh_data', outside / 'work'
   _run(python, ['-m', 'mol_jax.main', f'--config={REPO}/configs/test.py',
-                f'--workdir={workdir}', f'--config.data_dir={fresh}'], outside)
+                f'--workdir={workdir}', f'--config.data_dir={fresh}', '--config.folds=sy01'],
+       outside)
   results = json.loads((workdir / 'results.json').read_text())
   assert results['dataset'] == 'synthetic_me/small'
 

@@ -17,6 +17,7 @@ import re
 import weakref
 from typing import Any, Callable, Iterator, Sequence
 
+from absl import logging
 from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
@@ -117,6 +118,24 @@ def _env_int(name: str, default: int | None) -> int | None:
     raise ValueError(f'${name} must be an integer, got {value!r}.') from None
 
 
+def remove_incomplete_builds(version_dir: epath.Path) -> list[str]:
+  """Removes the `incomplete.XXXXXX_<version>` folders beside `version_dir`
+  (TFDS's temporary build folders); returns their names."""
+  parent = version_dir.parent
+  if not parent.exists():
+    return []
+  pattern = re.compile(r'incomplete\.[A-Z0-9]{6}_' + re.escape(version_dir.name))
+  removed = []
+  for path in parent.iterdir():
+    if pattern.fullmatch(path.name) and path.is_dir():
+      size = sum(f.stat().length for f in path.rglob('*') if f.is_file())
+      logging.warning('removing %s (%.1f MB), left by a build that did not finish', path,
+                      size / 1e6)
+      path.rmtree()
+      removed.append(path.name)
+  return removed
+
+
 class MicroExpressionBuilder(tfds.core.GeneratorBasedBuilder,
                              skip_registration=True):
   """Shared builder: raw videos -> one example per clip, one split per subject.
@@ -138,6 +157,19 @@ class MicroExpressionBuilder(tfds.core.GeneratorBasedBuilder,
     packaged = next((c for c in cls.__mro__
                      if c.__module__.startswith('mol_jax.data.builders.')), cls)
     return epath.Path(inspect.getfile(packaged)).parent
+
+  def download_and_prepare(self, **kwargs) -> None:
+    """TFDS's, after removing what killed builds of this version left.
+
+    TFDS builds into `incomplete.XXXXXX_<version>/` beside the version folder
+    and renames it when done; a build killed before that (Ctrl-C twice, a
+    lost machine, SIGKILL) leaves the folder, and no later build removes it
+    (gigabytes on a real dataset). Two builds of one config into one
+    data_dir at the same time are not supported, so any such folder is dead.
+    """
+    if not self.is_prepared():
+      remove_incomplete_builds(epath.Path(self.data_dir))
+    super().download_and_prepare(**kwargs)
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(

@@ -89,6 +89,16 @@ def _builder(dataset: str, data_dir: str | None):
   # even where nothing was built: check that the data is there.
   if not builder.info.splits:
     raise FileNotFoundError(f'{message} (no prepared splits in {builder.data_dir}).')
+  # Random access (every epoch's shuffle, per-subject folds) needs
+  # array_record; `tfds build` writes tfrecord unless told otherwise.
+  file_format = getattr(builder.info.file_format, 'value', builder.info.file_format)
+  if file_format and file_format != 'array_record':
+    raise FileNotFoundError(
+        f'{builder.data_dir} was built as {file_format}; mol_jax reads array_record. '
+        f'Rebuild it: `python -m mol_jax.tfds_build {dataset.split("/")[0]} '
+        f'--config={builder.builder_config.name if builder.builder_config else "..."} '
+        '--overwrite ...` (array_record by default), or `tfds build ... '
+        '--file_format=array_record --overwrite`')
   return builder
 
 
