@@ -157,6 +157,35 @@ def _timed(fn, args, repeats, threads_state: bool):
   return compile_s, flops, bytes_accessed, memory_bytes, times
 
 
+def _predict_row(graphdef, state, video: np.ndarray, repeats: int, eval_row: dict,
+                 compute_peak: float) -> dict:
+  """The public prediction path on the same clips: `Predictor.predict`,
+  numpy in and numpy out (what `mol_jax.predict` and the notebooks call).
+  Its arithmetic is the eval forward's (the eval step adds only per-example
+  errors), so its fraction of the peak uses that row's FLOPs."""
+  from flax import nnx  # pylint: disable=import-outside-toplevel
+  from mol_jax import inference  # pylint: disable=import-outside-toplevel
+  predictor = inference.Predictor(nnx.merge(graphdef, state.params, state.batch_stats))
+  t = time.perf_counter()
+  predictor.predict(video)
+  compile_s = time.perf_counter() - t
+  times = []
+  for _ in range(repeats):
+    t = time.perf_counter()
+    predictor.predict(video)
+    times.append(time.perf_counter() - t)
+  median, flops = float(np.median(times)), eval_row['gflop'] * 1e9
+  print(f"{'predict':13s} batch {len(video):3d}: {median:8.3f} s "
+        f"[{min(times):.3f}, {max(times):.3f}], first call {compile_s:6.1f} s, "
+        f"{median / eval_row['median_s']:.2f}x the eval forward "
+        f"({100 * flops / median / compute_peak:4.1f}% of matmul)", flush=True)
+  return {'name': 'predict', 'batch_size': len(video), 'compile_s': compile_s,
+          'median_s': median, 'min_s': float(min(times)), 'max_s': float(max(times)),
+          'gflop': eval_row['gflop'], 'gbytes_accessed': float('nan'),
+          'memory_gb': float('nan'), 'gflop_per_s': flops / median / 1e9,
+          'fraction_of_matmul_peak': flops / median / compute_peak}
+
+
 def profile(fn, args, trace_dir: str, steps: int = 3, top: int = 25) -> list[dict]:
   """Traces `steps` calls of `fn` (train-step style: state fed back) into
   `trace_dir` and returns the device's busiest operations, by total time."""
@@ -376,6 +405,10 @@ def run(batch_sizes, flow_pairs: int | None = None, repeats: int = 5, num_classe
             f"[{min(times):.3f}, {max(times):.3f}], compile {compile_s:6.1f} s, "
             f"{flops / 1e9:8.1f} GFLOP, {flops / median / 1e9:6.1f} GFLOP/s "
             f"({100 * flops / median / compute_peak:4.1f}% of matmul)", flush=True)
+    # The public path always estimates the flow, in float32.
+    if config.eval_with_flow and config.model.compute_dtype == 'float32':
+      rows.append(_predict_row(graphdef, state, local['video'], repeats, rows[-2],
+                               compute_peak))
   top_ops = []
   if profile_dir:
     fresh = steps.place(jax.tree.map(lambda x: x.copy(), state))  # `placed` was donated
