@@ -59,7 +59,8 @@ def help_text() -> str:
 
 
 def _fail(message: str, code: int, error: BaseException | None = None):
-  if error is not None and FLAGS.is_parsed() and FLAGS.verbose:
+  verbose = FLAGS.verbose if FLAGS.is_parsed() else '--verbose' in sys.argv
+  if error is not None and verbose:
     traceback.print_exception(error)
   print(f'error: {message}', file=sys.stderr, flush=True)
   sys.exit(code)
@@ -74,6 +75,14 @@ def parse_flags(argv: list[str]) -> list[str]:
     return FLAGS(argv)
   except flags.Error as e:
     _fail(f'{e} (python -m mol_jax.main --help)', EXIT_CONFIG)
+  except (AttributeError, KeyError) as e:  # ml_collections: an override of no field
+    _unknown_field(e)
+
+
+def _unknown_field(error: Exception):
+  name = str(error).strip('\'"')
+  _fail(f'{_override_named(name)}: the config has no field {name!r}; '
+        'configs/default.py lists every field', EXIT_CONFIG, error)
 
 
 def _override_named(name: str) -> str:
@@ -87,16 +96,16 @@ def _override_named(name: str) -> str:
 def load_config():
   """FLAGS.config, loaded (lazily, by ml_collections) with its overrides."""
   try:
-    return FLAGS.config
+    config = FLAGS.config
+    config.keys()  # ml_collections loads the file and applies the overrides on first use
+    return config
   except OSError as e:
     path = next((a.partition('=')[2] for a in sys.argv[1:]
                  if a.lstrip('-').startswith('config=')), '')
     _fail(f'--config={path}: no such config file; configs are Python files such as '
           'configs/smic.py (python -m mol_jax.main --help lists them)', EXIT_CONFIG, e)
   except (AttributeError, KeyError) as e:
-    name = str(e).strip('\'"')
-    _fail(f'{_override_named(name)}: the config has no field {name!r}; '
-          'configs/default.py lists every field', EXIT_CONFIG, e)
+    _unknown_field(e)
   except (ValueError, TypeError) as e:
     _fail(f'a --config.* override does not fit its field ({e}); configs/default.py gives '
           'each field its type', EXIT_CONFIG, e)

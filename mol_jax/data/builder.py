@@ -13,6 +13,7 @@ import collections
 import importlib
 import inspect
 import os
+import pathlib
 import re
 import weakref
 from typing import Any, Callable, Iterator, Sequence
@@ -121,6 +122,7 @@ def _env_int(name: str, default: int | None) -> int | None:
 def remove_incomplete_builds(version_dir: epath.Path) -> list[str]:
   """Removes the `incomplete.XXXXXX_<version>` folders beside `version_dir`
   (TFDS's temporary build folders); returns their names."""
+  version_dir = epath.Path(version_dir)
   parent = version_dir.parent
   if not parent.exists():
     return []
@@ -128,7 +130,8 @@ def remove_incomplete_builds(version_dir: epath.Path) -> list[str]:
   removed = []
   for path in parent.iterdir():
     if pattern.fullmatch(path.name) and path.is_dir():
-      size = sum(f.stat().length for f in path.rglob('*') if f.is_file())
+      size = sum(f.stat().st_size for f in pathlib.Path(os.fspath(path)).rglob('*')
+                 if f.is_file())
       logging.warning('removing %s (%.1f MB), left by a build that did not finish', path,
                       size / 1e6)
       path.rmtree()
