@@ -77,6 +77,15 @@ def parse_flags(argv: list[str]) -> list[str]:
     _fail(f'{e} (python -m mol_jax.main --help)', EXIT_CONFIG)
   except (AttributeError, KeyError) as e:  # ml_collections: an override of no field
     _unknown_field(e)
+  except OSError as e:  # an override makes ml_collections load the file here
+    _missing_config_file(e)
+
+
+def _missing_config_file(error: Exception):
+  path = next((a.partition('=')[2] for a in sys.argv[1:]
+               if a.lstrip('-').startswith('config=')), '')
+  _fail(f'--config={path}: no such config file; configs are Python files such as '
+        'configs/smic.py (python -m mol_jax.main --help lists them)', EXIT_CONFIG, error)
 
 
 def _unknown_field(error: Exception):
@@ -100,10 +109,7 @@ def load_config():
     config.keys()  # ml_collections loads the file and applies the overrides on first use
     return config
   except OSError as e:
-    path = next((a.partition('=')[2] for a in sys.argv[1:]
-                 if a.lstrip('-').startswith('config=')), '')
-    _fail(f'--config={path}: no such config file; configs are Python files such as '
-          'configs/smic.py (python -m mol_jax.main --help lists them)', EXIT_CONFIG, e)
+    _missing_config_file(e)
   except (AttributeError, KeyError) as e:
     _unknown_field(e)
   except (ValueError, TypeError) as e:

@@ -1,7 +1,7 @@
 """A pytest plugin that changes one setting of the training recipe, to show
 that `train_parity_test.py` notices (docs/RESULTS.md, "Training parity"):
 
-    MOL_PARITY_MUTATION=eps PYTHONPATH=tests .venv/bin/python -m pytest -p parity_mutations \
+    MOL_PARITY_MUTATION=eps PYTHONPATH=tests .venv/bin/python -m pytest -n 0 -p parity_mutations \
         tests/train_parity_test.py
 
 With a mutation set, the module is expected to FAIL. Mutations: of_weight and
