@@ -21,13 +21,8 @@ def write_json(path: str, value: Any, indent: int = 2) -> str:
   return write_text(path, json.dumps(value, indent=indent))
 
 
-def config_root(argv: list[str]) -> str | None:
-  """The folder that holds the `--config` file's folder.
-
-  Config files import their base as `from configs import default`; with this
-  folder on `sys.path` they load from any working directory, not only from
-  the repository root.
-  """
+def config_path(argv: list[str]) -> str | None:
+  """The `--config` file named in `argv` (without a `:override` suffix)."""
   for i, arg in enumerate(argv):
     # absl takes `--config=X`, `-config=X` and `--config X`.
     name, has_value, value = arg.lstrip('-').partition('=')
@@ -35,5 +30,16 @@ def config_root(argv: list[str]) -> str | None:
       continue
     path = value if has_value else (argv[i + 1] if i + 1 < len(argv) else '')
     if path:
-      return os.path.dirname(os.path.dirname(os.path.abspath(path.split(':', 1)[0])))
+      return path.split(':', 1)[0]
   return None
+
+
+def config_root(argv: list[str]) -> str | None:
+  """The folder that holds the `--config` file's folder.
+
+  Config files import their base as `from configs import default`; with this
+  folder on `sys.path` they load from any working directory, not only from
+  the repository root.
+  """
+  path = config_path(argv)
+  return os.path.dirname(os.path.dirname(os.path.abspath(path))) if path else None

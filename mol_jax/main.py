@@ -67,61 +67,45 @@ def _fail(message: str, code: int, error: BaseException | None = None):
 
 
 def parse_flags(argv: list[str]) -> list[str]:
-  """absl's parser with `--help` and flag errors as documented above."""
+  """absl's parser with `--help`, and the config loaded here, so that every
+  flag or config error is one line with the exit code documented above."""
   if any(a in _HELP_FLAGS for a in argv[1:]):
     print(help_text())
     sys.exit(0)
   try:
-    return FLAGS(argv)
+    rest = FLAGS(argv)
+    # ml_collections loads the file and applies the overrides lazily: here,
+    # during parsing when there are overrides, else on first use.
+    FLAGS.config.keys()
+    return rest
   except flags.Error as e:
     _fail(f'{e} (python -m mol_jax.main --help)', EXIT_CONFIG)
-  except (AttributeError, KeyError) as e:  # ml_collections: an override of no field
-    _unknown_field(e)
-  except OSError as e:  # an override makes ml_collections load the file here
-    _missing_config_file(e)
-
-
-def _missing_config_file(error: Exception):
-  path = next((a.partition('=')[2] for a in sys.argv[1:]
-               if a.lstrip('-').startswith('config=')), '')
-  _fail(f'--config={path}: no such config file; configs are Python files such as '
-        'configs/smic.py (python -m mol_jax.main --help lists them)', EXIT_CONFIG, error)
-
-
-def _unknown_field(error: Exception):
-  name = str(error).strip('\'"')
-  _fail(f'{_override_named(name)}: the config has no field {name!r}; '
-        'configs/default.py lists every field', EXIT_CONFIG, error)
-
-
-def _override_named(name: str) -> str:
-  """The command-line override that mentions config field `name`."""
-  for arg in sys.argv[1:]:
-    if arg.startswith(('--config.', '-config.')) and name in arg.partition('=')[0]:
-      return arg
-  return f'--config (field {name})'
-
-
-def load_config():
-  """FLAGS.config, loaded (lazily, by ml_collections) with its overrides."""
-  try:
-    config = FLAGS.config
-    config.keys()  # ml_collections loads the file and applies the overrides on first use
-    return config
   except OSError as e:
-    _missing_config_file(e)
+    _fail(f'--config={files.config_path(argv)}: no such config file; configs are Python '
+          'files such as configs/smic.py (python -m mol_jax.main --help lists them)',
+          EXIT_CONFIG, e)
   except (AttributeError, KeyError) as e:
-    _unknown_field(e)
+    name = str(e).strip('\'"')
+    _fail(f'{_override_named(argv, name)}: the config has no field {name!r}; '
+          'configs/default.py lists every field', EXIT_CONFIG, e)
   except (ValueError, TypeError) as e:
     _fail(f'a --config.* override does not fit its field ({e}); configs/default.py gives '
           'each field its type', EXIT_CONFIG, e)
+
+
+def _override_named(argv: list[str], name: str) -> str:
+  """The command-line override that mentions config field `name`."""
+  for arg in argv[1:]:
+    if arg.startswith(('--config.', '-config.')) and name in arg.partition('=')[0]:
+      return arg
+  return f'--config (field {name})'
 
 
 def main(argv):
   if len(argv) > 1:
     _fail(f'unexpected arguments {argv[1:]}: every flag is --name=value '
           '(python -m mol_jax.main --help)', EXIT_CONFIG)
-  config = load_config()
+  config = FLAGS.config
   import jax  # pylint: disable=import-outside-toplevel
   from mol_jax import train  # pylint: disable=import-outside-toplevel
 

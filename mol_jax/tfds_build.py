@@ -72,7 +72,8 @@ def check_manual_dir(argv: Sequence[str]) -> None:
     return
   if os.path.isdir(manual) and os.listdir(manual):
     return
-  names = [os.path.basename(os.path.normpath(a)).split('/')[0]
+  # A builder folder (`tfds_builders/smic`) or a name (`smic`, `smic/3class`).
+  names = [os.path.basename(os.path.normpath(a)) if os.path.isdir(a) else a.split('/')[0]
            for a in argv if not a.startswith('-')]
   cls = next((c for c in map(builder.builder_class, names) if c is not None), None)
   instructions = ' '.join((getattr(cls, 'MANUAL_DOWNLOAD_INSTRUCTIONS', '') or '').split())

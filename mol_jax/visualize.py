@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from mol_jax import clip_format, files
+from mol_jax import files, metrics
 
 DLIB_COLOR = (60, 220, 60)
 MOL_COLOR = (235, 50, 50)
@@ -195,11 +195,10 @@ OFF_FACE_NME = 0.5
 
 
 def landmark_offset(points: np.ndarray, reference: np.ndarray) -> float:
-  """Mean point distance of `points` from `reference` ([..., 68, 2] each)
-  in units of the reference's inter-pupil distance."""
-  distance = np.linalg.norm(np.asarray(points) - np.asarray(reference), axis=-1).mean(-1)
-  return float(np.nanmean(distance / np.maximum(clip_format.inter_pupil_distance(
-      np.asarray(reference)), 1e-6)))
+  """Mean landmark NME of `points` against `reference` ([..., 68, 2] each):
+  mean point distance in units of the reference's inter-pupil distance."""
+  return float(np.nanmean(metrics.landmark_nme(np.asarray(points, np.float64),
+                                               np.asarray(reference, np.float64))))
 
 
 def _corner_text(image: np.ndarray, text: str) -> None:
