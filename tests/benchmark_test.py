@@ -12,7 +12,8 @@ def test_benchmark_writes_json_and_markdown(tmp_path):
   out, doc = tmp_path / 'bench.json', tmp_path / 'PERF.md'
   doc.write_text('# Performance\n')
   benchmark.main(['--batch_sizes=1', '--repeats=1', '--flow_pairs=1', '--eval_with_flow=0',
-                  f'--out={out}', f'--append_to={doc}', f'--profile={tmp_path / "trace"}'])
+                  f'--out={out}', f'--append_to={doc}', f'--profile={tmp_path / "trace"}',
+                  '--traffic'])
   result = json.loads(out.read_text())
   assert result['matmul_peak_gflop_per_s'] > 0
   rows = {r['name']: r for r in result['results']}
@@ -20,12 +21,16 @@ def test_benchmark_writes_json_and_markdown(tmp_path):
   for row in rows.values():
     assert row['batch_size'] == 1 and row['median_s'] > 0 and row['gflop'] > 0
     assert row['memory_gb'] > 0 and 0 < row['fraction_of_matmul_peak'] < 2
+    assert 0 < row['gbytes_sliced'] <= row['gbytes_accessed'] * 1.05
   # One flow pair makes the train step cost more than a forward without flow.
   assert rows['train_step']['gflop'] > 3 * rows['eval_forward']['gflop']
   text = doc.read_text()
   assert text.startswith('# Performance\n') and '| train_step | 1 |' in text
   assert result['config'] == 'default' and 'configs/default.py' in text
   assert result['flow_pairs_per_step'] == 1 and result['init_s'] > 0
+  if result['machine']['processor'] and open('/proc/cpuinfo').read().count(' avx2'):
+    assert 'avx2' in result['machine']['vector_extensions'].split()
+    assert result['machine']['vector_extensions'] in text
   # The traced train step lists the device's (here: the host's) busiest ops.
   assert result['profile_top_ops'] and all(
       r['seconds_per_step'] > 0 for r in result['profile_top_ops'])

@@ -27,10 +27,14 @@ and against PyTorch.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
 _DIMS = ('NHWC', 'HWIO', 'NHWC')
+# False: autodiff of the CPU paths, to compare against (docs/PERFORMANCE.md).
+HAND_WRITTEN_BACKWARD = True
 IMPLS = ('auto', 'xla', 'im2col', 'cols')
 
 def _xla_conv(x: jax.Array, kernel: jax.Array, strides, padding, lhs_dilation=None) -> jax.Array:
@@ -87,6 +91,90 @@ def _patches(xp: jax.Array, kh: int, kw: int, stride: int) -> jax.Array:
   return jnp.concatenate(taps, axis=-1)
 
 
+def _im2col_forward(x: jax.Array, kernel: jax.Array, stride: int, padding: int
+                    ) -> tuple[jax.Array, jax.Array]:
+  """(output, patches) of the `im2col` path."""
+  kh, kw, cin, cout = kernel.shape
+  xp = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+  patches = _patches(xp, kh, kw, stride)
+  return jnp.einsum('nhwk,ko->nhwo', patches, kernel.reshape(kh * kw * cin, cout)), patches
+
+
+def _cols_forward(x: jax.Array, kernel: jax.Array, padding: int) -> jax.Array:
+  """The `cols` path (stride 1)."""
+  kh, kw, cin, cout = kernel.shape
+  cols = _taps(x, jnp.moveaxis(kernel, 2, 0).reshape(cin, kh * kw * cout), kh * kw, cout)
+  oh, ow = x.shape[1] + 2 * padding - kh + 1, x.shape[2] + 2 * padding - kw + 1
+  y = None
+  for i in range(kh):
+    for j in range(kw):
+      # Output (r, s) reads input (r + i - padding, s + j - padding) through tap (i, j).
+      term = _shift(_shift(cols[i * kw + j], i - padding, 1), j - padding, 2)[:, :oh, :ow]
+      y = term if y is None else y + term
+  return y
+
+
+def _full_correlation_patches(g: jax.Array, kh: int, kw: int, padding: int) -> jax.Array:
+  """im2col patches of a stride-1 convolution's output gradient, padded so
+  that patch (h, w), tap (a, b) is the gradient at output (h + a - kh + 1 +
+  padding, w + b - kw + 1 + padding): every output the input pixel (h, w)
+  fed, through tap (kh - 1 - a, kw - 1 - b)."""
+  lo_h, lo_w = kh - 1 - padding, kw - 1 - padding
+  gp = jnp.pad(g, ((0, 0), (lo_h, lo_h), (lo_w, lo_w), (0, 0)))
+  return _patches(gp, kh, kw, 1)
+
+
+# The backward passes below are written by hand: autodiff of the shifted
+# views writes one full-size padded copy per tap of the input gradient and
+# then adds them, the largest memory traffic of the train step. Here the
+# input gradient of a stride-1 convolution is itself an im2col convolution of
+# the output gradient with the flipped kernel, and the backward of the `cols`
+# paths reads im2col patches of the output gradient: one concatenation, no
+# per-tap copies (docs/PERFORMANCE.md).
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _same_conv_im2col(x: jax.Array, kernel: jax.Array, padding: int) -> jax.Array:
+  return _im2col_forward(x, kernel, 1, padding)[0]
+
+
+def _same_conv_im2col_fwd(x, kernel, padding):
+  y, patches = _im2col_forward(x, kernel, 1, padding)
+  return y, (patches, kernel)
+
+
+def _same_conv_im2col_bwd(padding, residuals, g):
+  patches, kernel = residuals
+  kh, kw, cin, cout = kernel.shape
+  g_kernel = jnp.einsum('nhwk,nhwo->ko', patches, g).reshape(kernel.shape)
+  flipped = jnp.swapaxes(kernel[::-1, ::-1], 2, 3).reshape(kh * kw * cout, cin)
+  g_x = jnp.einsum('nhwk,kc->nhwc', _full_correlation_patches(g, kh, kw, padding), flipped)
+  return g_x, g_kernel
+
+
+_same_conv_im2col.defvjp(_same_conv_im2col_fwd, _same_conv_im2col_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _same_conv_cols(x: jax.Array, kernel: jax.Array, padding: int) -> jax.Array:
+  return _cols_forward(x, kernel, padding)
+
+
+def _same_conv_cols_fwd(x, kernel, padding):
+  return _cols_forward(x, kernel, padding), (x, kernel)
+
+
+def _same_conv_cols_bwd(padding, residuals, g):
+  x, kernel = residuals
+  kh, kw, cin, cout = kernel.shape
+  g_cols = _full_correlation_patches(g, kh, kw, padding)  # taps flipped
+  flipped = jnp.moveaxis(kernel[::-1, ::-1], 2, 0).reshape(cin, kh * kw * cout)
+  g_x = jnp.einsum('nhwk,ck->nhwc', g_cols, flipped)
+  g_flipped = jnp.einsum('nhwc,nhwk->ck', x, g_cols).reshape(cin, kh, kw, cout)
+  return g_x, jnp.moveaxis(g_flipped, 0, 2)[::-1, ::-1]
+
+
+_same_conv_cols.defvjp(_same_conv_cols_fwd, _same_conv_cols_bwd)
+
+
 def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1, padding: int = 0,
            impl: str = 'auto') -> jax.Array:
   """Cross-correlation like `torch.nn.Conv2d` (no bias).
@@ -108,20 +196,14 @@ def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1, padding: int = 0,
   if impl == 'xla':
     y = _xla_conv(x, kernel, (stride, stride), [(padding, padding)] * 2)
   elif impl == 'im2col':
-    xp = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-    y = jnp.einsum('nhwk,ko->nhwo', _patches(xp, kh, kw, stride),
-                   kernel.reshape(kh * kw * cin, cout))
+    same = stride == 1 and 2 * padding == kh - 1 == kw - 1
+    y = _same_conv_im2col(x, kernel, padding) if same and HAND_WRITTEN_BACKWARD else _im2col_forward(
+        x, kernel, stride, padding)[0]
   else:
     if stride != 1:
       raise ValueError(f"impl 'cols' needs stride 1, got {stride}")
-    cols = _taps(x, jnp.moveaxis(kernel, 2, 0).reshape(cin, kh * kw * cout), kh * kw, cout)
-    oh, ow = x.shape[1] + 2 * padding - kh + 1, x.shape[2] + 2 * padding - kw + 1
-    y = None
-    for i in range(kh):
-      for j in range(kw):
-        # Output (r, s) reads input (r + i - padding, s + j - padding) through tap (i, j).
-        term = _shift(_shift(cols[i * kw + j], i - padding, 1), j - padding, 2)[:, :oh, :ow]
-        y = term if y is None else y + term
+    same = 2 * padding == kh - 1 == kw - 1
+    y = _same_conv_cols(x, kernel, padding) if same and HAND_WRITTEN_BACKWARD else _cols_forward(x, kernel, padding)
   return y.reshape(lead + y.shape[1:])
 
 
@@ -206,6 +288,12 @@ def conv_transpose2d(x: jax.Array, kernel: jax.Array, impl: str = 'auto') -> jax
   if impl == 'xla':
     y = _xla_conv(x, kernel[::-1, ::-1], (1, 1), [(2, 2)] * 2, lhs_dilation=(2, 2))
     return y.reshape(lead + y.shape[1:])
+  y = _transpose_cols(x, kernel) if HAND_WRITTEN_BACKWARD else _transpose_cols_forward(x, kernel)
+  return y.reshape(lead + y.shape[1:])
+
+
+def _transpose_cols_forward(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  cin, cout = kernel.shape[2:]
   cols = _taps(x, jnp.moveaxis(kernel, 2, 0).reshape(cin, 16 * cout), 16, cout)
   phases = []
   for py in (0, 1):
@@ -218,5 +306,27 @@ def conv_transpose2d(x: jax.Array, kernel: jax.Array, impl: str = 'auto') -> jax
           acc = term if acc is None else acc + term
       row.append(acc)
     phases.append(row)
-  y = _interleave_phases(phases)
-  return y.reshape(lead + y.shape[1:])
+  return _interleave_phases(phases)
+
+
+@jax.custom_vjp
+def _transpose_cols(x, kernel):
+  return _transpose_cols_forward(x, kernel)
+
+
+def _transpose_cols_fwd(x, kernel):
+  return _transpose_cols(x, kernel), (x, kernel)
+
+
+def _transpose_cols_bwd(residuals, g):
+  # Input pixel h fed outputs 2h + k - 1 through tap k: on the gradient
+  # padded by one, the 4x4 stride-2 im2col patch of pixel h.
+  x, kernel = residuals
+  cin, cout = kernel.shape[2:]
+  g_cols = _patches(jnp.pad(g, ((0, 0), (1, 1), (1, 1), (0, 0))), 4, 4, 2)
+  g_x = jnp.einsum('nhwk,ck->nhwc', g_cols, jnp.moveaxis(kernel, 2, 0).reshape(cin, 16 * cout))
+  g_kernel = jnp.einsum('nhwc,nhwk->ck', x, g_cols).reshape(cin, 4, 4, cout)
+  return g_x, jnp.moveaxis(g_kernel, 0, 2)
+
+
+_transpose_cols.defvjp(_transpose_cols_fwd, _transpose_cols_bwd)

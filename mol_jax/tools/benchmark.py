@@ -36,6 +36,7 @@ import numpy as np
 from mol_jax import clip_format
 from mol_jax import sharding, train
 from mol_jax.model import conv
+from mol_jax.tools import hlo_traffic
 
 
 def _median_seconds(fn, x: jax.Array, repeats: int) -> float:
@@ -65,6 +66,24 @@ def memory_bandwidth(megabytes: int = 256, repeats: int = 5) -> float:
   """Bytes/s of a jitted elementwise pass (read + write) over a large array."""
   x = jnp.ones((megabytes * 2 ** 20 // 4,), jnp.float32)
   return 2 * x.nbytes / _median_seconds(jax.jit(lambda v: v * 1.5 + 1.0), x, repeats)
+
+
+_VECTOR_FLAGS = ('avx2', 'fma', 'avx512f', 'avx512_bf16', 'avx512_fp16', 'amx_bf16', 'amx_tile',
+                 'asimd', 'sve')
+
+
+def vector_extensions() -> str:
+  """The CPU's vector instruction sets that set its float32 and bf16 rates
+  (this machine kind has AVX2 only on some days, AVX-512 with bf16 on others)."""
+  try:
+    with open('/proc/cpuinfo') as f:
+      for line in f:
+        if line.startswith(('flags', 'Features')):
+          have = set(line.split(':', 1)[1].split())
+          return ' '.join(flag for flag in _VECTOR_FLAGS if flag in have)
+  except OSError:
+    pass
+  return ''
 
 
 def _cpu_name() -> str:
@@ -142,6 +161,7 @@ def _timed(fn, args, repeats, threads_state: bool):
   flops = jaxpr_flops(traced.jaxpr)
   cost = compiled.cost_analysis() or {}
   bytes_accessed = float(cost.get('bytes accessed', float('nan')))
+  traffic = hlo_traffic.traffic(compiled.as_text())
   memory = compiled.memory_analysis()
   memory_bytes = float('nan') if memory is None else float(
       memory.argument_size_in_bytes + memory.output_size_in_bytes
@@ -154,7 +174,7 @@ def _timed(fn, args, repeats, threads_state: bool):
       times.append(time.perf_counter() - t)
     if threads_state:
       args = (out[0],) + tuple(args[1:])
-  return compile_s, flops, bytes_accessed, memory_bytes, times
+  return compile_s, flops, bytes_accessed, memory_bytes, times, traffic
 
 
 def _predict_row(graphdef, state, video: np.ndarray, repeats: int, eval_row: dict,
@@ -182,6 +202,7 @@ def _predict_row(graphdef, state, video: np.ndarray, repeats: int, eval_row: dic
   return {'name': 'predict', 'batch_size': len(video), 'compile_s': compile_s,
           'median_s': median, 'min_s': float(min(times)), 'max_s': float(max(times)),
           'gflop': eval_row['gflop'], 'gbytes_accessed': float('nan'),
+          'gbytes_sliced': float('nan'),
           'memory_gb': float('nan'), 'gflop_per_s': flops / median / 1e9,
           'fraction_of_matmul_peak': flops / median / compute_peak}
 
@@ -319,12 +340,67 @@ def layers(batch_size: int, impls=('xla', 'auto'), repeats: int = 3,
         fn = functools.partial(conv.conv2d, stride=stride, padding=pad, impl=impl)
       grad = jax.jit(jax.grad(
           lambda x, w, fn=fn: jnp.sum(fn(x, w).astype(jnp.float32) ** 2), argnums=(0, 1)))
-      _, flops, _, _, times = _timed(grad, (x, w), repeats, False)
+      _, flops, _, _, times, _ = _timed(grad, (x, w), repeats, False)
       median = float(np.median(times))
       rows.append({'layer': name, 'impl': impl, 'median_s': median, 'gflop': flops / 1e9})
       print(f'{name:14s} {impl:7s} {1e3 * median:9.1f} ms {flops / median / 1e9:6.1f} GFLOP/s',
             flush=True)
   return rows
+
+
+def _random_batch(batch_size: int, num_classes: int, mesh) -> tuple[dict, dict]:
+  """(local numpy batch, global batch) of random clips with every target."""
+  rng = np.random.default_rng(0)
+  local = {
+      'video': rng.standard_normal((batch_size, 8, 128, 128, 1)).astype(np.float32),
+      'flow': rng.standard_normal((batch_size, 7, 128, 128, 2)).astype(np.float32),
+      'landmarks': rng.uniform(20, 100, (batch_size, 7, 68, 2)).astype(np.float32),
+      'label': rng.integers(0, num_classes, batch_size).astype(np.int32),
+      'mask': np.ones(batch_size, np.float32),
+  }
+  return local, sharding.global_batch(local, mesh)
+
+
+def compare_backward(batch_size: int = 8, rounds: int = 5, config_name: str = 'default') -> dict:
+  """The official train step with the CPU convolutions' hand-written
+  backward (`conv.HAND_WRITTEN_BACKWARD`) against autodiff of their forward,
+  both compiled in this process and timed in alternation, so that the
+  machine's drift falls on both alike."""
+  config = _load_config(config_name)
+  config.loss.flow_pairs_per_step = 7
+  mesh = sharding.create_mesh(1)
+  tx = train.create_optimizer(config)
+  graphdef, state = train.create_train_state(config, 3, 0, tx)
+  _, batch = _random_batch(batch_size, 3, mesh)
+  compiled, states, result = {}, {}, {}
+  saved = conv.HAND_WRITTEN_BACKWARD
+  try:
+    for hand in (False, True):
+      conv.HAND_WRITTEN_BACKWARD = hand
+      steps = train.Steps(config, graphdef, tx, state, mesh)
+      placed = steps.place(jax.tree.map(lambda x: x.copy(), state))
+      compiled[hand] = steps.train.lower(placed, batch).compile()
+      traffic = hlo_traffic.traffic(compiled[hand].as_text())
+      states[hand], metrics = jax.block_until_ready(compiled[hand](placed, batch))
+      result[hand] = {'gbytes_accessed': compiled[hand].cost_analysis()['bytes accessed'] / 1e9,
+                      'gbytes_sliced': traffic.sliced_bytes / 1e9,
+                      'first_loss': float(metrics['loss']), 'times': []}
+  finally:
+    conv.HAND_WRITTEN_BACKWARD = saved
+  for _ in range(rounds):
+    for hand in (False, True):
+      t = time.perf_counter()
+      states[hand], _ = jax.block_until_ready(compiled[hand](states[hand], batch))
+      result[hand]['times'].append(time.perf_counter() - t)
+  out = {}
+  for hand, name in ((False, 'autodiff'), (True, 'hand_written')):
+    r = result[hand]
+    r['median_s'] = float(np.median(r['times']))
+    out[name] = r
+    print(f"{name:12s}: median {r['median_s']:.3f} s [{min(r['times']):.3f}, "
+          f"{max(r['times']):.3f}], XLA bytes {r['gbytes_accessed']:.1f} GB, slices only "
+          f"{r['gbytes_sliced']:.1f} GB, first loss {r['first_loss']:.6f}", flush=True)
+  return out
 
 
 def _load_config(name: str):
@@ -349,11 +425,14 @@ def _load_config(name: str):
 
 def run(batch_sizes, flow_pairs: int | None = None, repeats: int = 5, num_classes: int = 3,
         eval_with_flow: bool | None = None, compute_dtype: str | None = None,
-        config_name: str = 'default', profile_dir: str = '') -> dict:
+        config_name: str = 'default', profile_dir: str = '',
+        traffic_breakdown: bool = False) -> dict:
   """Times the steps of `configs/<config_name>.py`; None keeps the config's value.
 
   With `profile_dir`, the train step at the last batch size is also traced
-  there and its busiest device operations are listed.
+  there and its busiest device operations are listed; with
+  `traffic_breakdown`, its memory traffic is printed by operation
+  (`hlo_traffic`).
   """
   peak = matmul_peak()
   bandwidth = memory_bandwidth()
@@ -380,25 +459,20 @@ def run(batch_sizes, flow_pairs: int | None = None, repeats: int = 5, num_classe
   for batch_size in batch_sizes:
     steps = train.Steps(config, graphdef, tx, state, mesh)
     placed = steps.place(jax.tree.map(lambda x: x.copy(), state))  # donated below
-    rng = np.random.default_rng(0)
-    local = {
-        'video': rng.standard_normal((batch_size, 8, 128, 128, 1)).astype(np.float32),
-        'flow': rng.standard_normal((batch_size, 7, 128, 128, 2)).astype(np.float32),
-        'landmarks': rng.uniform(20, 100, (batch_size, 7, 68, 2)).astype(np.float32),
-        'label': rng.integers(0, num_classes, batch_size).astype(np.int32),
-        'mask': np.ones(batch_size, np.float32),
-    }
-    batch = sharding.global_batch(local, mesh)
+    local, batch = _random_batch(batch_size, num_classes, mesh)
     mean_landmarks = jnp.asarray(local['landmarks'].mean(0))
     for name, fn, args, threads_state in (
         ('eval_forward', steps.eval, (placed, batch, mean_landmarks), False),
         ('train_step', steps.train, (placed, batch), True)):
-      compile_s, flops, bytes_accessed, memory_bytes, times = _timed(
+      compile_s, flops, bytes_accessed, memory_bytes, times, traffic = _timed(
           fn, args, repeats, threads_state)
       median = float(np.median(times))
+      if name == 'train_step':
+        train_traffic = traffic
       rows.append({'name': name, 'batch_size': batch_size, 'compile_s': compile_s,
                    'median_s': median, 'min_s': float(min(times)), 'max_s': float(max(times)),
                    'gflop': flops / 1e9, 'gbytes_accessed': bytes_accessed / 1e9,
+                   'gbytes_sliced': traffic.sliced_bytes / 1e9,
                    'memory_gb': memory_bytes / 1e9, 'gflop_per_s': flops / median / 1e9,
                    'fraction_of_matmul_peak': flops / median / compute_peak})
       print(f"{name:13s} batch {batch_size:3d}: {median:8.3f} s "
@@ -413,8 +487,11 @@ def run(batch_sizes, flow_pairs: int | None = None, repeats: int = 5, num_classe
   if profile_dir:
     fresh = steps.place(jax.tree.map(lambda x: x.copy(), state))  # `placed` was donated
     top_ops = profile(steps.train, (fresh, batch), profile_dir)
+  if traffic_breakdown:
+    print(hlo_traffic.markdown(train_traffic), flush=True)
   return {
       'machine': {'platform': platform.platform(), 'processor': _cpu_name(),
+                  'vector_extensions': vector_extensions(),
                   'cpu_count': os.cpu_count(),
                   'backend': jax.default_backend(), 'devices': [str(d) for d in jax.devices()],
                   'device_kind': jax.devices()[0].device_kind,
@@ -441,7 +518,8 @@ def markdown(result: dict) -> str:
   lines = [
       f"### {time.strftime('%Y-%m-%d')}: {m['backend']}, {len(m['devices'])} device(s)"
       f"{'' if m['backend'] == 'cpu' else ' ' + m.get('device_kind', '')}, "
-      f"{m['processor']}, {m['cpu_count']} CPU cores",
+      f"{m['processor']}, {m['cpu_count']} CPU cores"
+      + (f", {m['vector_extensions']}" if m.get('vector_extensions') else ''),
       '',
       f"`python -m mol_jax.tools.benchmark` with configs/{result['config']}.py, "
       f"of_weight={result['of_weight']}, ldm_weight={result['ldm_weight']}, "
@@ -457,15 +535,15 @@ def markdown(result: dict) -> str:
       f"read + write) {result['memory_gb_per_s']:.1f} GB/s; model initialisation "
       f"{result['init_s']:.1f} s.",
       '',
-      '| step | batch | median s | range s | compile s | GFLOP | GB accessed | memory GB '
-      '| GFLOP/s | of matmul peak |',
+      '| step | batch | median s | range s | compile s | GFLOP | GB accessed '
+      '(XLA; slices only) | memory GB | GFLOP/s | of matmul peak |',
       '|---|---|---|---|---|---|---|---|---|---|',
   ]
   for r in result['results']:
     lines.append(
         f"| {r['name']} | {r['batch_size']} | {r['median_s']:.3f} | "
         f"{r['min_s']:.3f}-{r['max_s']:.3f} | {r['compile_s']:.1f} | {r['gflop']:.1f} | "
-        f"{r['gbytes_accessed']:.1f} | {r['memory_gb']:.2f} | {r['gflop_per_s']:.1f} | "
+        f"{r['gbytes_accessed']:.1f}; {r['gbytes_sliced']:.1f} | {r['memory_gb']:.2f} | {r['gflop_per_s']:.1f} | "
         f"{100 * r['fraction_of_matmul_peak']:.0f}% |")
   return '\n'.join(lines) + '\n'
 
@@ -486,6 +564,13 @@ def main(argv=None) -> None:
   parser.add_argument('--profile', default='',
                       help='folder for a profiler trace of the train step at the last batch '
                            'size; its busiest device operations are printed')
+  parser.add_argument('--compare_backward', action='store_true',
+                      help='instead: the official train step at the first batch size with the '
+                           "CPU convolutions' hand-written backward against autodiff, timed "
+                           'in alternation (--repeats rounds)')
+  parser.add_argument('--traffic', action='store_true',
+                      help="print the train step's memory traffic (last batch size) by "
+                           'operation, as XLA counts it and counting only sliced reads')
   parser.add_argument('--append_to', default='',
                       help='Markdown file to append the table to (docs/PERFORMANCE.md)')
   parser.add_argument('--layers', default='',
@@ -493,6 +578,9 @@ def main(argv=None) -> None:
                            "for these implementations, e.g. xla,im2col,cols,auto "
                            "(phases, subpixel: transposed ones only; im2col: ordinary ones only)")
   args = parser.parse_args(argv)
+  if args.compare_backward:
+    compare_backward(int(args.batch_sizes.split(',')[0]), args.repeats, args.config)
+    return
   if args.layers:
     rows = layers(int(args.batch_sizes.split(',')[0]), tuple(args.layers.split(',')),
                   args.repeats, args.compute_dtype or 'float32')
@@ -504,7 +592,7 @@ def main(argv=None) -> None:
     result = run([int(b) for b in args.batch_sizes.split(',')], args.flow_pairs, args.repeats,
                  eval_with_flow=None if args.eval_with_flow is None else bool(args.eval_with_flow),
                  compute_dtype=args.compute_dtype, config_name=args.config,
-                 profile_dir=args.profile)
+                 profile_dir=args.profile, traffic_breakdown=args.traffic)
   except FileNotFoundError as e:
     parser.exit(2, f'error: {e}\n')
   print(f"matmul peak: {result['matmul_peak_gflop_per_s']:.1f} GFLOP/s")
