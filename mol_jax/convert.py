@@ -25,6 +25,8 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from mol_jax import exit_codes
+
 PathTuple = tuple
 # Official keys that exist in the weights but have no counterpart.
 _IGNORED = (
@@ -321,17 +323,21 @@ def main(argv=None) -> int:
   try:
     sd = load_state_dict(args.weights)
     model = import_official(sd, args.num_classes, args.neighbor_num, source=args.weights)
-    if names and len(names) != model.num_classes:
-      raise WeightsError(f'--class_names gives {len(names)} names; {args.weights} holds '
-                         f'{model.num_classes} classes')
-    metadata = {'class_names': names, 'source': os.path.basename(args.weights)} if names else None
+  except (WeightsError, FileNotFoundError) as e:
+    return exit_codes.report(str(e), exit_codes.BAD_WEIGHTS)
+  except ImportError as e:
+    return exit_codes.report(str(e), exit_codes.USAGE)
+  if names and len(names) != model.num_classes:
+    return exit_codes.report(f'--class_names gives {len(names)} names; {args.weights} holds '
+                             f'{model.num_classes} classes', exit_codes.USAGE)
+  metadata = {'class_names': names, 'source': os.path.basename(args.weights)} if names else None
+  try:
     path = checkpointing.save_model(args.out, model, metadata=metadata)
-  except (WeightsError, FileNotFoundError, FileExistsError, ImportError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
+  except FileExistsError as e:
+    return exit_codes.report(str(e), exit_codes.USAGE)
   print(f'wrote MOL checkpoint ({model.num_classes} classes, k={model.neighbor_num}) to {path}'
         + ('' if names else '; no --class_names, so predictions will read class_0, class_1, ...'))
-  return 0
+  return exit_codes.OK
 
 
 if __name__ == '__main__':

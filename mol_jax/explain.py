@@ -38,7 +38,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mol_jax import clip_format, files
+from mol_jax import clip_format, exit_codes, files
 
 # Integrated-gradients steps (midpoint rule) between the still clip and the clip.
 IG_STEPS = 16
@@ -327,20 +327,18 @@ def main(argv: Sequence[str] | None = None) -> int:
   args = build_parser().parse_args(argv)
   from mol_jax import inference  # pylint: disable=import-outside-toplevel
   if args.dataset and not args.subject:
-    print('error: --dataset needs --subject (the held-out subject of the checkpoint)',
-          file=sys.stderr)
-    return 2
+    return exit_codes.report('--dataset needs --subject (the held-out subject of the '
+                             'checkpoint)', exit_codes.USAGE)
   try:
     predictor = inference.from_checkpoint(args.checkpoint)
   except (FileNotFoundError, ValueError, KeyError, OSError) as e:
-    print(f'error: {args.checkpoint}: cannot load the model ({e})', file=sys.stderr)
-    return 6
+    return exit_codes.report(f'{args.checkpoint}: cannot load the model ({e})',
+                             exit_codes.BAD_WEIGHTS)
   if args.dataset:
     try:
       clips = dataset_clips(args.dataset, args.data_dir, args.subject, args.max_clips)
     except FileNotFoundError as e:
-      print(f'error: {e}', file=sys.stderr)
-      return 3
+      return exit_codes.report(str(e), exit_codes.NO_INPUT)
     flows = predictor.predict_batched(clips['video'])['flow']
     result = explain_clips(predictor.model, clips['video'], clips['names'], args.out,
                            predictor.class_names, clips['regions'], flows, args.steps)
@@ -349,15 +347,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
       prediction = predictor.predict_video(args.input, max_clips=args.max_clips or 8)
     except video_lib.VideoError as e:
-      print(f'error: {e}', file=sys.stderr)
-      return e.exit_code
+      return exit_codes.report(str(e), e.exit_code)
     result = explain_prediction(predictor, prediction, args.out, args.steps)
   files.write_json(os.path.join(args.out, 'explain.json'), result)
   scores = result.get('region_scores')
   print(f"{len(result['clips'])} clip(s) explained in {args.out}"
         + (f"; MOL {scores['mol']}, frame difference {scores['frame_difference']}"
            if scores else ''))
-  return 0
+  return exit_codes.OK
 
 
 def explain_prediction(predictor, prediction, out_dir: str,

@@ -10,16 +10,11 @@ Errors print one line, `error: <what>: <fix>`; `--verbose` adds the traceback.
 
 import os
 import sys
-import traceback
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from mol_jax import files
-
-EXIT_TRAINING = 1
-EXIT_CONFIG = 2
-EXIT_DATA = 3
+from mol_jax import exit_codes, files
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', None, 'Directory for checkpoints, logs and results.')
@@ -60,10 +55,7 @@ def help_text() -> str:
 
 def _fail(message: str, code: int, error: BaseException | None = None):
   verbose = FLAGS.verbose if FLAGS.is_parsed() else '--verbose' in sys.argv
-  if error is not None and verbose:
-    traceback.print_exception(error)
-  print(f'error: {message}', file=sys.stderr, flush=True)
-  sys.exit(code)
+  exit_codes.fail(message, code, error, verbose)
 
 
 def parse_flags(argv: list[str]) -> list[str]:
@@ -79,18 +71,18 @@ def parse_flags(argv: list[str]) -> list[str]:
     FLAGS.config.keys()
     return rest
   except flags.Error as e:
-    _fail(f'{e} (python -m mol_jax.main --help)', EXIT_CONFIG)
+    _fail(f'{e} (python -m mol_jax.main --help)', exit_codes.USAGE)
   except OSError as e:
     _fail(f'--config={files.config_path(argv)}: no such config file; configs are Python '
           'files such as configs/smic.py (python -m mol_jax.main --help lists them)',
-          EXIT_CONFIG, e)
+          exit_codes.USAGE, e)
   except (AttributeError, KeyError) as e:
     name = str(e).strip('\'"')
     _fail(f'{_override_named(argv, name)}: the config has no field {name!r}; '
-          'configs/default.py lists every field', EXIT_CONFIG, e)
+          'configs/default.py lists every field', exit_codes.USAGE, e)
   except (ValueError, TypeError) as e:
     _fail(f'a --config.* override does not fit its field ({e}); configs/default.py gives '
-          'each field its type', EXIT_CONFIG, e)
+          'each field its type', exit_codes.USAGE, e)
 
 
 def _override_named(argv: list[str], name: str) -> str:
@@ -104,7 +96,7 @@ def _override_named(argv: list[str], name: str) -> str:
 def main(argv):
   if len(argv) > 1:
     _fail(f'unexpected arguments {argv[1:]}: every flag is --name=value '
-          '(python -m mol_jax.main --help)', EXIT_CONFIG)
+          '(python -m mol_jax.main --help)', exit_codes.USAGE)
   config = FLAGS.config
   import jax  # pylint: disable=import-outside-toplevel
   from mol_jax import train  # pylint: disable=import-outside-toplevel
@@ -120,11 +112,11 @@ def main(argv):
   try:
     train.train_and_evaluate(config, os.path.abspath(FLAGS.workdir))
   except train.ConfigError as e:
-    _fail(str(e), EXIT_CONFIG, e)
+    _fail(str(e), exit_codes.USAGE, e)
   except FileNotFoundError as e:
-    _fail(str(e), EXIT_DATA, e)
+    _fail(str(e), exit_codes.NO_INPUT, e)
   except train.NonFiniteError as e:
-    _fail(str(e), EXIT_TRAINING, e)
+    _fail(str(e), exit_codes.FAILED, e)
 
 
 if __name__ == '__main__':

@@ -18,16 +18,10 @@ import sys
 import time
 from typing import Sequence
 
-from mol_jax import clip_format
+from mol_jax import clip_format, exit_codes
 from mol_jax.data import preprocess
 from mol_jax import video as video_lib
 
-EXIT_OK = 0
-EXIT_USAGE = 2
-EXIT_UNREADABLE = video_lib.EXIT_UNREADABLE
-EXIT_NO_FACE = video_lib.EXIT_NO_FACE
-EXIT_TOO_FEW_FRAMES = video_lib.EXIT_TOO_FEW_FRAMES
-EXIT_CHECKPOINT = 6
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,11 +72,6 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
-def _error(message: str, code: int) -> int:
-  print(f'error: {message}', file=sys.stderr, flush=True)
-  return code
-
-
 def load_predictor(args: argparse.Namespace):
   """The Predictor named by the flags. Raises ValueError / OSError on bad weights."""
   from mol_jax import inference  # pylint: disable=import-outside-toplevel
@@ -101,27 +90,27 @@ def main(argv: Sequence[str] | None = None) -> int:
   except SystemExit as e:  # argparse: 0 for --help, 2 for bad arguments.
     return int(e.code or 0)
   if args.num_classes is not None and args.checkpoint:
-    return _error('--num_classes goes with --official_weights; a checkpoint knows its '
-                  'classes', EXIT_USAGE)
+    return exit_codes.report('--num_classes goes with --official_weights; a checkpoint knows its '
+                  'classes', exit_codes.USAGE)
   if args.window and args.window < clip_format.NUM_FRAMES:
-    return _error(f'--window must be 0 or >= {clip_format.NUM_FRAMES}', EXIT_USAGE)
+    return exit_codes.report(f'--window must be 0 or >= {clip_format.NUM_FRAMES}', exit_codes.USAGE)
   for flag, least in (('batch_size', 1), ('scale', 1), ('upsample', 0), ('max_clips', 0),
                       ('max_frames', 0)):
     if getattr(args, flag) < least:
-      return _error(f'--{flag} must be at least {least}, not {getattr(args, flag)}',
-                    EXIT_USAGE)
+      return exit_codes.report(f'--{flag} must be at least {least}, not {getattr(args, flag)}',
+                    exit_codes.USAGE)
   if args.hop is not None and args.hop < 1:
-    return _error(f'--hop must be at least 1, not {args.hop}', EXIT_USAGE)
+    return exit_codes.report(f'--hop must be at least 1, not {args.hop}', exit_codes.USAGE)
   if not os.path.exists(args.input):
-    return _error(f'{args.input}: no such file or folder', EXIT_UNREADABLE)
+    return exit_codes.report(f'{args.input}: no such file or folder', exit_codes.NO_INPUT)
 
   weights = args.checkpoint or args.official_weights
   t0 = time.perf_counter()
   try:
     predictor = load_predictor(args)
   except (FileNotFoundError, ValueError, KeyError, OSError, ImportError) as e:
-    return _error(f'{weights}: cannot load the model ({e})'
-                  if weights not in str(e) else str(e), EXIT_CHECKPOINT)
+    return exit_codes.report(f'{weights}: cannot load the model ({e})'
+                  if weights not in str(e) else str(e), exit_codes.BAD_WEIGHTS)
   t_load = time.perf_counter() - t0
 
   from mol_jax import visualize  # pylint: disable=import-outside-toplevel
@@ -133,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_frames=args.max_frames or None, batch_size=args.batch_size, tvl1=args.tvl1,
         progress=not args.quiet)
   except video_lib.VideoError as e:
-    return _error(str(e), e.exit_code)
+    return exit_codes.report(str(e), e.exit_code)
   t_predict = time.perf_counter() - t0
   # A reused --out keeps no picture of another model or video.
   visualize.remove_earlier_report(args.out)
@@ -152,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   print(f"{args.input}: {video['label']} ({probabilities}); {video['num_clips']} clip(s), "
         f"{frames['with_face']} of {frames['total']} frames with a face; "
         f"outputs in {args.out}", flush=True)
-  return EXIT_OK
+  return exit_codes.OK
 
 
 if __name__ == '__main__':

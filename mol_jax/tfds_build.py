@@ -13,17 +13,20 @@ checkout) or, as with `tfds build`, a builder folder such as
 `tfds_builders/smic`.
 
 The `tfds` console script imports TensorFlow (and Beam); its `build`
-sub-command alone does not, so it is driven here directly. The output format
-defaults to `array_record` (readable with `tfds.data_source` and grain);
-`tfrecord` would need TensorFlow.
+sub-command alone does not, so it is driven here directly. Without
+`--config` the builder's first config is built (the one `configs/<name>.py`
+trains on), not every config as `tfds build` does. The output format is
+`array_record` (readable with `tfds.data_source` and grain) unless
+`--file_format` says otherwise, here and with `tfds build`.
 
 Our flags:
   --num_workers: pre-processing processes (default: all cores; 0: in process).
   --upsample: dlib HOG detector upsampling (default 1, the official value).
   --verbose: print the traceback of an error.
 
-Exit codes: 0 built; 1 the build failed (one line says why); 3 the raw data
-is missing (`--manual_dir` absent or empty: the licensed copy goes there).
+Exit codes (`mol_jax.exit_codes`): 0 built; 1 the build failed (one line
+says why); 3 the raw data is missing (`--manual_dir` absent or empty: the
+licensed copy goes there).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import os
 import sys
 from typing import Sequence
 
+from mol_jax import exit_codes
 from mol_jax.data import builder
 
 
@@ -46,9 +50,6 @@ def _split_our_flags(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]
   return parser.parse_known_args(list(argv))
 
 
-EXIT_FAILED = 1
-EXIT_NO_RAW_DATA = 3
-
 
 def _flag_value(argv: Sequence[str], name: str) -> str | None:
   for i, arg in enumerate(argv):
@@ -59,9 +60,38 @@ def _flag_value(argv: Sequence[str], name: str) -> str | None:
   return None
 
 
-def _fail(message: str, code: int) -> None:
-  print(f'error: {message}', file=sys.stderr, flush=True)
-  sys.exit(code)
+def _datasets(argv: Sequence[str]) -> list[str]:
+  return [a for a in argv if not a.startswith('-')]
+
+
+def _builder_of(argv: Sequence[str]):
+  """The project builder class named by a builder folder (`tfds_builders/smic`)
+  or a name (`smic`, `smic/3class`), or None."""
+  names = [os.path.basename(os.path.normpath(a)) if os.path.isdir(a) else a.split('/')[0]
+           for a in _datasets(argv)]
+  return next((c for c in map(builder.builder_class, names) if c is not None), None)
+
+
+def with_default_config(argv: Sequence[str]) -> list[str]:
+  """`argv` with `--config=<the builder's first config>` when it names none.
+
+  `tfds build` without a config builds every config of the builder, one
+  after another (hours each on real data); the first is the one the
+  dataset's training config (`configs/<name>.py`) reads, so that is the one
+  built, and the line printed says how to build another.
+  """
+  argv = list(argv)
+  datasets = _datasets(argv)
+  cls = _builder_of(argv)
+  given = any(a.split('=')[0] in ('--config', '--config_idx') for a in argv) or any(
+      '/' in d and not os.path.exists(d) for d in datasets)
+  if given or cls is None or not getattr(cls, 'BUILDER_CONFIGS', None):
+    return argv
+  names = [c.name for c in cls.BUILDER_CONFIGS]
+  trains = '' if cls.name == 'synthetic_me' else f', the one configs/{cls.name}.py trains on'
+  print(f'building {cls.name}/{names[0]}{trains}; --config=NAME builds another: '
+        f'{", ".join(names[1:])}', file=sys.stderr, flush=True)
+  return argv + [f'--config={names[0]}']
 
 
 def check_manual_dir(argv: Sequence[str]) -> None:
@@ -72,16 +102,14 @@ def check_manual_dir(argv: Sequence[str]) -> None:
     return
   if os.path.isdir(manual) and os.listdir(manual):
     return
-  # A builder folder (`tfds_builders/smic`) or a name (`smic`, `smic/3class`).
-  names = [os.path.basename(os.path.normpath(a)) if os.path.isdir(a) else a.split('/')[0]
-           for a in argv if not a.startswith('-')]
-  cls = next((c for c in map(builder.builder_class, names) if c is not None), None)
+  cls = _builder_of(argv)
   instructions = ' '.join((getattr(cls, 'MANUAL_DOWNLOAD_INSTRUCTIONS', '') or '').split())
   # Its first sentences (who grants the data), without the layout list.
   why = instructions[:instructions.rfind('. ', 0, 300) + 1] if '. ' in instructions else ''
-  _fail(f'--manual_dir={manual}: {"is empty" if os.path.isdir(manual) else "no such folder"}. '
-        f'{why + " " if why else ""}Pass the folder that holds your copy as --manual_dir '
-        '(its layouts: docs/DATA.md)', EXIT_NO_RAW_DATA)
+  state = 'is empty' if os.path.isdir(manual) else 'no such folder'
+  exit_codes.fail(f'--manual_dir={manual}: {state}. {why + " " if why else ""}Pass the folder '
+                  'that holds your copy as --manual_dir (its layouts: docs/DATA.md)',
+                  exit_codes.NO_INPUT)
 
 
 # Folder flags whose value may start with `~`: a shell expands `~` only at the
@@ -119,8 +147,7 @@ def main(argv: Sequence[str] | None = None) -> None:
       # A project builder's name: importing its class registers it, and
       # `tfds build` then finds it by name.
       builder.builder_class(arg.split('/')[0])
-  if not any(a == '--file_format' or a.startswith('--file_format=') for a in rest):
-    rest.append('--file_format=array_record')
+  rest = with_default_config(rest)
   check_manual_dir(rest)
 
   from absl import flags  # pylint: disable=g-import-not-at-top
@@ -139,9 +166,10 @@ def main(argv: Sequence[str] | None = None) -> None:
       raise
     first = (str(e).strip().splitlines() or [type(e).__name__])[0]
     if isinstance(e, AssertionError) and 'Manual directory' in first:
-      _fail(first.partition(' Create it')[0] + ' Pass the folder that holds your licensed '
-            'copy as --manual_dir (its layouts: docs/DATA.md)', EXIT_NO_RAW_DATA)
-    _fail(f'{first} (--verbose for the traceback)', EXIT_FAILED)
+      exit_codes.fail(first.partition(' Create it')[0] + ' Pass the folder that holds your '
+                      'licensed copy as --manual_dir (its layouts: docs/DATA.md)',
+                      exit_codes.NO_INPUT)
+    exit_codes.fail(f'{first} (--verbose for the traceback)', exit_codes.FAILED)
 
 
 if __name__ == '__main__':

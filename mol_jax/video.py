@@ -47,20 +47,17 @@ import numpy as np
 from mol_jax import clip_format
 from mol_jax.data import faces
 from mol_jax.data import preprocess
+from mol_jax import exit_codes
 from mol_jax.data import registration
 
 VIDEO_EXTENSIONS = ('.mp4', '.mov', '.avi', '.mkv', '.m4v', '.webm', '.mpg',
                     '.mpeg', '.wmv', '.flv', '.3gp')
 
-# Exit codes of `python -m mol_jax.predict` (docs/INFERENCE.md).
-EXIT_UNREADABLE = 3
-EXIT_NO_FACE = 4
-EXIT_TOO_FEW_FRAMES = 5
 
 
 class VideoError(Exception):
   """An input that cannot give a clip; the message names the file."""
-  exit_code = 1
+  exit_code = exit_codes.FAILED
 
   def __init__(self, path: str, detail: str):
     super().__init__(f'{path}: {detail}')
@@ -70,17 +67,17 @@ class VideoError(Exception):
 
 class UnreadableInput(VideoError):
   """Missing file or folder, or nothing in it can be decoded."""
-  exit_code = EXIT_UNREADABLE
+  exit_code = exit_codes.NO_INPUT
 
 
 class NoFaceFound(VideoError):
   """No face in any frame."""
-  exit_code = EXIT_NO_FACE
+  exit_code = exit_codes.NO_FACE
 
 
 class TooFewFrames(VideoError):
   """Fewer than 8 frames with a face."""
-  exit_code = EXIT_TOO_FEW_FRAMES
+  exit_code = exit_codes.TOO_FEW_FRAMES
 
 
 # ----------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import jax
 from flax import nnx
 
 import mol_jax
-from mol_jax import checkpointing, convert
+from mol_jax import checkpointing, convert, exit_codes
 from mol_jax.model.mol import create_model
 
 import golden
@@ -81,13 +81,14 @@ def test_cli_writes_checkpoint_that_restores(tmp_path):
   assert (restored.num_classes, restored.neighbor_num) == (5, 6)
   assert _same_variables(restored, convert.import_official(sd, 5, 6))
   # Never overwrites an existing checkpoint silently.
-  assert convert.main(['--weights', str(weights), '--out', str(out)]) == 2
+  assert convert.main(['--weights', str(weights), '--out', str(out)]) == exit_codes.USAGE
 
 
 def test_missing_file(tmp_path, capsys):
   with pytest.raises(FileNotFoundError, match='nope.pth'):
     mol_jax.from_official_weights(str(tmp_path / 'nope.pth'))
-  assert convert.main(['--weights', str(tmp_path / 'nope.pth'), '--out', str(tmp_path / 'o')]) == 2
+  assert convert.main(['--weights', str(tmp_path / 'nope.pth'),
+                       '--out', str(tmp_path / 'o')]) == exit_codes.BAD_WEIGHTS
   assert 'nope.pth' in capsys.readouterr().err
   assert not (tmp_path / 'o').exists()
 
@@ -134,7 +135,8 @@ def test_truncated_npz_names_the_file(tmp_path, capsys, content):
   path.write_bytes(content or path.read_bytes()[:1000])
   with pytest.raises(convert.WeightsError, match='weights.npz: not a readable .npz file'):
     convert.load_state_dict(str(path))
-  assert convert.main(['--weights', str(path), '--out', str(tmp_path / 'o')]) == 2
+  assert convert.main(['--weights', str(path), '--out', str(tmp_path / 'o')]) == \
+      exit_codes.BAD_WEIGHTS
   err = capsys.readouterr().err
   assert err.count('\n') == 1 and 'weights.npz' in err and 'Traceback' not in err
   assert not (tmp_path / 'o').exists()
@@ -153,7 +155,7 @@ def test_cli_stores_class_names_that_predictions_use(tmp_path, capsys):
   assert 'class_0, class_1' in capsys.readouterr().out
   # A wrong count is refused before anything is written.
   assert convert.main(['--weights', str(weights), '--out', str(tmp_path / 'two'),
-                       '--class_names', 'a,b']) == 2
+                       '--class_names', 'a,b']) == exit_codes.USAGE
   assert '3 classes' in capsys.readouterr().err and not (tmp_path / 'two').exists()
 
 

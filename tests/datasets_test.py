@@ -195,3 +195,47 @@ def test_killed_builds_leave_nothing_that_a_new_build_keeps(tmp_path):
     (folder / 'shards' / 'x.array_record-00000-of-00001').write_bytes(b'0' * 100)
   assert builder.remove_incomplete_builds(version) == [left.name]
   assert not left.exists() and other.exists()
+
+
+def test_tfds_build_without_a_config_builds_the_training_one(capsys):
+  from mol_jax import tfds_build  # pylint: disable=import-outside-toplevel
+  argv = tfds_build.with_default_config(['smic', '--manual_dir=raw'])
+  assert argv == ['smic', '--manual_dir=raw', '--config=3class']
+  said = capsys.readouterr().err
+  assert 'building smic/3class, the one configs/smic.py trains on' in said
+  assert '3class_per_clip' in said
+  folder = os.path.join(BUILDERS, 'casme2')
+  assert tfds_build.with_default_config([folder])[-1] == '--config=5class'
+  for named in (['smic/3class_per_clip'], ['smic', '--config=3class_registered'],
+                ['smic', '--config_idx=1']):
+    assert tfds_build.with_default_config(named) == named
+
+
+@pytest.mark.slow
+def test_the_tfds_console_script_builds_what_training_reads(tmp_path):
+  """`tfds build` itself, as the design card says, after `pip install -e
+  '.[tfds]'`: no --file_format, and training's reader opens the build."""
+  import subprocess  # pylint: disable=import-outside-toplevel
+  from mol_jax.data import input_pipeline  # pylint: disable=import-outside-toplevel
+  script = os.path.join(os.path.dirname(sys.executable), 'tfds')
+  try:
+    import apache_beam  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+    import mlcroissant  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+  except ImportError as e:
+    if os.environ.get('CI'):
+      raise AssertionError("CI installs the test extras, which include '.[tfds]'") from e
+    pytest.skip(f"the tfds console script needs pip install -e '.[tfds]' ({e})")
+  data = tmp_path / 'tfds'
+  command = [script, 'build', os.path.join(BUILDERS, 'smic'), '--config=3class',
+             f'--manual_dir={os.path.join(BUILDERS, "smic", "dummy_data", "mol")}',
+             f'--data_dir={data}']
+  env = dict(os.environ, MOL_JAX_NUM_WORKERS='0')
+  proc = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=900,
+                        env=env)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  version = data / 'smic' / '3class' / '1.0.0'
+  assert sorted(p.name for p in version.glob('*.array_record-*')) == [
+      'smic-s1.array_record-00000-of-00001', 'smic-s2.array_record-00000-of-00001']
+  assert input_pipeline.list_subjects('smic/3class', str(data)) == ['s1', 's2']
+  assert input_pipeline.class_names('smic/3class', str(data)) == ['surprise', 'positive',
+                                                                   'negative']

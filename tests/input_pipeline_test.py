@@ -79,7 +79,7 @@ def test_subjects_and_classes(data_dir):
 
 
 def test_a_tfrecord_build_says_how_to_rebuild(tmp_path):
-  """`tfds build` writes tfrecord by default; training on it must say so in
+  """A tfrecord build (`tfds build --file_format=tfrecord`): training on it must say so in
   one line, not fail later in random access."""
   pytest.importorskip('tensorflow')
   FakeMe(data_dir=str(tmp_path), file_format='tfrecord').download_and_prepare()

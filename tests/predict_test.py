@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mol_jax import checkpointing, clip_format, inference, predict, video, visualize
+from mol_jax import checkpointing, clip_format, exit_codes, inference, predict, video, visualize
 from mol_jax.data import synthetic
 from random_weights import random_model
 
@@ -119,7 +119,7 @@ def test_no_face_anywhere(model_dir, frames, tmp_path, capsys):
                                     [_blank(f, i) for i, f in enumerate(frames[:10])])
   code, _, stderr = _run(capsys, '--checkpoint', model_dir, '--input', path,
                          '--out', str(tmp_path / 'out'), *FAST)
-  assert code == predict.EXIT_NO_FACE == 4
+  assert code == exit_codes.NO_FACE == 4
   assert stderr.count('\n') == 1 and stderr.startswith(f'error: {path}: no face found')
 
 
@@ -128,7 +128,7 @@ def test_upside_down_face_says_to_rotate(model_dir, frames, tmp_path, capsys):
                                     [f[::-1] for f in frames[:10]])
   code, _, stderr = _run(capsys, '--checkpoint', model_dir, '--input', path,
                          '--out', str(tmp_path / 'out'), *FAST)
-  assert code == predict.EXIT_NO_FACE and 'rotate the video upright' in stderr
+  assert code == exit_codes.NO_FACE and 'rotate the video upright' in stderr
 
 
 def test_frames_of_two_sizes_name_the_odd_file(model_dir, frames, tmp_path, capsys):
@@ -139,7 +139,7 @@ def test_frames_of_two_sizes_name_the_odd_file(model_dir, frames, tmp_path, caps
     cv2.imwrite(str(folder / f'img{i:03d}.png'), image[..., ::-1])
   code, _, stderr = _run(capsys, '--checkpoint', model_dir, '--input', str(folder),
                          '--out', str(tmp_path / 'out'), *FAST)
-  assert code == predict.EXIT_UNREADABLE
+  assert code == exit_codes.NO_INPUT
   assert stderr == (f'error: {folder / "img006.png"}: is 160x160 pixels but img000.png is '
                     '192x192: the frames of one video share one size; put each video in its '
                     'own folder\n')
@@ -151,7 +151,7 @@ def test_too_few_frames_with_a_face(model_dir, frames, tmp_path, capsys):
   path = synthetic.write_video_file(str(tmp_path / 'short.avi'), clip)
   code, _, stderr = _run(capsys, '--checkpoint', model_dir, '--input', path,
                          '--out', str(tmp_path / 'out'), *FAST)
-  assert code == predict.EXIT_TOO_FEW_FRAMES == 5
+  assert code == exit_codes.TOO_FEW_FRAMES == 5
   assert stderr.startswith(f'error: {path}: 6 frame(s) with a face (of 10)')
   assert stderr.count('\n') == 1
 
@@ -161,7 +161,7 @@ def test_unreadable_and_missing_input(model_dir, tmp_path, capsys):
   broken.write_text('not a video')
   code, _, stderr = _run(capsys, '--checkpoint', model_dir, '--input', str(broken),
                          '--out', str(tmp_path / 'out'), *FAST)
-  assert code == predict.EXIT_UNREADABLE == 3
+  assert code == exit_codes.NO_INPUT == 3
   assert stderr.startswith(f'error: {broken}:') and stderr.count('\n') == 1
   missing = str(tmp_path / 'nope.mp4')
   code, _, stderr = _run(capsys, '--checkpoint', model_dir, '--input', missing,
@@ -178,7 +178,7 @@ def test_bad_checkpoint_and_arguments(tmp_path, frames, capsys):
   path = synthetic.write_video_file(str(tmp_path / 'face.avi'), frames[:8])
   code, _, stderr = _run(capsys, '--checkpoint', str(tmp_path / 'nothing'), '--input', path,
                          '--out', str(tmp_path / 'out'))
-  assert code == predict.EXIT_CHECKPOINT == 6
+  assert code == exit_codes.BAD_WEIGHTS == 6
   assert 'nothing' in stderr and stderr.count('\n') == 1
   code, _, _ = _run(capsys, '--input', path, '--out', str(tmp_path / 'out'))
   assert code == 2  # No weights given.
@@ -210,7 +210,7 @@ def test_damaged_checkpoint_is_one_line_and_exit_6(model_dir, frames, tmp_path, 
   path = synthetic.write_video_file(str(tmp_path / 'face.avi'), frames[:8])
   code, _, stderr = _run(capsys, '--checkpoint', str(copy), '--input', path,
                          '--out', str(tmp_path / 'out'), *FAST)
-  assert code == predict.EXIT_CHECKPOINT
+  assert code == exit_codes.BAD_WEIGHTS
   assert stderr.startswith(f'error: {copy}: the checkpoint is damaged'), stderr
   assert stderr.count('\n') == 1 and 'Traceback' not in stderr
   assert not (tmp_path / 'out').exists()
@@ -305,4 +305,4 @@ def test_official_weights_npz(frames, tmp_path, capsys):
   assert report['preprocessing']['align'] == 'per_frame'  # Official alignment.
   code, _, stderr = _run(capsys, '--official_weights', weights, '--num_classes', '5',
                          '--input', path, '--out', str(out))
-  assert code == predict.EXIT_CHECKPOINT and '5' in stderr and stderr.count('\n') == 1
+  assert code == exit_codes.BAD_WEIGHTS and '5' in stderr and stderr.count('\n') == 1

@@ -30,6 +30,10 @@ from mol_jax.data import preprocess
 # Environment knobs read at build time (set by `mol_jax.tfds_build` flags).
 ENV_NUM_WORKERS = 'MOL_JAX_NUM_WORKERS'
 ENV_UPSAMPLE = 'MOL_JAX_UPSAMPLE'
+# The file format of a build that names none (default array_record, which
+# training reads at random; TFDS's own builder tests read through tf.data,
+# which needs tfrecord: tfds_builders/conftest.py sets it).
+ENV_FILE_FORMAT = 'MOL_JAX_FILE_FORMAT'
 
 # The project's builders, `mol_jax.data.builders.<name>`.
 BUILDER_NAMES = ('casme2', 'samm', 'smic', 'megc2019', 'synthetic_me')
@@ -161,17 +165,28 @@ class MicroExpressionBuilder(tfds.core.GeneratorBasedBuilder,
                      if c.__module__.startswith('mol_jax.data.builders.')), cls)
     return epath.Path(inspect.getfile(packaged)).parent
 
+  def __init__(self, *, file_format: str | None = None, **kwargs):
+    self._file_format_given = file_format is not None
+    super().__init__(file_format=file_format, **kwargs)
+
   def download_and_prepare(self, **kwargs) -> None:
-    """TFDS's, after removing what killed builds of this version left.
+    """TFDS's, after removing what killed builds of this version left, and
+    in array_record unless a file format was asked for.
 
     TFDS builds into `incomplete.XXXXXX_<version>/` beside the version folder
     and renames it when done; a build killed before that (Ctrl-C twice, a
     lost machine, SIGKILL) leaves the folder, and no later build removes it
     (gigabytes on a real dataset). Two builds of one config into one
     data_dir at the same time are not supported, so any such folder is dead.
+
+    TFDS's own default format is tfrecord, which `tfds.data_source` (and so
+    training) cannot read at random; `tfds build` without `--file_format`
+    therefore writes array_record here.
     """
     if not self.is_prepared():
       remove_incomplete_builds(epath.Path(self.data_dir))
+      if not self._file_format_given and not kwargs.get('file_format'):
+        kwargs['file_format'] = os.environ.get(ENV_FILE_FORMAT) or 'array_record'
     super().download_and_prepare(**kwargs)
 
   def _info(self) -> tfds.core.DatasetInfo:
