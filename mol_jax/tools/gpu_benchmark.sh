@@ -22,7 +22,6 @@ WHEELS=(ml-collections==1.1.0 tensorflow-datasets==4.9.10 array-record==0.8.6 dm
 case "${1:-}" in
   prepare)
     mkdir -p .whl
-    grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >> .git/info/exclude
     python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
       --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
       --platform manylinux2014_x86_64 --platform any -d .whl "${WHEELS[@]}"
