@@ -163,4 +163,9 @@ def get_config() -> ml_collections.ConfigDict:
 
   # Seed of model initialisation, data order and dropout (fold i uses seed + i).
   config.seed = 0
+  # Repeated runs: a comma-separated list such as '0,1,2' runs the whole
+  # protocol once per seed (each in WORKDIR/seeds/<seed>/, resumable like a
+  # fold) and reports the mean and standard deviation over seeds of every
+  # pooled score beside each seed's; '' runs once with `seed`.
+  config.seeds = ''
   return config

@@ -136,6 +136,45 @@ def summarize_folds(fold_results: Sequence[dict], class_names: Sequence[str],
   return summary
 
 
+def mean_and_std(values: Sequence[float]) -> dict[str, float]:
+  """Mean and (population) standard deviation over repeated runs."""
+  return {'mean': float(np.mean(values)), 'std': float(np.std(values))}
+
+
+SEED_SCORES = CLASS_SCORES + ERRORS
+
+
+def summarize_seeds(summaries: dict[int, dict]) -> dict:
+  """Repeated runs of one protocol: each seed's pooled scores and, per
+  score, the mean and standard deviation over seeds (`over_seeds`)."""
+  first = next(iter(summaries.values()))
+  per_seed = {str(seed): {k: s['pooled'][k] for k in SEED_SCORES if k in s['pooled']}
+              for seed, s in summaries.items()}
+  keys = [k for k in SEED_SCORES if all(k in row for row in per_seed.values())]
+  return {
+      'dataset': first['dataset'], 'class_names': first['class_names'],
+      'num_folds': first['num_folds'], 'num_train_steps': first['num_train_steps'],
+      'eval_unit': first.get('eval_unit', 'clip'), 'seeds': [int(s) for s in summaries],
+      'over_seeds': {k: mean_and_std([row[k] for row in per_seed.values()]) for k in keys},
+      'per_seed': per_seed,
+  }
+
+
+def seeds_markdown(summary: dict) -> str:
+  keys = list(summary['over_seeds'])
+  lines = [f"# LOSO results over seeds: {summary['dataset']}", '',
+           f"{len(summary['seeds'])} seeds, {summary['num_folds']} folds, "
+           f"{summary['num_train_steps']} steps per fold; pooled over folds, "
+           'model after the last step. Each seed: seeds/<seed>/results.md.', '',
+           '| seed | ' + ' | '.join(keys) + ' |', '|---' * (1 + len(keys)) + '|']
+  for seed, row in summary['per_seed'].items():
+    lines.append(f'| {seed} | ' + ' | '.join(f'{row[k]:.4f}' for k in keys) + ' |')
+  lines.append('| **mean ± std** | ' + ' | '.join(
+      f"{summary['over_seeds'][k]['mean']:.4f} ± {summary['over_seeds'][k]['std']:.4f}"
+      for k in keys) + ' |')
+  return '\n'.join(lines) + '\n'
+
+
 def _score_table(pooled: dict, folds: dict, unit: str) -> list[str]:
   errors = [e for e in ERRORS if e in pooled]
   lines = [f'| subject | {unit}s | clips | accuracy | UF1 | UAR | '
@@ -288,4 +327,18 @@ def write_results(workdir: str, summary: dict, class_names: Sequence[str]) -> di
     print(f'  {name}: {path}')
   print(f"  tensorboard: {os.path.join(workdir, 'tensorboard')}")
   print(f"  fold models: {os.path.join(workdir, 'folds', '<subject>', 'model')}")
+  return paths
+
+
+def write_seed_results(workdir: str, summary: dict) -> dict[str, str]:
+  """results.json and results.md of repeated runs (`summarize_seeds`)."""
+  paths = {'json': os.path.join(workdir, 'results.json'),
+           'markdown': os.path.join(workdir, 'results.md')}
+  files.write_json(paths['json'], summary)
+  files.write_text(paths['markdown'], seeds_markdown(summary))
+  print(seeds_markdown(summary))
+  print('outputs:')
+  for name, path in paths.items():
+    print(f'  {name}: {path}')
+  print(f"  each seed: {os.path.join(workdir, 'seeds', '<seed>')}")
   return paths

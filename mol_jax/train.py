@@ -521,14 +521,45 @@ def train_fold(config: ml_collections.ConfigDict, fold_dir: str, subject: str,
   return state, result
 
 
+def parse_seeds(text: str) -> list[int]:
+  """`config.seeds` ('0,1,2') as distinct integers; '' gives none."""
+  try:
+    seeds = [int(s) for s in str(text).split(',') if s.strip()]
+  except ValueError:
+    raise ConfigError(f"config.seeds must be comma-separated integers such as '0,1,2', got "
+                      f'{text!r}') from None
+  if len(set(seeds)) != len(seeds):
+    raise ConfigError(f'config.seeds repeats a seed: {text!r}')
+  return seeds
+
+
+def _train_and_evaluate_seeds(config: ml_collections.ConfigDict, workdir: str,
+                              seeds: list[int]) -> tuple[Any, dict]:
+  """The protocol once per seed, in WORKDIR/seeds/<seed>/ (each resumable),
+  then the mean and standard deviation over seeds in WORKDIR/results.*."""
+  summaries, state = {}, None
+  for seed in seeds:
+    run = config.copy_and_resolve_references()
+    run.seed, run.seeds = seed, ''
+    logging.info('seed %d of %s', seed, seeds)
+    state, summaries[seed] = train_and_evaluate(run, os.path.join(workdir, 'seeds', str(seed)))
+  summary = reporting.summarize_seeds(summaries)
+  if jax.process_index() == 0:
+    reporting.write_seed_results(workdir, summary)
+  return state, summary
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> tuple[Any, dict]:
-  """LOSO training and evaluation.
+  """LOSO training and evaluation (once per seed of `config.seeds`, if any).
 
   Returns:
     (state of the last fold trained here, or None if every fold was already
     finished; the summary dict also written to `workdir/results.json`).
   """
   from mol_jax.data import input_pipeline  # pylint: disable=import-outside-toplevel
+  seeds = parse_seeds(config.get('seeds', ''))
+  if seeds:
+    return _train_and_evaluate_seeds(config, workdir, seeds)
   if config.model.compute_dtype not in ('float32', 'bfloat16'):
     raise ConfigError("config.model.compute_dtype must be 'float32' or 'bfloat16', got "
                       f'{config.model.compute_dtype!r}')

@@ -247,3 +247,33 @@ def test_evaluate_pools_the_clips_of_a_video():
   assert by_clip['predictions'] == [2, 1, 1, 0, 1]
   assert by_clip['video_ids'] == ['a', 'b', 'b', 'b', 'c']
   assert by_clip['accuracy'] == pytest.approx(3 / 5)
+
+
+def test_seeds_repeat_the_protocol_and_report_mean_and_std(data_dir, tmp_path):
+  workdir = tmp_path / 'seeds'
+  with pytest.raises(train.ConfigError, match='comma-separated integers'):
+    train.train_and_evaluate(_config(data_dir, seeds='0,one'), str(workdir))
+  assert not workdir.exists()
+  subject = input_pipeline.list_subjects(test_config.get_config().dataset, data_dir)[0]
+  config = _config(data_dir, seeds='3,4', folds=subject)
+  state, summary = train.train_and_evaluate(config, str(workdir))
+  assert state is not None and summary['seeds'] == [3, 4]
+  for seed in ('3', '4'):
+    with open(workdir / 'seeds' / seed / 'results.json') as f:
+      own = json.load(f)['pooled']
+    assert summary['per_seed'][seed]['uf1'] == own['uf1']
+    assert summary['per_seed'][seed]['landmark_nme_vs_truth'] == own['landmark_nme_vs_truth']
+  for key in ('uf1', 'uar', 'landmark_nme_vs_truth'):
+    values = [summary['per_seed'][s][key] for s in ('3', '4')]
+    assert summary['over_seeds'][key] == {'mean': pytest.approx(np.mean(values)),
+                                          'std': pytest.approx(np.std(values))}
+  # Different seeds train different models.
+  nme = [summary['per_seed'][s]['landmark_nme_vs_truth'] for s in ('3', '4')]
+  assert nme[0] != nme[1]
+  with open(workdir / 'results.json') as f:
+    assert json.load(f)['over_seeds'] == summary['over_seeds']
+  text = (workdir / 'results.md').read_text()
+  assert '| **mean ± std** |' in text and '| 3 |' in text and '| 4 |' in text
+  # Resumable: every seed's folds are finished, so nothing is trained again.
+  state2, summary2 = train.train_and_evaluate(config, str(workdir))
+  assert state2 is None and summary2 == summary

@@ -25,7 +25,7 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from mol_jax import files
+from mol_jax import files, reporting
 
 
 def _set(**fields) -> Callable[[ml_collections.ConfigDict], None]:
@@ -114,7 +114,7 @@ def summarize(records: list[dict]) -> dict:
       trained = {'flow': runs[0]['of_weight'] > 0, 'landmark': runs[0]['ldm_weight'] > 0}
       if not values or (key.startswith(('flow', 'landmark')) and not trained[key.split('_')[0]]):
         continue
-      row[key] = {'mean': float(np.mean(values)), 'std': float(np.std(values))}
+      row[key] = reporting.mean_and_std(values)
     table[variant] = row
   return table
 
