@@ -23,7 +23,6 @@ from mol_jax.data import preprocess
 from mol_jax import video as video_lib
 
 
-
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog='python -m mol_jax.predict',
@@ -90,15 +89,16 @@ def main(argv: Sequence[str] | None = None) -> int:
   except SystemExit as e:  # argparse: 0 for --help, 2 for bad arguments.
     return int(e.code or 0)
   if args.num_classes is not None and args.checkpoint:
-    return exit_codes.report('--num_classes goes with --official_weights; a checkpoint knows its '
-                  'classes', exit_codes.USAGE)
+    return exit_codes.report('--num_classes goes with --official_weights; a checkpoint '
+                             'knows its classes', exit_codes.USAGE)
   if args.window and args.window < clip_format.NUM_FRAMES:
-    return exit_codes.report(f'--window must be 0 or >= {clip_format.NUM_FRAMES}', exit_codes.USAGE)
+    return exit_codes.report(f'--window must be 0 or >= {clip_format.NUM_FRAMES}',
+                             exit_codes.USAGE)
   for flag, least in (('batch_size', 1), ('scale', 1), ('upsample', 0), ('max_clips', 0),
                       ('max_frames', 0)):
     if getattr(args, flag) < least:
-      return exit_codes.report(f'--{flag} must be at least {least}, not {getattr(args, flag)}',
-                    exit_codes.USAGE)
+      return exit_codes.report(
+          f'--{flag} must be at least {least}, not {getattr(args, flag)}', exit_codes.USAGE)
   if args.hop is not None and args.hop < 1:
     return exit_codes.report(f'--hop must be at least 1, not {args.hop}', exit_codes.USAGE)
   if not os.path.exists(args.input):
@@ -110,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     predictor = load_predictor(args)
   except (FileNotFoundError, ValueError, KeyError, OSError, ImportError) as e:
     return exit_codes.report(f'{weights}: cannot load the model ({e})'
-                  if weights not in str(e) else str(e), exit_codes.BAD_WEIGHTS)
+                             if weights not in str(e) else str(e), exit_codes.BAD_WEIGHTS)
   t_load = time.perf_counter() - t0
 
   from mol_jax import visualize  # pylint: disable=import-outside-toplevel

@@ -50,7 +50,6 @@ def _split_our_flags(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]
   return parser.parse_known_args(list(argv))
 
 
-
 def _flag_value(argv: Sequence[str], name: str) -> str | None:
   for i, arg in enumerate(argv):
     if arg == name and i + 1 < len(argv):

@@ -44,15 +44,13 @@ from typing import Any, Iterator, Sequence
 import cv2
 import numpy as np
 
-from mol_jax import clip_format
+from mol_jax import clip_format, exit_codes
 from mol_jax.data import faces
 from mol_jax.data import preprocess
-from mol_jax import exit_codes
 from mol_jax.data import registration
 
 VIDEO_EXTENSIONS = ('.mp4', '.mov', '.avi', '.mkv', '.m4v', '.webm', '.mpg',
                     '.mpeg', '.wmv', '.flv', '.3gp')
-
 
 
 class VideoError(Exception):

@@ -197,13 +197,18 @@ def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1, padding: int = 0,
     y = _xla_conv(x, kernel, (stride, stride), [(padding, padding)] * 2)
   elif impl == 'im2col':
     same = stride == 1 and 2 * padding == kh - 1 == kw - 1
-    y = _same_conv_im2col(x, kernel, padding) if same and HAND_WRITTEN_BACKWARD else _im2col_forward(
-        x, kernel, stride, padding)[0]
+    if same and HAND_WRITTEN_BACKWARD:
+      y = _same_conv_im2col(x, kernel, padding)
+    else:
+      y = _im2col_forward(x, kernel, stride, padding)[0]
   else:
     if stride != 1:
       raise ValueError(f"impl 'cols' needs stride 1, got {stride}")
     same = 2 * padding == kh - 1 == kw - 1
-    y = _same_conv_cols(x, kernel, padding) if same and HAND_WRITTEN_BACKWARD else _cols_forward(x, kernel, padding)
+    if same and HAND_WRITTEN_BACKWARD:
+      y = _same_conv_cols(x, kernel, padding)
+    else:
+      y = _cols_forward(x, kernel, padding)
   return y.reshape(lead + y.shape[1:])
 
 
@@ -315,7 +320,7 @@ def _transpose_cols(x, kernel):
 
 
 def _transpose_cols_fwd(x, kernel):
-  return _transpose_cols(x, kernel), (x, kernel)
+  return _transpose_cols_forward(x, kernel), (x, kernel)
 
 
 def _transpose_cols_bwd(residuals, g):

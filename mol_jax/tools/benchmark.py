@@ -150,7 +150,7 @@ def jaxpr_flops(jaxpr) -> float:
   return total
 
 
-def _timed(fn, args, repeats, threads_state: bool):
+def _timed(fn, args, repeats, threads_state: bool, with_traffic: bool = True):
   """Compile, warm up, then time `repeats` calls. With `threads_state` the
   first output is fed back as the first argument (the train step donates
   its state, as in training)."""
@@ -161,7 +161,7 @@ def _timed(fn, args, repeats, threads_state: bool):
   flops = jaxpr_flops(traced.jaxpr)
   cost = compiled.cost_analysis() or {}
   bytes_accessed = float(cost.get('bytes accessed', float('nan')))
-  traffic = hlo_traffic.traffic(compiled.as_text())
+  traffic = hlo_traffic.traffic(compiled.as_text()) if with_traffic else None
   memory = compiled.memory_analysis()
   memory_bytes = float('nan') if memory is None else float(
       memory.argument_size_in_bytes + memory.output_size_in_bytes
@@ -340,7 +340,7 @@ def layers(batch_size: int, impls=('xla', 'auto'), repeats: int = 3,
         fn = functools.partial(conv.conv2d, stride=stride, padding=pad, impl=impl)
       grad = jax.jit(jax.grad(
           lambda x, w, fn=fn: jnp.sum(fn(x, w).astype(jnp.float32) ** 2), argnums=(0, 1)))
-      _, flops, _, _, times, _ = _timed(grad, (x, w), repeats, False)
+      _, flops, _, _, times, _ = _timed(grad, (x, w), repeats, False, with_traffic=False)
       median = float(np.median(times))
       rows.append({'layer': name, 'impl': impl, 'median_s': median, 'gflop': flops / 1e9})
       print(f'{name:14s} {impl:7s} {1e3 * median:9.1f} ms {flops / median / 1e9:6.1f} GFLOP/s',
@@ -543,7 +543,8 @@ def markdown(result: dict) -> str:
     lines.append(
         f"| {r['name']} | {r['batch_size']} | {r['median_s']:.3f} | "
         f"{r['min_s']:.3f}-{r['max_s']:.3f} | {r['compile_s']:.1f} | {r['gflop']:.1f} | "
-        f"{r['gbytes_accessed']:.1f}; {r['gbytes_sliced']:.1f} | {r['memory_gb']:.2f} | {r['gflop_per_s']:.1f} | "
+        f"{r['gbytes_accessed']:.1f}; {r['gbytes_sliced']:.1f} | {r['memory_gb']:.2f} | "
+        f"{r['gflop_per_s']:.1f} | "
         f"{100 * r['fraction_of_matmul_peak']:.0f}% |")
   return '\n'.join(lines) + '\n'
 

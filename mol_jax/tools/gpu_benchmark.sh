@@ -3,7 +3,7 @@
 # batch 8 and 32, in float32 and bfloat16, with the card's matmul peak, the
 # fraction of it and the step's memory, as JSON and Markdown.
 #
-#   bash mol_jax/tools/gpu_benchmark.sh prepare    # here, once: wheels the GPU image lacks, into .whl/
+#   bash mol_jax/tools/gpu_benchmark.sh prepare   # here, once: missing wheels into .whl/
 #   bash mol_jax/tools/gpu_benchmark.sh run DIR    # on the GPU machine, from the repository root
 #
 # `run` installs .whl/ (if present) into a temporary folder, runs from the

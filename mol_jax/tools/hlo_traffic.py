@@ -8,8 +8,9 @@ operation they came from, so that a change can be aimed at the largest
 groups.
 
 It also gives a second count, `sliced_bytes`: where a fusion reads an
-operand only through static slices, of it or of a padded view of it (the per-tap pieces of an im2col patch
-matrix or of its gradient), only the sliced elements are counted. XLA's
+operand only through static slices, of it or of a padded view of it (the
+per-tap pieces of an im2col patch matrix or of its gradient), only the
+sliced elements are counted. XLA's
 count charges such a fusion the whole operand, so a matrix cut into nine
 taps is charged nine times over; the second count is closer to what the
 memory system moves.
