@@ -9,12 +9,13 @@ import ml_collections
 def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
 
-  # TFDS dataset as 'name/config', built by `python -m mol_jax.tfds_build`.
+  # TFDS dataset as 'name/config', built by `python -m mol_jax.tfds_build`;
+  # several, comma-separated, for the 'composite' and 'lodo' protocols.
   config.dataset = 'smic/3class'
   # TFDS data directory holding the built dataset; '' = TFDS's default
   # (~/tensorflow_datasets or $TFDS_DATA_DIR).
   config.data_dir = ''
-  # Build the dataset when it is missing. Only possible for synthetic_me: the
+  # Build the dataset(s) when missing. Only possible for synthetic_me: the
   # licensed sets need the user's raw copy (docs/DATA.md).
   config.build_if_missing = False
   # Grain worker processes for the training input (0 = threads in-process).
@@ -115,7 +116,15 @@ def get_config() -> ml_collections.ConfigDict:
   # Training steps per LOSO fold (official 1000).
   config.num_train_steps = 1000
 
-  # Held-out subjects, comma-separated ('' = every subject, one fold each).
+  # Which folds (mol_jax/protocols.py): 'loso' (leave one subject out of one
+  # dataset; MOL's), 'composite' (leave one subject out of several datasets
+  # read as one, subjects named '<dataset>_<subject>'; also scored per
+  # dataset) or 'lodo' (leave one dataset out: train on the others, test on
+  # all of it). The last two take config.dataset as a comma-separated list of
+  # sets with the same classes, e.g. 'casme2/3class,samm/3class,smic/3class'.
+  config.protocol = 'loso'
+  # Folds to run, comma-separated: held-out subjects, or datasets for 'lodo'
+  # ('' = every fold).
   config.folds = ''
   # Evaluate the held-out subject every N steps (0 = only after the last
   # step). Needed for `report_best_on_test` and learning curves.

@@ -196,7 +196,8 @@ class VideoPrediction:
         'checkpoint': self.checkpoint,
         'class_names': list(self.class_names),
         'class_names_source': self.metadata.get('class_names_source', ''),
-        'trained_on': {k: self.metadata[k] for k in ('dataset', 'held_out_subject')
+        'trained_on': {k: self.metadata[k] for k in ('dataset', 'protocol', 'held_out_subject',
+                                                     'held_out_dataset')
                        if k in self.metadata},
         'video': {'label': self.label, 'probabilities': probs(self.video_probabilities),
                   'num_clips': p.num_clips, 'pooling': 'mean of clip probabilities'},

@@ -115,12 +115,16 @@ def _pooled(fold_results: Sequence[dict], key: str, num_classes: int) -> dict | 
 
 def summarize_folds(fold_results: Sequence[dict], class_names: Sequence[str],
                     config: Any) -> dict:
-  """Per-fold (`folds.<subject>`) and pooled (`pooled`) scores of the model
-  after the last step; with `config.report_best_on_test`, the official
-  selection on the held-out subject under `best_on_test`, never mixed in."""
+  """Per-fold (`folds.<subject>`, or `<dataset>` for lodo) and pooled
+  (`pooled`) scores of the model after the last step; for a composite of
+  several datasets also pooled per dataset (`by_dataset`); with
+  `config.report_best_on_test`, the official selection on the held-out
+  subject under `best_on_test`, never mixed in."""
   num_classes = len(class_names)
+  protocol = getattr(config, 'protocol', 'loso')
   summary = {
       'dataset': config.dataset,
+      'protocol': protocol,
       'class_names': list(class_names),
       'num_folds': len(fold_results),
       'num_train_steps': config.num_train_steps,
@@ -128,6 +132,11 @@ def summarize_folds(fold_results: Sequence[dict], class_names: Sequence[str],
       'pooled': _pooled(fold_results, 'fixed', num_classes),
       'folds': {r['subject']: _fold_row(r['fixed']) for r in fold_results},
   }
+  datasets = sorted({r['dataset'] for r in fold_results if r.get('dataset')})
+  if protocol == 'composite' and len(datasets) > 1:
+    summary['by_dataset'] = {
+        d: _pooled([r for r in fold_results if r.get('dataset') == d], 'fixed', num_classes)
+        for d in datasets}
   best = _pooled(fold_results, 'best_on_test', num_classes)
   if best is not None:
     summary['best_on_test'] = {
@@ -175,14 +184,16 @@ def seeds_markdown(summary: dict) -> str:
   return '\n'.join(lines) + '\n'
 
 
-def _score_table(pooled: dict, folds: dict, unit: str) -> list[str]:
-  errors = [e for e in ERRORS if e in pooled]
-  lines = [f'| subject | {unit}s | clips | accuracy | UF1 | UAR | '
+def _score_table(pooled: dict | None, folds: dict, unit: str, fold_kind: str = 'subject'
+                 ) -> list[str]:
+  """A row per fold (or dataset) and, unless `pooled` is None, the pooled row."""
+  errors = [e for e in ERRORS if e in (pooled or next(iter(folds.values())))]
+  lines = [f'| {fold_kind} | {unit}s | clips | accuracy | UF1 | UAR | '
            + ' | '.join(errors) + (' |' if errors else ''),
            '|---' * (6 + len(errors)) + '|']
-  rows = list(folds.items()) + [('**pooled**', pooled)]
+  rows = list(folds.items()) + ([('**pooled**', pooled)] if pooled is not None else [])
   for name, m in rows:
-    num = m.get('num_examples', sum(f['num_examples'] for f in folds.values()))
+    num = m['num_examples']
     lines.append(f"| {name} | {num} | {m.get('num_clips')} | {m['accuracy']:.4f} | "
                  f"{m['uf1']:.4f} | {m['uar']:.4f} | "
                  + ' | '.join(f'{m[e]:.4f}' if e in m else '' for e in errors)
@@ -191,7 +202,9 @@ def _score_table(pooled: dict, folds: dict, unit: str) -> list[str]:
 
 
 def markdown_table(summary: dict) -> str:
-  lines = [f"# LOSO results: {summary['dataset']}", '',
+  protocol = summary.get('protocol', 'loso')
+  fold_kind = 'dataset' if protocol == 'lodo' else 'subject'
+  lines = [f"# {protocol.upper()} results: {summary['dataset']}", '',
            f"{summary['num_folds']} folds, {summary['num_train_steps']} steps per fold, "
            f"classes {', '.join(summary['class_names'])}.", '']
   unit = summary.get('eval_unit', 'clip')
@@ -205,9 +218,14 @@ def markdown_table(summary: dict) -> str:
   for title, pooled, folds in sections:
     if pooled is None:
       continue
-    lines += [f'## {title}', ''] + _score_table(pooled, folds, unit)
+    lines += [f'## {title}', ''] + _score_table(pooled, folds, unit, fold_kind)
     lines += ['', f"WF1 {pooled['wf1']:.4f}; confusion (rows true, columns predicted): "
               f"{pooled['confusion']}", '']
+  if summary.get('by_dataset'):
+    # Each dataset's subjects' folds pooled; the model after the last step.
+    lines += ['## per dataset (its subjects\' folds pooled)', '']
+    lines += _score_table(None, summary['by_dataset'], unit, 'dataset')
+    lines.append('')
   return '\n'.join(lines)
 
 

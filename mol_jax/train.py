@@ -1,9 +1,10 @@
-"""LOSO multi-task training and evaluation of MOL.
+"""Multi-task training and evaluation of MOL, fold by fold.
 
-`train_and_evaluate(config, workdir)` runs one fold per held-out subject: a
-fresh model, `config.num_train_steps` sharded training steps, evaluation of
-the held-out subject, and at the end metrics from the confusion matrix
-pooled over folds. Every fold checkpoints and resumes; finished folds are
+`train_and_evaluate(config, workdir)` runs one fold per held-out subject
+(`config.protocol` 'loso' or 'composite') or per held-out dataset ('lodo';
+`mol_jax.protocols`): a fresh model, `config.num_train_steps` sharded
+training steps, evaluation of what the fold holds out, and at the end
+metrics from the confusion matrix pooled over folds. Every fold checkpoints and resumes; finished folds are
 skipped when the same command runs again.
 """
 
@@ -28,8 +29,8 @@ from jax.experimental import multihost_utils
 
 from mol_jax import files
 from mol_jax import clip_format
-from mol_jax import checkpointing, losses, metrics as metrics_lib, reporting, sharding
-from mol_jax.data import builder
+from mol_jax import checkpointing, losses, metrics as metrics_lib, protocols, reporting, sharding
+from mol_jax.data import builder, sources
 from mol_jax.model import MOL, create_model
 from mol_jax.model.initialisers import (flow_at_zero, landmarks_at_mean_shape,
                                        still_blind_time_taps, tie_pair_streams,
@@ -435,15 +436,17 @@ def evaluate(steps: Steps, state: TrainState, eval_ds, num_classes: int,
   return result
 
 
-def train_fold(config: ml_collections.ConfigDict, fold_dir: str, subject: str,
+def train_fold(config: ml_collections.ConfigDict, fold_dir: str, fold: protocols.Fold,
                fold_index: int, steps: Steps, class_names: list[str],
                writer) -> tuple[TrainState, dict]:
-  """Trains and evaluates one LOSO fold, resuming from its checkpoint."""
+  """Trains and evaluates one fold, resuming from its checkpoint."""
   from mol_jax.data import input_pipeline  # pylint: disable=import-outside-toplevel
   num_classes = len(class_names)
   seed = config.seed + fold_index
+  subject = fold.name
   datasets = input_pipeline.create_datasets(
-      config.dataset, config.data_dir or None, [subject], batch_size=config.batch_size,
+      config.dataset, config.data_dir or None, list(fold.test_subjects),
+      batch_size=config.batch_size,
       eval_batch_size=config.eval_batch_size, seed=seed, grain_workers=config.grain_workers,
       flip=config.augment.flip, intensity=config.augment.intensity,
       crop_jitter=config.augment.crop_jitter, scale=config.augment.scale,
@@ -503,7 +506,7 @@ def train_fold(config: ml_collections.ConfigDict, fold_dir: str, subject: str,
                    config.eval_unit)
   final['step'] = int(state.step)
   writer.scalars(f'{subject}/test', int(state.step), reporting.scalar_scores(final))
-  result = {'subject': subject, 'fixed': final}
+  result = {'subject': subject, 'dataset': fold.dataset, 'fixed': final}
   if config.report_best_on_test:
     if best is None or final['accuracy'] > best['accuracy']:
       best = final
@@ -516,8 +519,10 @@ def train_fold(config: ml_collections.ConfigDict, fold_dir: str, subject: str,
                            nnx.merge(steps.graphdef, state.params, state.batch_stats),
                            step=int(state.step), overwrite=True,
                            metadata={'class_names': list(class_names), 'dataset': config.dataset,
-                                     'alignment': builder.dataset_alignment(config.dataset),
-                                     'held_out_subject': subject})
+                                     'alignment': dataset_alignment(config.dataset),
+                                     'protocol': config.protocol,
+                                     ('held_out_dataset' if config.protocol == 'lodo'
+                                      else 'held_out_subject'): subject})
   return state, result
 
 
@@ -549,8 +554,21 @@ def _train_and_evaluate_seeds(config: ml_collections.ConfigDict, workdir: str,
   return state, summary
 
 
+def dataset_alignment(dataset: str) -> str:
+  """The alignment every dataset of `dataset` was built with.
+
+  Raises:
+    ConfigError: the datasets of a collection were aligned differently.
+  """
+  found = {n: builder.dataset_alignment(n) for n in sources.dataset_names(dataset)}
+  if len(set(found.values())) > 1:
+    raise ConfigError(f'config.dataset mixes alignments {found}; a collection needs one '
+                      "(e.g. every dataset's 3class config, or every '_per_clip' one)")
+  return next(iter(found.values()))
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> tuple[Any, dict]:
-  """LOSO training and evaluation (once per seed of `config.seeds`, if any).
+  """Training and evaluation by `config.protocol` (once per seed of `config.seeds`, if any).
 
   Returns:
     (state of the last fold trained here, or None if every fold was already
@@ -576,14 +594,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> tuple
   for field in ('batch_size', 'eval_batch_size', 'num_train_steps'):
     if config[field] < 1:
       raise ConfigError(f'config.{field} must be at least 1, got {config[field]}')
+  try:
+    sources.dataset_names(config.dataset)
+  except ValueError as e:
+    raise ConfigError(str(e)) from e
+  dataset_alignment(config.dataset)
   dataset_ready(config)
+  try:
+    all_folds = protocols.folds(config.protocol, config.dataset, config.data_dir or None)
+  except ValueError as e:
+    raise ConfigError(str(e)) from e
   class_names = input_pipeline.class_names(config.dataset, config.data_dir or None)
-  subjects = input_pipeline.list_subjects(config.dataset, config.data_dir or None)
-  folds = [s.strip() for s in config.folds.split(',') if s.strip()] or subjects
-  unknown = sorted(set(folds) - set(subjects))
+  names = [f.name for f in all_folds]
+  chosen = [s.strip() for s in config.folds.split(',') if s.strip()] or names
+  unknown = sorted(set(chosen) - set(names))
   if unknown:
-    raise ConfigError(f'config.folds names subjects {unknown} that {config.dataset} does not '
-                     f'have; its subjects are {subjects}')
+    raise ConfigError(f'config.folds names folds {unknown} that {config.protocol} over '
+                      f'{config.dataset} does not have; its folds are {names}')
   num_classes = len(class_names)
   mesh = sharding.create_mesh(config.mesh.num_devices)
   if config.batch_size % mesh.size or config.eval_batch_size % mesh.size:
@@ -599,10 +626,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> tuple
 
   writer = reporting.MetricWriter(workdir)
   fold_results, state = [], None
-  for index, subject in enumerate(subjects):
-    if subject not in folds:
+  for index, fold in enumerate(all_folds):
+    if fold.name not in chosen:
       continue
-    fold_dir = os.path.join(workdir, 'folds', subject)
+    fold_dir = os.path.join(workdir, 'folds', fold.name)
     result_path = os.path.join(fold_dir, 'result.json')
     if os.path.exists(result_path):
       with open(result_path) as f:
@@ -612,10 +639,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> tuple
                           f'config.eval_unit={config.eval_unit!r}: use another workdir or the '
                           'same eval_unit')
       fold_results.append(finished)
-      logging.info('fold %s already finished; skipping', subject)
+      logging.info('fold %s already finished; skipping', fold.name)
       continue
     os.makedirs(fold_dir, exist_ok=True)
-    state, result = train_fold(config, fold_dir, subject, index, steps, class_names, writer)
+    state, result = train_fold(config, fold_dir, fold, index, steps, class_names, writer)
     if jax.process_index() == 0:
       files.write_json(result_path, result)
     fold_results.append(result)
@@ -628,27 +655,27 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> tuple
 
 
 def dataset_ready(config: ml_collections.ConfigDict) -> None:
-  """Builds `synthetic_me` when asked and missing; a clear error otherwise."""
-  from mol_jax.data import input_pipeline  # pylint: disable=import-outside-toplevel
-  try:
-    input_pipeline.list_subjects(config.dataset, config.data_dir or None)
-    return
-  except FileNotFoundError as e:
-    missing = e
-  name = config.dataset.split('/')[0]
-  if config.build_if_missing and name == 'synthetic_me':
-    _, _, builder_config = config.dataset.partition('/')
-    logging.info('building %s (first run only)', config.dataset)
+  """Builds each `synthetic_me` set of `config.dataset` when asked and
+  missing; a clear error for any other set that is not built."""
+  data_dir = config.data_dir or None
+  for dataset in sources.dataset_names(config.dataset):
+    try:
+      sources.list_subjects(dataset, data_dir)
+      continue
+    except FileNotFoundError as e:
+      missing = e
+    name, _, builder_config = dataset.partition('/')
+    if not (config.build_if_missing and name == 'synthetic_me'):
+      raise FileNotFoundError(
+          f'dataset {dataset} is not built in data_dir={config.data_dir or "(TFDS default)"}. '
+          f'It needs your licensed copy: see docs/DATA.md, then run '
+          f'`python -m mol_jax.tfds_build {name} --manual_dir=RAW --data_dir=DIR` '
+          f'and pass --config.data_dir=DIR.') from missing
+    logging.info('building %s (first run only)', dataset)
     # A separate process: the TFDS build CLI parses flags of its own, which
     # clash with this program's absl flags.
     subprocess.run([sys.executable, '-m', 'mol_jax.tfds_build', name]
                    + ([f'--config={builder_config}'] if builder_config else [])
                    + ([f'--data_dir={config.data_dir}'] if config.data_dir else []),
                    check=True)
-    input_pipeline.list_subjects(config.dataset, config.data_dir or None)
-    return
-  raise FileNotFoundError(
-      f'dataset {config.dataset} is not built in data_dir={config.data_dir or "(TFDS default)"}. '
-      f'It needs your licensed copy: see docs/DATA.md, then run '
-      f'`python -m mol_jax.tfds_build {name} --manual_dir=RAW --data_dir=DIR` '
-      f'and pass --config.data_dir=DIR.') from missing
+    sources.list_subjects(dataset, data_dir)

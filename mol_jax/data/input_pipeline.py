@@ -3,13 +3,15 @@
 Public API:
 
 * `get_datasets(config) -> Datasets`: reads `config.dataset` (TFDS name with
-  config, e.g. 'synthetic_me/default' or 'casme2/5class'), `config.data_dir`,
+  config, e.g. 'synthetic_me/default' or 'casme2/5class', or a comma-separated
+  list of them read as one collection: `mol_jax.data.sources`), `config.data_dir`,
   `config.test_subjects` (held-out subjects of the LOSO fold; the others
   train, or `config.train_subjects` if set), `config.batch_size` (global
   training batch), `config.eval_batch_size` (global, default batch_size),
   `config.seed`, and optionally `config.grain_workers`, `config.crop_size`.
   Same as `create_datasets(...)` with those keyword arguments.
-* `list_subjects(dataset, data_dir)`: the subjects (= splits) of a built set.
+* `list_subjects(dataset, data_dir)`: the subjects (= splits) of a built set
+  (`<alias>_<subject>` in a collection).
 * `class_names(dataset, data_dir)`: label names in label order.
 * `subject_statistics(dataset, data_dir, subjects)`: normalisation constants.
 * `loso_folds(dataset, data_dir)`: one held-out subject per fold.
@@ -64,52 +66,11 @@ import cv2
 import numpy as np
 
 from mol_jax import clip_format
+from mol_jax.data import sources
+# Reading built sets (one, or several as one collection), part of this API.
+from mol_jax.data.sources import TRUTH_KEYS, built_dir, class_names, has_truth, list_subjects  # pylint: disable=g-multiple-import,unused-import
 
 SAMPLINGS = ('shuffle', 'stratified')
-# The exact motion that synthetic records hold beside their training targets.
-TRUTH_KEYS = ('true_flow', 'true_landmarks')
-
-
-def _tfds():
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  return tfds
-
-
-@functools.lru_cache(maxsize=16)
-def _builder(dataset: str, data_dir: str | None):
-  tfds = _tfds()
-  message = (f'Dataset {dataset!r} not found in data_dir={data_dir!r}; build it with '
-             f'`python -m mol_jax.tfds_build {dataset.split("/")[0]} '
-             f'--data_dir=...`')
-  try:
-    builder = tfds.builder(dataset, data_dir=data_dir)
-  except Exception as e:  # pylint: disable=broad-except
-    raise FileNotFoundError(f'{message} ({e}).') from e
-  # Once a builder class is imported (registered), tfds.builder returns it
-  # even where nothing was built: check that the data is there.
-  if not builder.info.splits:
-    raise FileNotFoundError(f'{message} (no prepared splits in {builder.data_dir}).')
-  # Random access (every epoch's shuffle, per-subject folds) needs
-  # array_record; `tfds build` writes tfrecord unless told otherwise.
-  file_format = getattr(builder.info.file_format, 'value', builder.info.file_format)
-  if file_format and file_format != 'array_record':
-    raise FileNotFoundError(
-        f'{builder.data_dir} was built as {file_format}; mol_jax reads array_record. '
-        f'Rebuild it: `python -m mol_jax.tfds_build {dataset.split("/")[0]} '
-        f'--config={builder.builder_config.name if builder.builder_config else "..."} '
-        '--overwrite ...` (array_record by default), or `tfds build ... '
-        '--file_format=array_record --overwrite`')
-  return builder
-
-
-def list_subjects(dataset: str, data_dir: str | None = None) -> list[str]:
-  """Subjects (one split each) of a built dataset, sorted."""
-  return sorted(_builder(dataset, data_dir).info.splits.keys())
-
-
-def class_names(dataset: str, data_dir: str | None = None) -> list[str]:
-  """Label names of a built dataset, in label order."""
-  return list(_builder(dataset, data_dir).info.features['label'].names)
 
 
 def loso_folds(dataset: str, data_dir: str | None = None) -> list[list[str]]:
@@ -117,26 +78,10 @@ def loso_folds(dataset: str, data_dir: str | None = None) -> list[list[str]]:
   return [[s] for s in list_subjects(dataset, data_dir)]
 
 
-def built_dir(dataset: str, data_dir: str | None = None) -> str:
-  """The folder of the built dataset: <data_dir>/<name>/<config>/<version>."""
-  return str(_builder(dataset, data_dir).data_dir)
-
-
-def _source(dataset: str, data_dir: str | None, subjects: Sequence[str]):
-  known = set(list_subjects(dataset, data_dir))
-  unknown = [s for s in subjects if s not in known]
-  if unknown:
-    raise ValueError(f'Subjects {unknown} are not splits of {dataset}; it has '
-                     f'{sorted(known)}.')
-  if not subjects:
-    raise ValueError(f'No subjects selected from {dataset}.')
-  return _builder(dataset, data_dir).as_data_source(split='+'.join(subjects))
-
-
 @functools.lru_cache(maxsize=256)
 def _subject_statistics(dataset: str, data_dir: str | None, subject: str,
                         crop_size: int) -> tuple[float, float]:
-  source = _source(dataset, data_dir, [subject])
+  source = sources.source(dataset, data_dir, [subject])
   lo = (clip_format.STORED_SIZE - crop_size) // 2
   total, count, peak = 0.0, 0, 0
   for i in range(len(source)):
@@ -262,7 +207,7 @@ def evaluation_clips(dataset: str, data_dir: str | None, subjects: Sequence[str]
   """
   stats = subject_statistics(dataset, data_dir, subjects)
   for subject in subjects:
-    source = _source(dataset, data_dir, [subject])
+    source = sources.source(dataset, data_dir, [subject])
     count = len(source)
     if max_clips_per_subject is not None:
       count = min(count, max_clips_per_subject)
@@ -370,19 +315,13 @@ def _padding(crop_size: int, with_truth: bool) -> dict[str, Any]:
   return out
 
 
-def has_truth(dataset: str, data_dir: str | None = None) -> bool:
-  """Whether the records hold the exact motion (`TRUTH_KEYS`; synthetic_me >= 1.3.0)."""
-  features = _builder(dataset, data_dir).info.features
-  return all(k in features for k in TRUTH_KEYS)
-
-
 def mean_landmarks(dataset: str, data_dir: str | None, subjects: Sequence[str],
                    crop_size: int = clip_format.CROP_SIZE) -> np.ndarray:
   """float32 [7, 68, 2]: the mean landmark target of frames 1..7 over the
   subjects' clips, in the centred crop's pixels: the fixed mean-shape
   predictor the landmark head is compared with."""
   offset = (clip_format.STORED_SIZE - crop_size) // 2
-  source = _source(dataset, data_dir, subjects)
+  source = sources.source(dataset, data_dir, subjects)
   total = np.zeros((clip_format.NUM_PAIRS, clip_format.NUM_LANDMARKS, 2), np.float64)
   for i in range(len(source)):
     total += source[i]['landmarks'][1:]
@@ -549,7 +488,7 @@ def training_batches(dataset: str, data_dir: str | None, train_subjects: Sequenc
   import grain  # pylint: disable=g-import-not-at-top
   low, high = training_crop_offsets(crop_size, crop_jitter, scale)
   local_batch, index, count = _process_share(batch_size, process_index, process_count)
-  source = _source(dataset, data_dir, train_subjects)
+  source = sources.source(dataset, data_dir, train_subjects)
   num_train = len(source)
   if num_train < count:
     raise ValueError(f'{num_train} training examples cannot feed {count} processes.')
@@ -609,7 +548,7 @@ def evaluation_batches(dataset: str, data_dir: str | None, test_subjects: Sequen
   """The held-out subjects' clips, each exactly once, in padded fixed-size batches."""
   import grain  # pylint: disable=g-import-not-at-top
   local_batch, index, count = _process_share(batch_size, process_index, process_count)
-  source = _source(dataset, data_dir, test_subjects)
+  source = sources.source(dataset, data_dir, test_subjects)
   n = len(source)
   per_process = -(-n // count)
   num_batches = max(1, -(-per_process // local_batch))

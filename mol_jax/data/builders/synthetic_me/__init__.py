@@ -61,6 +61,12 @@ def _configs() -> list[SyntheticConfig]:
       SyntheticConfig(
           name='small', generator=synthetic.SMALL, max_clips_per_video=1,
           description='2 subjects x 3 classes x 1 video, for tests.'),
+      SyntheticConfig(
+          name='small_b', generator=dataclasses.replace(synthetic.SMALL, seed=1),
+          max_clips_per_video=1,
+          description=('As small, generated from another seed (other faces and '
+                       'motions): a second dataset for the tests of the '
+                       'cross-dataset protocols.')),
   ]
 
 

@@ -1,0 +1,198 @@
+"""Built TFDS sets as random-access sources: one dataset, or several as one.
+
+`dataset` is a TFDS name with its config ('casme2/3class') or a
+comma-separated list of them ('casme2/3class,samm/3class,smic/3class'). A
+list is read as one collection:
+
+* every subject is named `<alias>_<subject>` (and every video
+  `<alias>_<video>`), so that subjects of different datasets never merge
+  (CASME II '06' and SAMM '006' are different people). The alias is the
+  builder's name ('samm'), or name and config ('synthetic_me_small') where
+  two entries share a builder;
+* every dataset must have the same classes in the same order (the 3-class
+  configs of every builder share them);
+* records keep the features every dataset has (the exact-motion truth of
+  `synthetic_me` is left out when mixed with a licensed set).
+
+A single name reads as it always has: subjects are the TFDS splits.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any, Sequence
+
+import numpy as np
+
+# The exact motion that synthetic records hold beside their training targets.
+TRUTH_KEYS = ('true_flow', 'true_landmarks')
+
+
+def _tfds():
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  return tfds
+
+
+def dataset_names(dataset: str) -> list[str]:
+  """The TFDS names of `dataset` ('a/x,b/y' -> ['a/x', 'b/y'])."""
+  names = [n.strip() for n in str(dataset).split(',') if n.strip()]
+  if not names:
+    raise ValueError('config.dataset is empty; name a built set such as smic/3class.')
+  if len(set(names)) != len(names):
+    raise ValueError(f'config.dataset names a dataset twice: {dataset!r}')
+  return names
+
+
+def aliases(dataset: str) -> dict[str, str]:
+  """{alias: TFDS name} of the datasets of a collection, in the given order."""
+  names = dataset_names(dataset)
+  bases = [n.split('/')[0] for n in names]
+  return {(base if bases.count(base) == 1 else re.sub(r'\W', '_', name)): name
+          for base, name in zip(bases, names)}
+
+
+@functools.lru_cache(maxsize=16)
+def built_builder(dataset: str, data_dir: str | None):
+  """The TFDS builder of one built set, checked to hold array_record splits.
+
+  Raises:
+    FileNotFoundError: not built (or built in another format), with the command that builds it.
+  """
+  tfds = _tfds()
+  message = (f'Dataset {dataset!r} not found in data_dir={data_dir!r}; build it with '
+             f'`python -m mol_jax.tfds_build {dataset.split("/")[0]} '
+             f'--data_dir=...`')
+  try:
+    builder = tfds.builder(dataset, data_dir=data_dir)
+  except Exception as e:  # pylint: disable=broad-except
+    raise FileNotFoundError(f'{message} ({e}).') from e
+  # Once a builder class is imported (registered), tfds.builder returns it
+  # even where nothing was built: check that the data is there.
+  if not builder.info.splits:
+    raise FileNotFoundError(f'{message} (no prepared splits in {builder.data_dir}).')
+  # Random access (every epoch's shuffle, per-subject folds) needs
+  # array_record; `tfds build` writes tfrecord unless told otherwise.
+  file_format = getattr(builder.info.file_format, 'value', builder.info.file_format)
+  if file_format and file_format != 'array_record':
+    raise FileNotFoundError(
+        f'{builder.data_dir} was built as {file_format}; mol_jax reads array_record. '
+        f'Rebuild it: `python -m mol_jax.tfds_build {dataset.split("/")[0]} '
+        f'--config={builder.builder_config.name if builder.builder_config else "..."} '
+        '--overwrite ...` (array_record by default), or `tfds build ... '
+        '--file_format=array_record --overwrite`')
+  return builder
+
+
+def _single(dataset: str) -> bool:
+  return len(dataset_names(dataset)) == 1
+
+
+def _splits(dataset: str, data_dir: str | None) -> list[str]:
+  return sorted(built_builder(dataset, data_dir).info.splits.keys())
+
+
+def subjects_by_dataset(dataset: str, data_dir: str | None = None) -> dict[str, list[str]]:
+  """{alias: its subjects, as `list_subjects` names them}, in the given order."""
+  if _single(dataset):
+    return {next(iter(aliases(dataset))): _splits(dataset, data_dir)}
+  return {alias: [f'{alias}_{s}' for s in _splits(name, data_dir)]
+          for alias, name in aliases(dataset).items()}
+
+
+def list_subjects(dataset: str, data_dir: str | None = None) -> list[str]:
+  """Subjects (one split each) of a built dataset or collection, sorted."""
+  return sorted(s for group in subjects_by_dataset(dataset, data_dir).values() for s in group)
+
+
+def class_names(dataset: str, data_dir: str | None = None) -> list[str]:
+  """Label names, in label order.
+
+  Raises:
+    ValueError: the datasets of a collection have different classes.
+  """
+  names = {n: list(built_builder(n, data_dir).info.features['label'].names)
+           for n in dataset_names(dataset)}
+  first = next(iter(names.values()))
+  differ = {n: c for n, c in names.items() if c != first}
+  if differ:
+    raise ValueError(
+        'The datasets of a collection need the same classes in the same order: '
+        + '; '.join(f'{n} has {c}' for n, c in names.items())
+        + '. Use every builder\'s 3class config (e.g. casme2/3class,samm/3class).')
+  return first
+
+
+def built_dir(dataset: str, data_dir: str | None = None) -> str:
+  """The folder of one built dataset: <data_dir>/<name>/<config>/<version>."""
+  if not _single(dataset):
+    raise ValueError(f'{dataset!r} is a collection of datasets; name one of them.')
+  return str(built_builder(dataset, data_dir).data_dir)
+
+
+def has_truth(dataset: str, data_dir: str | None = None) -> bool:
+  """Whether every record holds the exact motion (`TRUTH_KEYS`; synthetic_me >= 1.3.0)."""
+  return all(all(k in built_builder(n, data_dir).info.features for k in TRUTH_KEYS)
+             for n in dataset_names(dataset))
+
+
+def _text(value: Any) -> str:
+  return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Concatenated:
+  """Data sources of several datasets read as one (`source`).
+
+  Record i is record i - start(k) of part k; its subject and video id carry
+  the part's alias, and it keeps the features every part has.
+  """
+
+  def __init__(self, parts: Sequence[tuple[str, Any]], keys: frozenset[str]):
+    self._parts = list(parts)
+    self._keys = keys
+    self._starts = np.cumsum([0] + [len(s) for _, s in self._parts])
+
+  def __len__(self) -> int:
+    return int(self._starts[-1])
+
+  def __getitem__(self, index: int) -> dict[str, Any]:
+    index = int(index)
+    if index < 0:
+      index += len(self)
+    if not 0 <= index < len(self):
+      raise IndexError(f'record {index} of {len(self)}')
+    part = int(np.searchsorted(self._starts, index, side='right')) - 1
+    alias, part_source = self._parts[part]
+    record = part_source[index - int(self._starts[part])]
+    record = {k: v for k, v in record.items() if k in self._keys}
+    record['subject'] = f"{alias}_{_text(record['subject'])}"
+    record['video_id'] = f"{alias}_{_text(record['video_id'])}"
+    return record
+
+
+def source(dataset: str, data_dir: str | None, subjects: Sequence[str]):
+  """A random-access source of the subjects' records, in the order given
+  (grouped by dataset for a collection).
+
+  Raises:
+    ValueError: no subject, or one the dataset does not have.
+  """
+  known = set(list_subjects(dataset, data_dir))
+  unknown = [s for s in subjects if s not in known]
+  if unknown:
+    raise ValueError(f'Subjects {unknown} are not splits of {dataset}; it has '
+                     f'{sorted(known)}.')
+  if not subjects:
+    raise ValueError(f'No subjects selected from {dataset}.')
+  if _single(dataset):
+    return built_builder(dataset, data_dir).as_data_source(split='+'.join(subjects))
+  named = aliases(dataset)
+  keys = frozenset.intersection(*(frozenset(built_builder(n, data_dir).info.features)
+                                  for n in named.values()))
+  parts = []
+  for alias, members in subjects_by_dataset(dataset, data_dir).items():
+    splits = [s[len(alias) + 1:] for s in subjects if s in members]
+    if splits:
+      parts.append((alias, built_builder(named[alias], data_dir)
+                    .as_data_source(split='+'.join(splits))))
+  return Concatenated(parts, keys)
