@@ -1,4 +1,4 @@
-"""Progress bars, metric logs (JSONL + TensorBoard) and the LOSO results."""
+"""Progress bars, metric logs (JSONL + TensorBoard) and the results of a protocol."""
 
 from __future__ import annotations
 
@@ -161,7 +161,8 @@ def summarize_seeds(summaries: dict[int, dict]) -> dict:
               for seed, s in summaries.items()}
   keys = [k for k in SEED_SCORES if all(k in row for row in per_seed.values())]
   return {
-      'dataset': first['dataset'], 'class_names': first['class_names'],
+      'dataset': first['dataset'], 'protocol': first.get('protocol', 'loso'),
+      'class_names': first['class_names'],
       'num_folds': first['num_folds'], 'num_train_steps': first['num_train_steps'],
       'eval_unit': first.get('eval_unit', 'clip'), 'seeds': [int(s) for s in summaries],
       'over_seeds': {k: mean_and_std([row[k] for row in per_seed.values()]) for k in keys},
@@ -171,7 +172,8 @@ def summarize_seeds(summaries: dict[int, dict]) -> dict:
 
 def seeds_markdown(summary: dict) -> str:
   keys = list(summary['over_seeds'])
-  lines = [f"# LOSO results over seeds: {summary['dataset']}", '',
+  lines = [f"# {summary.get('protocol', 'loso').upper()} results over seeds: "
+           f"{summary['dataset']}", '',
            f"{len(summary['seeds'])} seeds, {summary['num_folds']} folds, "
            f"{summary['num_train_steps']} steps per fold; pooled over folds, "
            'model after the last step. Each seed: seeds/<seed>/results.md.', '',
