@@ -87,7 +87,8 @@ def with_default_config(argv: Sequence[str]) -> list[str]:
   if given or cls is None or not getattr(cls, 'BUILDER_CONFIGS', None):
     return argv
   names = [c.name for c in cls.BUILDER_CONFIGS]
-  trains = '' if cls.name == 'synthetic_me' else f', the one configs/{cls.name}.py trains on'
+  config_file = cls.training_config_file()
+  trains = f', the one configs/{config_file} trains on' if config_file else ''
   print(f'building {cls.name}/{names[0]}{trains}; --config=NAME builds another: '
         f'{", ".join(names[1:])}', file=sys.stderr, flush=True)
   return argv + [f'--config={names[0]}']

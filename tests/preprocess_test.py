@@ -83,6 +83,44 @@ def test_fewer_than_8_frames_is_skipped(tmp_path, face):
   assert folder in str(e.value)
 
 
+def test_frame_range_keeps_the_numbered_frames(tmp_path):
+  """A micro-expression inside a longer video (CAS(ME)^3): only the frames
+  numbered onset..offset, sampled as a clip of their own."""
+  for n in range(1, 31):
+    (tmp_path / f'{n}.jpg').write_bytes(b'')
+  (job,) = preprocess.plan_video(str(tmp_path), 'v', onset=5, offset=14)
+  assert [preprocess.frame_number(p) for p in job.paths] == list(range(5, 13))
+  assert job.frame_indices == tuple(range(8))  # Within the range.
+  assert len(preprocess.plan_video(str(tmp_path), 'v', onset=0, offset=16)) == 2
+  assert len(preprocess.plan_video(str(tmp_path), 'v', onset=None, offset=None)) == 3
+  assert len(preprocess.plan_video(str(tmp_path), 'v', onset=15)) == 2  # 15..30.
+  with pytest.raises(preprocess.SkipClip) as e:
+    preprocess.plan_video(str(tmp_path), 'v', onset=26, offset=40)
+  assert e.value.reason == preprocess.TOO_FEW_FRAMES
+  assert '5 frame(s) numbered in [26, 40]' in e.value.detail
+  with pytest.raises(preprocess.SkipClip) as e:
+    preprocess.plan_video(str(tmp_path), 'v', onset=20, offset=0)
+  assert e.value.reason == preprocess.INVALID_RANGE
+  assert 'onset 20 is after offset 0' in e.value.detail
+
+
+def test_short_videos_are_stretched_when_asked(tmp_path):
+  """A 5-frame micro-expression (30 fps sets): one clip of its frames at 8
+  evenly spaced times, first and last included; 1 frame stays too few."""
+  for n in range(1, 31):
+    (tmp_path / f'{n}.jpg').write_bytes(b'')
+  stretch = preprocess.PreprocessOptions(stretch_short_videos=True)
+  (job,) = preprocess.plan_video(str(tmp_path), 'v', stretch, onset=26, offset=30)
+  assert [preprocess.frame_number(p) for p in job.paths] == [26, 27, 27, 28, 28, 29, 29, 30]
+  assert job.frame_indices == (0, 1, 1, 2, 2, 3, 3, 4)
+  # Long enough: the official clips, unchanged by the option.
+  assert (preprocess.plan_video(str(tmp_path), 'v', stretch, onset=5, offset=14)
+          == preprocess.plan_video(str(tmp_path), 'v', onset=5, offset=14))
+  with pytest.raises(preprocess.SkipClip) as e:
+    preprocess.plan_video(str(tmp_path), 'v', stretch, onset=30, offset=30)
+  assert e.value.reason == preprocess.TOO_FEW_FRAMES and 'needs 2' in e.value.detail
+
+
 def test_alignment_is_rotation_and_shift_invariant(face, detector):
   aligned = []
   for dx, dy, angle in [(0, 0, 0), (9, -6, 12), (-7, 5, -10)]:

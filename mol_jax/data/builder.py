@@ -36,7 +36,8 @@ ENV_UPSAMPLE = 'MOL_JAX_UPSAMPLE'
 ENV_FILE_FORMAT = 'MOL_JAX_FILE_FORMAT'
 
 # The project's builders, `mol_jax.data.builders.<name>`.
-BUILDER_NAMES = ('casme2', 'samm', 'smic', 'megc2019', 'synthetic_me')
+BUILDER_NAMES = ('casme2', 'samm', 'smic', 'megc2019', 'casme3', 'fourdme',
+                 'mmew', 'synthetic_me')
 
 # Per-clip configs are versioned apart: their content changed in 1.1.0, and
 # per-frame sets (hours of pre-processing for real data) did not.
@@ -71,23 +72,27 @@ class MicroExpressionConfig(tfds.core.BuilderConfig):
   """Class set and pre-processing of one builder config."""
 
   def __init__(self, *, classes: Sequence[str], align: str = 'per_frame',
-               max_clips_per_video: int | None = None, **kwargs):
+               max_clips_per_video: int | None = None,
+               stretch_short_videos: bool = False, **kwargs):
     # A builder may version its configs itself (`version`, `release_notes`).
     super().__init__(**{**_versioning(align), **kwargs})
     self.classes = tuple(classes)
     self.align = align
     self.max_clips_per_video = max_clips_per_video
+    self.stretch_short_videos = stretch_short_videos
 
 
-def class_configs(class_sets: dict[str, Sequence[str]]
+def class_configs(class_sets: dict[str, Sequence[str]], **options: Any
                   ) -> list[MicroExpressionConfig]:
-  """One config per class set and alignment mode ('<set>', '<set>_per_clip', '<set>_registered')."""
+  """One config per class set and alignment mode ('<set>', '<set>_per_clip',
+  '<set>_registered'); `options` are `MicroExpressionConfig`'s (e.g.
+  stretch_short_videos=True), the same for all."""
   configs = []
   for name, classes in class_sets.items():
     for align in preprocess.ALIGN_MODES:
       suffix = '' if align == 'per_frame' else '_' + align
       configs.append(MicroExpressionConfig(
-          name=name + suffix, classes=classes, align=align,
+          name=name + suffix, classes=classes, align=align, **options,
           description=(f'{len(classes)} classes {list(classes)}; {align} '
                        'alignment' + (' (official)' if not suffix else ''))))
   return configs
@@ -189,6 +194,11 @@ class MicroExpressionBuilder(tfds.core.GeneratorBasedBuilder,
         kwargs['file_format'] = os.environ.get(ENV_FILE_FORMAT) or 'array_record'
     super().download_and_prepare(**kwargs)
 
+  @classmethod
+  def training_config_file(cls) -> str | None:
+    """The file in `configs/` that trains on this builder's first config."""
+    return f'{cls.name}.py'
+
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
         features=features(self.builder_config.classes, self._extra_features()),
@@ -212,7 +222,8 @@ class MicroExpressionBuilder(tfds.core.GeneratorBasedBuilder,
     return preprocess.PreprocessOptions(
         align=self.builder_config.align,
         upsample=_env_int(ENV_UPSAMPLE, 1),
-        max_clips_per_video=self.builder_config.max_clips_per_video)
+        max_clips_per_video=self.builder_config.max_clips_per_video,
+        stretch_short_videos=self.builder_config.stretch_short_videos)
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     entries = self._videos(dl_manager)
@@ -223,6 +234,9 @@ class MicroExpressionBuilder(tfds.core.GeneratorBasedBuilder,
         collections.defaultdict(list))
     seen_ids = set()
     for entry in entries:
+      if entry.skip_reason is not None:  # Known from the listing already.
+        self._summary.skip(entry.skip_reason, entry.folder, entry.skip_detail)
+        continue
       try:
         label = layouts.map_emotion(entry.emotion, classes)
       except KeyError:
@@ -239,7 +253,8 @@ class MicroExpressionBuilder(tfds.core.GeneratorBasedBuilder,
                          'twice; every video needs a unique name.')
       seen_ids.add(entry.video_id)
       try:
-        jobs = preprocess.plan_video(entry.folder, entry.video_id, options)
+        jobs = preprocess.plan_video(entry.folder, entry.video_id, options,
+                                     onset=entry.onset, offset=entry.offset)
       except preprocess.SkipClip as e:
         self._summary.skip(e.reason, e.path, e.detail)
         continue

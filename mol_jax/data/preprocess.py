@@ -58,6 +58,11 @@ ALIGN_MODES = ('per_frame', 'per_clip', 'registered')
 EMPTY_FOLDER = 'empty_folder'
 MISSING_FOLDER = 'missing_folder'
 TOO_FEW_FRAMES = 'too_few_frames'
+# A sheet row whose frame range cannot be used (a cell that is not a frame
+# number, an offset before the onset).
+INVALID_RANGE = 'invalid_frame_range'
+# A sheet cell that names several emotion categories (4DME).
+AMBIGUOUS_LABEL = 'ambiguous_label'
 UNREADABLE_FRAME = 'unreadable_frame'
 NO_FACE = 'no_face'
 UNREGISTRABLE_FACE = 'unregistrable_face'
@@ -102,6 +107,10 @@ class PreprocessOptions:
       box of its clip; if False, such a clip is skipped.
     max_clips_per_video: keep at most this many of the s clips of a video,
       evenly spaced (None: all, as the official code).
+    stretch_short_videos: a video of 2..7 frames gives one clip of 8 frames
+      evenly spaced over it, some repeated (`short_clip_indices`); False
+      (official): it is skipped. For sets filmed at 30 fps (CAS(ME)^3),
+      where many micro-expressions last fewer than 8 frames.
   """
   align: str = 'per_frame'
   upsample: int = 1
@@ -110,6 +119,7 @@ class PreprocessOptions:
   border_value: int = faces.BORDER_VALUE
   reuse_box: bool = True
   max_clips_per_video: int | None = None
+  stretch_short_videos: bool = False
 
   def __post_init__(self):
     if self.align not in ALIGN_MODES:
@@ -231,6 +241,14 @@ def clip_indices(num_frames: int, clip_length: int = clip_format.NUM_FRAMES,
   if max_clips is not None and stride > max_clips:
     starts = np.unique(np.linspace(0, stride - 1, max_clips).round()).astype(int)
   return (starts[:, None] + stride * np.arange(clip_length)[None]).astype(np.int32)
+
+
+def short_clip_indices(num_frames: int, clip_length: int = clip_format.NUM_FRAMES
+                       ) -> np.ndarray:
+  """int32 [1, clip_length]: the nearest frame at clip_length evenly spaced
+  times over a video shorter than a clip, first and last frame included
+  (5 frames -> 0 1 1 2 2 3 3 4)."""
+  return np.round(np.linspace(0, num_frames - 1, clip_length))[None].astype(np.int32)
 
 
 def read_rgb(path: str) -> np.ndarray:
@@ -447,18 +465,43 @@ def process_clip(paths: Sequence[str], frame_indices: Sequence[int],
 
 
 def plan_video(folder: str, key_prefix: str,
-               options: PreprocessOptions = PreprocessOptions()) -> list[ClipJob]:
+               options: PreprocessOptions = PreprocessOptions(),
+               onset: int | None = None, offset: int | None = None
+               ) -> list[ClipJob]:
   """Lists a video's frames and returns one job per official clip.
 
+  Args:
+    folder: the video's frame folder.
+    key_prefix: the jobs' keys start with it (the video id).
+    options: pre-processing options.
+    onset, offset: keep only the frames whose file number (`frame_number`)
+      is in [onset, offset], for a micro-expression inside a longer video
+      (CAS(ME)^3); None: that end of the folder. The clips are then sampled
+      from those frames alone, and `frame_indices` count within them.
+
   Raises:
-    SkipClip: MISSING_FOLDER, EMPTY_FOLDER or TOO_FEW_FRAMES.
+    SkipClip: MISSING_FOLDER, EMPTY_FOLDER, INVALID_RANGE or TOO_FEW_FRAMES.
   """
+  if onset is not None and offset is not None and onset > offset:
+    raise SkipClip(INVALID_RANGE, folder,
+                   f'onset {onset} is after offset {offset}; fix the coding sheet')
   frames = list_frames(folder)
-  if len(frames) < clip_format.NUM_FRAMES:
-    raise SkipClip(TOO_FEW_FRAMES, folder,
-                   f'{len(frames)} frame(s), a clip needs {clip_format.NUM_FRAMES}')
+  where = ''
+  if onset is not None or offset is not None:
+    low = -np.inf if onset is None else onset
+    high = np.inf if offset is None else offset
+    frames = [f for f in frames if low <= frame_number(f) <= high]
+    where = (f' numbered in [{"start" if onset is None else onset}, '
+             f'{"end" if offset is None else offset}]')
+  if len(frames) >= clip_format.NUM_FRAMES:
+    rows = clip_indices(len(frames), clip_format.NUM_FRAMES, options.max_clips_per_video)
+  elif options.stretch_short_videos and len(frames) >= 2:
+    rows = short_clip_indices(len(frames))
+  else:
+    needs = '2 (stretched)' if options.stretch_short_videos else str(clip_format.NUM_FRAMES)
+    raise SkipClip(TOO_FEW_FRAMES, folder, f'{len(frames)} frame(s){where}, a clip needs {needs}')
   jobs = []
-  for row in clip_indices(len(frames), clip_format.NUM_FRAMES, options.max_clips_per_video):
+  for row in rows:
     jobs.append(ClipJob(key=f'{key_prefix}_c{int(row[0]):03d}',
                         paths=tuple(frames[i] for i in row),
                         frame_indices=tuple(int(i) for i in row)))

@@ -13,7 +13,7 @@ class Casme2MolLayoutTest(tfds.testing.DatasetBuilderTestCase):
   """Official MOL layout; skips an unknown emotion, a 5-frame and an empty video."""
   DATASET_CLASS = casme2_dataset_builder.Builder
   BUILDER_CONFIG_NAMES_TO_TEST = ['5class']
-  DUMMY_DATA = os.path.join(_DUMMY, 'mol')
+  EXAMPLE_DIR = os.path.join(_DUMMY, 'mol')
   SPLITS = {'01': 2, '02': 2}  # fear is not a 5-class label.
 
 
@@ -21,7 +21,7 @@ class Casme2ReleaseLayoutTest(tfds.testing.DatasetBuilderTestCase):
   """Release layout with a coding sheet; 3 classes (others skipped)."""
   DATASET_CLASS = casme2_dataset_builder.Builder
   BUILDER_CONFIG_NAMES_TO_TEST = ['3class']
-  DUMMY_DATA = os.path.join(_DUMMY, 'release')
+  EXAMPLE_DIR = os.path.join(_DUMMY, 'release')
   SPLITS = {'01': 2, '02': 2}  # repression, fear -> negative.
 
 

@@ -13,7 +13,7 @@ class SammMolLayoutTest(tfds.testing.DatasetBuilderTestCase):
   """Official MOL layout, 3 classes (Other skipped, Disgust -> negative)."""
   DATASET_CLASS = samm_dataset_builder.Builder
   BUILDER_CONFIG_NAMES_TO_TEST = ['3class']
-  DUMMY_DATA = os.path.join(_DUMMY, 'mol')
+  EXAMPLE_DIR = os.path.join(_DUMMY, 'mol')
   SPLITS = {'006': 2, '007': 2}
 
 
@@ -21,7 +21,7 @@ class SammReleaseLayoutTest(tfds.testing.DatasetBuilderTestCase):
   """Release layout, sheet header on row 14; 5 classes (Disgust skipped)."""
   DATASET_CLASS = samm_dataset_builder.Builder
   BUILDER_CONFIG_NAMES_TO_TEST = ['5class']
-  DUMMY_DATA = os.path.join(_DUMMY, 'release')
+  EXAMPLE_DIR = os.path.join(_DUMMY, 'release')
   SPLITS = {'006': 2, '007': 2}
 
 

@@ -82,6 +82,10 @@ class Builder(builder.MicroExpressionBuilder):
   build from a set generated beforehand (its manifest.json is checked).
   """
 
+  @classmethod
+  def training_config_file(cls):
+    return None  # configs/demo.py and test.py train on its demo and small configs.
+
   def raw_dir(self, dl_manager: tfds.download.DownloadManager) -> str:
     """Where the raw frames of this config are (generated if needed)."""
     # The manual dir is optional here: `dl_manager.manual_dir` raises when it

@@ -1,0 +1,10 @@
+"""CAS(ME)^3 Part A, 4 classes (labels 0-3: surprise, positive, negative,
+others), one LOSO fold per subject (up to 94: the subjects of the v2 label sheet)."""
+
+from configs import default
+
+
+def get_config():
+  config = default.get_config()
+  config.dataset = 'casme3/4class'
+  return config

@@ -1,0 +1,1 @@
+"""casme3 dataset."""

@@ -1,0 +1,1 @@
+"""fourdme dataset."""
