@@ -1,11 +1,12 @@
-"""`tfds build` without TensorFlow or Apache Beam.
+"""`tfds build` without TensorFlow, and without Apache Beam unless asked.
 
 Usage (same flags as `tfds build`, plus three of ours):
 
   python -m mol_jax.tfds_build smic \
       --manual_dir=<folder received> --data_dir=<output> \
       [--config=3class] [--max_examples_per_split=N] [--overwrite] \
-      [--num_workers=N] [--upsample=1] [--log_level=INFO]
+      [--num_workers=N] [--upsample=1] [--log_level=INFO] \
+      [--beam_pipeline_options=OPTION=VALUE,...]
 
 The dataset is a project builder's name (casme2, samm, smic, megc2019,
 synthetic_me: `mol_jax.data.builders`, so an installed package needs no
@@ -19,14 +20,27 @@ trains on), not every config as `tfds build` does. The output format is
 `array_record` (readable with `tfds.data_source` and grain) unless
 `--file_format` says otherwise, here and with `tfds build`.
 
+On Apache Beam (`pip install apache-beam`): `--beam_pipeline_options`, as
+with `tfds build`, is a comma-separated list of Beam pipeline options without
+their `--`. The clips are then pre-processed by the runner's workers, one
+clip per element (`mol_jax.data.beam_build`), and `--num_workers` has no
+effect. On this machine,
+
+  --beam_pipeline_options=runner=FnApiRunner,direct_num_workers=4,direct_running_mode=multi_processing
+
+runs 4 worker processes (`runner=DirectRunner` first tries Beam's Prism
+runner, which it downloads from the internet and which runs the workers
+inside this process). A cluster runner (Dataflow, Flink, Spark) takes its
+own options: docs/DATA.md, "Preparation on Apache Beam".
+
 Our flags:
   --num_workers: pre-processing processes (default: all cores; 0: in process).
   --upsample: dlib HOG detector upsampling (default 1, the official value).
   --verbose: print the traceback of an error.
 
 Exit codes (`mol_jax.exit_codes`): 0 built; 1 the build failed (one line
-says why); 3 the raw data is missing (`--manual_dir` absent or empty: the
-licensed copy goes there).
+says why); 2 `--beam_pipeline_options` without Beam installed; 3 the raw data
+is missing (`--manual_dir` absent or empty: the licensed copy goes there).
 """
 
 from __future__ import annotations
@@ -112,6 +126,21 @@ def check_manual_dir(argv: Sequence[str]) -> None:
                   exit_codes.NO_INPUT)
 
 
+def check_beam(argv: Sequence[str], ours: argparse.Namespace) -> None:
+  """`--beam_pipeline_options` without Beam installed ends the command:
+  `tfds build` would ignore the options and build without Beam."""
+  if _flag_value(argv, '--beam_pipeline_options') is None:
+    return
+  try:
+    import apache_beam  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+  except ImportError as e:
+    exit_codes.fail(f'--beam_pipeline_options needs Apache Beam ({e}): pip install '
+                    "apache-beam, or -e '.[tfds]'", exit_codes.USAGE)
+  if ours.num_workers is not None:
+    print('--num_workers has no effect on Beam: the runner\'s workers pre-process '
+          '(direct_num_workers=N for a local runner)', file=sys.stderr, flush=True)
+
+
 # Folder flags whose value may start with `~`: a shell expands `~` only at the
 # start of a word, not after `--data_dir=`, and TFDS would then write into a
 # folder literally named `~` in the working directory.
@@ -149,6 +178,7 @@ def main(argv: Sequence[str] | None = None) -> None:
       builder.builder_class(arg.split('/')[0])
   rest = with_default_config(rest)
   check_manual_dir(rest)
+  check_beam(rest, ours)
 
   from absl import flags  # pylint: disable=g-import-not-at-top
   # absl-based code inside TFDS (and grain) reads FLAGS; mark them parsed so

@@ -2,9 +2,11 @@
 
 `MicroExpressionBuilder` turns the raw videos a subclass lists
 (`mol_jax.data.layouts.VideoEntry`) into one example per official 8-frame
-clip, one split per subject, through `mol_jax.data.preprocess`. The builders
-themselves are `mol_jax.data.builders.<name>`; `tfds_builders/<name>/` holds
-the file `tfds build` finds, which imports them.
+clip, one split per subject, through `mol_jax.data.preprocess`: in a process
+pool, or on Apache Beam's workers when the build is given Beam options
+(`mol_jax.data.beam_build`). The builders themselves are
+`mol_jax.data.builders.<name>`; `tfds_builders/<name>/` holds the file
+`tfds build` finds, which imports them.
 """
 
 from __future__ import annotations
@@ -148,6 +150,10 @@ def remove_incomplete_builds(version_dir: epath.Path) -> list[str]:
   return removed
 
 
+# A planned clip: its job, its video and its label.
+Item = tuple[preprocess.ClipJob, layouts.VideoEntry, str]
+
+
 class MicroExpressionBuilder(tfds.core.GeneratorBasedBuilder,
                              skip_registration=True):
   """Shared builder: raw videos -> one example per clip, one split per subject.
@@ -172,6 +178,7 @@ class MicroExpressionBuilder(tfds.core.GeneratorBasedBuilder,
 
   def __init__(self, *, file_format: str | None = None, **kwargs):
     self._file_format_given = file_format is not None
+    self._download_config: tfds.download.DownloadConfig | None = None
     super().__init__(file_format=file_format, **kwargs)
 
   def download_and_prepare(self, **kwargs) -> None:
@@ -187,7 +194,11 @@ class MicroExpressionBuilder(tfds.core.GeneratorBasedBuilder,
     TFDS's own default format is tfrecord, which `tfds.data_source` (and so
     training) cannot read at random; `tfds build` without `--file_format`
     therefore writes array_record here.
+
+    Given a Beam runner or options (`download_config`), the clips are
+    pre-processed on Beam (`_generate_examples`).
     """
+    self._download_config = kwargs.get('download_config')
     if not self.is_prepared():
       remove_incomplete_builds(epath.Path(self.data_dir))
       if not self._file_format_given and not kwargs.get('file_format'):
@@ -270,18 +281,47 @@ class MicroExpressionBuilder(tfds.core.GeneratorBasedBuilder,
                          'rename the videos so that the subject part is '
                          'letters, digits or _.')
     total = sum(len(v) for v in by_subject.values())
-    self._processor = preprocess.ClipProcessor(
-        options, num_workers=_env_int(ENV_NUM_WORKERS, None),
-        progress=f'{self.name}/{self.builder_config.name}', total=total,
-        annotate=self._annotator())
-    weakref.finalize(self, self._processor.close)
+    if not self._on_beam():  # On Beam, its workers pre-process.
+      self._processor = preprocess.ClipProcessor(
+          options, num_workers=_env_int(ENV_NUM_WORKERS, None),
+          progress=f'{self.name}/{self.builder_config.name}', total=total,
+          annotate=self._annotator())
+      weakref.finalize(self, self._processor.close)
     self._splits_left = len(by_subject)
     return {subject: self._generate_examples(by_subject[subject])
             for subject in sorted(by_subject)}
 
-  def _generate_examples(self, items: Sequence[tuple[preprocess.ClipJob,
-                                                     layouts.VideoEntry, str]]
-                         ) -> Iterator[tuple[str, dict[str, object]]]:
+  def _on_beam(self) -> bool:
+    """Whether this build runs on Beam: it was given a Beam runner or options,
+    as TFDS decides when it builds a pipeline (`SplitBuilder.beam_pipeline`)."""
+    config = self._download_config
+    return config is not None and (config.beam_runner is not None
+                                   or config.beam_options is not None)
+
+  def _generate_examples(self, items: Sequence[Item]):
+    """A split's (key, example)s: a generator, or on Beam a `beam.PTransform`.
+
+    TFDS runs a split on its Beam pipeline when the split's generator is a
+    `beam.PTransform` (`SplitBuilder.submit_split_generation`).
+    """
+    if not self._on_beam():
+      return self._generate_here(items)
+    from mol_jax.data import beam_build  # pylint: disable=g-import-not-at-top
+    cap = self._download_config.max_examples_per_split
+    if cap is not None:
+      # TFDS caps generators only; here the jobs are capped (a skipped clip
+      # then leaves the split one short).
+      items = items[:cap]
+    return beam_build.BuildClips(items, self._options(), self._annotator(),
+                                 self._summary.name)
+
+  def _process_pipeline_result(self, pipeline_result) -> None:
+    """Adds what the Beam workers built and skipped to the summary, and prints it."""
+    from mol_jax.data import beam_build  # pylint: disable=g-import-not-at-top
+    beam_build.add_counts(self._summary, pipeline_result)
+    self._summary.log()
+
+  def _generate_here(self, items: Sequence[Item]) -> Iterator[tuple[str, dict[str, Any]]]:
     by_key = {job.key: (entry, label) for job, entry, label in items}
     try:
       for job, result in self._processor.run(job for job, _, _ in items):
@@ -291,21 +331,27 @@ class MicroExpressionBuilder(tfds.core.GeneratorBasedBuilder,
           continue
         self._summary.clips_built += 1
         self._summary.reused_boxes += result.reused_boxes
-        yield job.key, {
-            'video': result.video,
-            'flow': result.flow,
-            'landmarks': result.landmarks,
-            'label': label,
-            'subject': entry.subject,
-            'video_id': entry.video_id,
-            'frame_indices': result.frame_indices,
-            **result.extra,
-        }
+        yield clip_example(job, result, entry, label)
     finally:
       self._splits_left -= 1
       if self._splits_left == 0:
         self._processor.close()
         self._summary.log()
+
+
+def clip_example(job: preprocess.ClipJob, clip: preprocess.Clip, entry: layouts.VideoEntry,
+                 label: str) -> tuple[str, dict[str, Any]]:
+  """The (key, example) of a built clip, the same on every path of a build."""
+  return job.key, {
+      'video': clip.video,
+      'flow': clip.flow,
+      'landmarks': clip.landmarks,
+      'label': label,
+      'subject': entry.subject,
+      'video_id': entry.video_id,
+      'frame_indices': clip.frame_indices,
+      **clip.extra,
+  }
 
 
 def builder_class(name: str) -> type[MicroExpressionBuilder] | None:

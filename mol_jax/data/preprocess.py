@@ -550,17 +550,35 @@ class SkipSummary:
 _WORKER_STATE: dict[str, object] = {}
 
 
-def _init_worker(options: PreprocessOptions, model_path: str | None,
-                 annotate: Callable[[ClipJob, Clip], dict] | None) -> None:
+def worker_detector(options: PreprocessOptions,
+                    model_path: str | None = None) -> faces.FaceDetector:
+  """The face detector of a process that builds clips beside others.
+
+  Loaded once per process (the dlib model is 100 MB, ~3 s): by the pool's
+  workers here and by the Beam workers of `mol_jax.data.beam_build`.
+  """
   # Parallelism comes from processes; threads inside OpenCV would oversubscribe.
   cv2.setNumThreads(1)
+  return faces.FaceDetector(options.upsample, model_path)
+
+
+def _init_worker(options: PreprocessOptions, model_path: str | None,
+                 annotate: Callable[[ClipJob, Clip], dict] | None) -> None:
   _WORKER_STATE['options'] = options
-  _WORKER_STATE['detector'] = faces.FaceDetector(options.upsample, model_path)
+  _WORKER_STATE['detector'] = worker_detector(options, model_path)
   _WORKER_STATE['annotate'] = annotate
 
 
-def _process(job: ClipJob, detector: faces.FaceDetector, options: PreprocessOptions,
-             annotate: Callable[[ClipJob, Clip], dict] | None) -> tuple[ClipJob, Clip | SkipClip]:
+def process_job(job: ClipJob, detector: faces.FaceDetector, options: PreprocessOptions,
+                annotate: Callable[[ClipJob, Clip], dict] | None = None
+                ) -> tuple[ClipJob, Clip | SkipClip]:
+  """Builds one clip job: what every way of running the jobs runs per clip.
+
+  Returns:
+    (job, the `Clip` with its annotator's `extra`) or (job, the `SkipClip`
+    that says why the clip cannot be built): a skip is a result, not an
+    error, so that one bad clip does not end a build.
+  """
   try:
     clip = process_clip(job.paths, job.frame_indices, detector, options)
   except SkipClip as e:
@@ -572,8 +590,8 @@ def _process(job: ClipJob, detector: faces.FaceDetector, options: PreprocessOpti
 
 
 def _run_job(job: ClipJob) -> tuple[ClipJob, Clip | SkipClip]:
-  return _process(job, _WORKER_STATE['detector'], _WORKER_STATE['options'],
-                  _WORKER_STATE['annotate'])
+  return process_job(job, _WORKER_STATE['detector'], _WORKER_STATE['options'],
+                     _WORKER_STATE['annotate'])
 
 
 def default_num_workers() -> int:
@@ -633,7 +651,7 @@ class ClipProcessor:
   def _process_here(self, job: ClipJob) -> tuple[ClipJob, Clip | SkipClip]:
     if self._detector is None:
       self._detector = faces.FaceDetector(self.options.upsample, self.model_path)
-    return _process(job, self._detector, self.options, self.annotate)
+    return process_job(job, self._detector, self.options, self.annotate)
 
   def run(self, jobs: Iterable[ClipJob]
           ) -> Iterator[tuple[ClipJob, Clip | SkipClip]]:
