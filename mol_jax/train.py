@@ -4,8 +4,8 @@
 (`config.protocol` 'loso' or 'composite') or per held-out dataset ('lodo';
 `mol_jax.protocols`): a fresh model, `config.num_train_steps` sharded
 training steps, evaluation of what the fold holds out, and at the end
-metrics from the confusion matrix pooled over folds. Every fold checkpoints and resumes; finished folds are
-skipped when the same command runs again.
+metrics from the confusion matrix pooled over folds. Every fold checkpoints
+and resumes; finished folds are skipped when the same command runs again.
 """
 
 from __future__ import annotations
