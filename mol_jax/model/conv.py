@@ -324,14 +324,25 @@ def _transpose_cols_fwd(x, kernel):
 
 
 def _transpose_cols_bwd(residuals, g):
-  # Input pixel h fed outputs 2h + k - 1 through tap k: on the gradient
-  # padded by one, the 4x4 stride-2 im2col patch of pixel h.
+  # Input pixel h fed the outputs 2h + k - 1 through tap k: on the gradient
+  # padded by one, its 4x4 stride-2 im2col patch. Tap k = 2a + p reads padded
+  # row 2(h + a) + p, so in the space-to-depth layout of the padded gradient
+  # ([h + 1, w + 1, 2 x 2 phases, out]) the patch is 4 unit-stride views
+  # (a, b), each 4 x out channels wide. One space-to-depth copy reads the
+  # gradient once; 16 stride-2 views would each recompute it from its
+  # producer (XLA fuses that into every view: docs/PERFORMANCE.md).
   x, kernel = residuals
-  cin, cout = kernel.shape[2:]
-  g_cols = _patches(jnp.pad(g, ((0, 0), (1, 1), (1, 1), (0, 0))), 4, 4, 2)
-  g_x = jnp.einsum('nhwk,ck->nhwc', g_cols, jnp.moveaxis(kernel, 2, 0).reshape(cin, 16 * cout))
-  g_kernel = jnp.einsum('nhwc,nhwk->ck', x, g_cols).reshape(cin, 4, 4, cout)
-  return g_x, jnp.moveaxis(g_kernel, 0, 2)
+  n, h, w, cin = x.shape
+  cout = kernel.shape[-1]
+  gp = jnp.pad(g, ((0, 0), (1, 1), (1, 1), (0, 0))).reshape(n, h + 1, 2, w + 1, 2, cout)
+  gs = gp.transpose(0, 1, 3, 2, 4, 5).reshape(n, h + 1, w + 1, 4 * cout)
+  g_cols = jnp.concatenate([gs[:, a:a + h, b:b + w] for a in (0, 1) for b in (0, 1)], axis=-1)
+  # Kernel columns in the patch's order (a, b, p, q, out) for tap (2a + p, 2b + q).
+  blocked = kernel.reshape(2, 2, 2, 2, cin, cout).transpose(4, 0, 2, 1, 3, 5)
+  g_x = jnp.einsum('nhwk,ck->nhwc', g_cols, blocked.reshape(cin, 16 * cout))
+  g_blocked = jnp.einsum('nhwc,nhwk->ck', x, g_cols).reshape(cin, 2, 2, 2, 2, cout)
+  return g_x, g_blocked.transpose(1, 3, 2, 4, 0, 5).reshape(kernel.shape)
 
 
 _transpose_cols.defvjp(_transpose_cols_fwd, _transpose_cols_bwd)
+
