@@ -34,6 +34,7 @@ def test_benchmark_writes_json_and_markdown(tmp_path):
   # The traced train step lists the device's (here: the host's) busiest ops.
   assert result['profile_top_ops'] and all(
       r['seconds_per_step'] > 0 for r in result['profile_top_ops'])
+  assert result['profile_seconds_by_kind']['matrix products'] > 0
 
 
 @pytest.mark.parametrize('transposed,stride,padding', [
@@ -84,10 +85,40 @@ def test_summarise_trace_counts_one_lane_per_device(tmp_path):
   folder.mkdir(parents=True)
   with gzip.open(folder / 'host.perfetto_trace.json.gz', 'wt') as f:
     json.dump({'traceEvents': events}, f)
-  rows = benchmark.summarise_trace(str(tmp_path), steps=2)
+  rows = benchmark.summarise_trace(str(tmp_path), steps=2)['top']
   assert [r['op'] for r in rows] == ['conv.1', 'fusion.2']
   assert rows[0]['seconds_per_step'] == pytest.approx(0.002)
   assert rows[0]['calls_per_step'] == 1 and rows[0]['share_of_busy'] == pytest.approx(2 / 3)
+
+
+def test_summarise_trace_on_a_cpu_skips_the_runtime_and_groups_by_kind(tmp_path):
+  """On a CPU the operations run on the host's XLA threads inside the
+  runtime's ThunkExecutor spans, which must not count twice."""
+  import gzip
+  meta = lambda tid, name: {'ph': 'M', 'pid': 7, 'tid': tid, 'name': 'thread_name',
+                            'args': {'name': name}}
+  span = lambda tid, name, dur: {'ph': 'X', 'pid': 7, 'tid': tid, 'name': name, 'ts': 0,
+                                 'dur': dur}
+  events = [meta(1, 'tf_XLAEigen/123'), meta(2, 'tf_XLAPjRtCpuClient/4'), meta(3, 'python'),
+            span(1, 'ThunkExecutor::Execute', 10000), span(2, 'ThunkExecutor::Execute', 10000),
+            span(1, 'SlinkyThreadPool::Await', 500),
+            span(1, 'ynn_fusion.3', 4000), span(1, 'dot.1', 1000),
+            span(1, 'bitcast_slice_fusion.2', 1500), span(1, 'copy_bitcast_fusion.9', 1000),
+            span(1, 'concatenate.5', 1000), span(1, 'wrapped_scatter.1', 500),
+            span(1, 'multiply_add_fusion', 1000), span(3, 'ynn_fusion.3', 99000)]
+  folder = tmp_path / 'plugins' / 'profile' / 'run'
+  folder.mkdir(parents=True)
+  with gzip.open(folder / 'host.perfetto_trace.json.gz', 'wt') as f:
+    json.dump({'traceEvents': events}, f)
+  summary = benchmark.summarise_trace(str(tmp_path), steps=1)
+  assert summary['top'][0] == pytest.approx(
+      {'op': 'ynn_fusion.3', 'seconds_per_step': 0.004, 'share_of_busy': 0.4,
+       'calls_per_step': 1})
+  assert summary['by_kind'] == pytest.approx({
+      'matrix products': 0.005, 'slices and pads': 0.0015, 'copies and transposes': 0.001,
+      'concatenations': 0.001, 'elementwise and reductions': 0.001,
+      'gather, scatter, top-k': 0.0005})
+  assert list(summary['by_kind'])[0] == 'matrix products'
 
 
 def test_summarise_trace_without_a_trace_names_the_folder(tmp_path):

@@ -207,9 +207,9 @@ def _predict_row(graphdef, state, video: np.ndarray, repeats: int, eval_row: dic
           'fraction_of_matmul_peak': flops / median / compute_peak}
 
 
-def profile(fn, args, trace_dir: str, steps: int = 3, top: int = 25) -> list[dict]:
+def profile(fn, args, trace_dir: str, steps: int = 3, top: int = 25) -> dict:
   """Traces `steps` calls of `fn` (train-step style: state fed back) into
-  `trace_dir` and returns the device's busiest operations, by total time."""
+  `trace_dir` and summarises the device's operations (`summarise_trace`)."""
   out = jax.block_until_ready(fn(*args))  # warm-up, outside the trace
   args = (out[0],) + tuple(args[1:])
   with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
@@ -219,11 +219,16 @@ def profile(fn, args, trace_dir: str, steps: int = 3, top: int = 25) -> list[dic
   return summarise_trace(trace_dir, steps, top)
 
 
-def summarise_trace(trace_dir: str, steps: int, top: int = 25) -> list[dict]:
-  """Device operations of a Perfetto trace under `trace_dir`, grouped by name.
+def summarise_trace(trace_dir: str, steps: int, top: int = 25) -> dict:
+  """Device operations of a Perfetto trace under `trace_dir`, per step.
 
   Device lanes are the processes named after a GPU or TPU; on a CPU (no such
   lane) the host's XLA operation threads are used instead.
+
+  Returns:
+    {'top': the `top` busiest operations by name (op, seconds_per_step,
+    share_of_busy, calls_per_step), 'by_kind': seconds per step of every
+    operation grouped by `operation_kind`, busiest first}.
   """
   paths = glob.glob(os.path.join(trace_dir, '**', '*perfetto_trace.json.gz'), recursive=True)
   if not paths:
@@ -250,7 +255,9 @@ def summarise_trace(trace_dir: str, steps: int, top: int = 25) -> list[dict]:
   totals = collections.defaultdict(float)
   counts = collections.Counter()
   for e in events:
-    if e.get('ph') == 'X' and 'dur' in e and on_device(e):
+    # The CPU runtime's own events enclose or wait for the operations.
+    if (e.get('ph') == 'X' and 'dur' in e and on_device(e)
+        and not e['name'].startswith(_RUNTIME_EVENTS)):
       totals[e['name']] += e['dur'] * 1e-6 / steps
       counts[e['name']] += 1
   busy = sum(totals.values())
@@ -261,7 +268,36 @@ def summarise_trace(trace_dir: str, steps: int, top: int = 25) -> list[dict]:
   for r in rows:
     print(f"  {1e3 * r['seconds_per_step']:8.3f} ms {100 * r['share_of_busy']:5.1f}% "
           f"x{r['calls_per_step']:<5g} {r['op'][:110]}")
-  return rows
+  kinds = collections.defaultdict(float)
+  for name, sec in totals.items():
+    kinds[operation_kind(name)] += sec
+  kinds = dict(sorted(kinds.items(), key=lambda kv: -kv[1]))
+  print('by kind:')
+  for kind, sec in kinds.items():
+    print(f'  {1e3 * sec:8.1f} ms {100 * sec / busy:5.1f}% {kind}')
+  return {'top': rows, 'by_kind': kinds}
+
+
+_RUNTIME_EVENTS = ('ThunkExecutor', 'SlinkyThreadPool', 'ThreadpoolListener')
+# (kind, words of an HLO operation's name), first match wins: a fusion is
+# named after the operations it fuses, so a matmul fusion that also slices
+# counts as a matmul.
+_OPERATION_KINDS = (
+    ('matrix products', ('ynn', 'xnn', 'onednn', 'dot', 'gemm', 'convolution')),
+    ('gather, scatter, top-k', ('gather', 'scatter', 'top_k', 'topk', 'sort')),
+    ('concatenations', ('concatenate',)),
+    ('slices and pads', ('slice', 'pad')),
+    ('copies and transposes', ('copy', 'transpose')),
+)
+
+
+def operation_kind(name: str) -> str:
+  """The kind of an HLO operation from its name, as grouped in docs/PERFORMANCE.md."""
+  words = name.lower()
+  for kind, keys in _OPERATION_KINDS:
+    if any(k in words for k in keys):
+      return kind
+  return 'elementwise and reductions'
 
 
 # The flow head's convolutions whose backward pass is most of the training
@@ -483,10 +519,10 @@ def run(batch_sizes, flow_pairs: int | None = None, repeats: int = 5, num_classe
     if config.eval_with_flow and config.model.compute_dtype == 'float32':
       rows.append(_predict_row(graphdef, state, local['video'], repeats, rows[-2],
                                compute_peak))
-  top_ops = []
+  trace = {'top': [], 'by_kind': {}}
   if profile_dir:
     fresh = steps.place(jax.tree.map(lambda x: x.copy(), state))  # `placed` was donated
-    top_ops = profile(steps.train, (fresh, batch), profile_dir)
+    trace = profile(steps.train, (fresh, batch), profile_dir)
   if traffic_breakdown:
     print(hlo_traffic.markdown(train_traffic), flush=True)
   return {
@@ -508,8 +544,20 @@ def run(batch_sizes, flow_pairs: int | None = None, repeats: int = 5, num_classe
       'compute_dtype': config.model.compute_dtype,
       'repeats': repeats,
       'results': rows,
-      'profile_top_ops': top_ops,
+      'profile_top_ops': trace['top'],
+      'profile_seconds_by_kind': trace['by_kind'],
   }
+
+
+def _number(value: float, digits: int) -> str:
+  """A table cell: blank where the row has no such measurement (NaN)."""
+  return '' if np.isnan(value) else f'{value:.{digits}f}'
+
+
+def _traffic_cell(row: dict) -> str:
+  if np.isnan(row['gbytes_accessed']):
+    return ''
+  return f"{row['gbytes_accessed']:.1f}; {row['gbytes_sliced']:.1f}"
 
 
 def markdown(result: dict) -> str:
@@ -543,7 +591,8 @@ def markdown(result: dict) -> str:
     lines.append(
         f"| {r['name']} | {r['batch_size']} | {r['median_s']:.3f} | "
         f"{r['min_s']:.3f}-{r['max_s']:.3f} | {r['compile_s']:.1f} | {r['gflop']:.1f} | "
-        f"{r['gbytes_accessed']:.1f}; {r['gbytes_sliced']:.1f} | {r['memory_gb']:.2f} | "
+        f"{_traffic_cell(r)} | "
+        f"{_number(r['memory_gb'], 2)} | "
         f"{r['gflop_per_s']:.1f} | "
         f"{100 * r['fraction_of_matmul_peak']:.0f}% |")
   return '\n'.join(lines) + '\n'
