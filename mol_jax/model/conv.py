@@ -345,4 +345,3 @@ def _transpose_cols_bwd(residuals, g):
 
 
 _transpose_cols.defvjp(_transpose_cols_fwd, _transpose_cols_bwd)
-

@@ -219,6 +219,29 @@ def profile(fn, args, trace_dir: str, steps: int = 3, top: int = 25) -> dict:
   return summarise_trace(trace_dir, steps, top)
 
 
+# Events of XLA's CPU runtime that enclose or wait for the operations.
+_RUNTIME_EVENTS = ('ThunkExecutor', 'SlinkyThreadPool', 'ThreadpoolListener')
+# (kind, words of an HLO operation's name), first match wins: a fusion is
+# named after the operations it fuses, so a matmul fusion that also slices
+# counts as a matmul.
+_OPERATION_KINDS = (
+    ('matrix products', ('ynn', 'xnn', 'onednn', 'dot', 'gemm', 'convolution')),
+    ('gather, scatter, top-k', ('gather', 'scatter', 'top_k', 'topk', 'sort')),
+    ('concatenations', ('concatenate',)),
+    ('slices and pads', ('slice', 'pad')),
+    ('copies and transposes', ('copy', 'transpose')),
+)
+
+
+def operation_kind(name: str) -> str:
+  """The kind of an HLO operation from its name, as grouped in docs/PERFORMANCE.md."""
+  words = name.lower()
+  for kind, keys in _OPERATION_KINDS:
+    if any(k in words for k in keys):
+      return kind
+  return 'elementwise and reductions'
+
+
 def summarise_trace(trace_dir: str, steps: int, top: int = 25) -> dict:
   """Device operations of a Perfetto trace under `trace_dir`, per step.
 
@@ -255,7 +278,6 @@ def summarise_trace(trace_dir: str, steps: int, top: int = 25) -> dict:
   totals = collections.defaultdict(float)
   counts = collections.Counter()
   for e in events:
-    # The CPU runtime's own events enclose or wait for the operations.
     if (e.get('ph') == 'X' and 'dur' in e and on_device(e)
         and not e['name'].startswith(_RUNTIME_EVENTS)):
       totals[e['name']] += e['dur'] * 1e-6 / steps
@@ -276,28 +298,6 @@ def summarise_trace(trace_dir: str, steps: int, top: int = 25) -> dict:
   for kind, sec in kinds.items():
     print(f'  {1e3 * sec:8.1f} ms {100 * sec / busy:5.1f}% {kind}')
   return {'top': rows, 'by_kind': kinds}
-
-
-_RUNTIME_EVENTS = ('ThunkExecutor', 'SlinkyThreadPool', 'ThreadpoolListener')
-# (kind, words of an HLO operation's name), first match wins: a fusion is
-# named after the operations it fuses, so a matmul fusion that also slices
-# counts as a matmul.
-_OPERATION_KINDS = (
-    ('matrix products', ('ynn', 'xnn', 'onednn', 'dot', 'gemm', 'convolution')),
-    ('gather, scatter, top-k', ('gather', 'scatter', 'top_k', 'topk', 'sort')),
-    ('concatenations', ('concatenate',)),
-    ('slices and pads', ('slice', 'pad')),
-    ('copies and transposes', ('copy', 'transpose')),
-)
-
-
-def operation_kind(name: str) -> str:
-  """The kind of an HLO operation from its name, as grouped in docs/PERFORMANCE.md."""
-  words = name.lower()
-  for kind, keys in _OPERATION_KINDS:
-    if any(k in words for k in keys):
-      return kind
-  return 'elementwise and reductions'
 
 
 # The flow head's convolutions whose backward pass is most of the training
@@ -549,15 +549,11 @@ def run(batch_sizes, flow_pairs: int | None = None, repeats: int = 5, num_classe
   }
 
 
-def _number(value: float, digits: int) -> str:
-  """A table cell: blank where the row has no such measurement (NaN)."""
-  return '' if np.isnan(value) else f'{value:.{digits}f}'
-
-
-def _traffic_cell(row: dict) -> str:
-  if np.isnan(row['gbytes_accessed']):
+def _cell(*values: float, digits: int) -> str:
+  """A table cell of `values`: blank where the row has no such measurement (NaN)."""
+  if any(np.isnan(v) for v in values):
     return ''
-  return f"{row['gbytes_accessed']:.1f}; {row['gbytes_sliced']:.1f}"
+  return '; '.join(f'{v:.{digits}f}' for v in values)
 
 
 def markdown(result: dict) -> str:
@@ -591,8 +587,8 @@ def markdown(result: dict) -> str:
     lines.append(
         f"| {r['name']} | {r['batch_size']} | {r['median_s']:.3f} | "
         f"{r['min_s']:.3f}-{r['max_s']:.3f} | {r['compile_s']:.1f} | {r['gflop']:.1f} | "
-        f"{_traffic_cell(r)} | "
-        f"{_number(r['memory_gb'], 2)} | "
+        f"{_cell(r['gbytes_accessed'], r['gbytes_sliced'], digits=1)} | "
+        f"{_cell(r['memory_gb'], digits=2)} | "
         f"{r['gflop_per_s']:.1f} | "
         f"{100 * r['fraction_of_matmul_peak']:.0f}% |")
   return '\n'.join(lines) + '\n'
