@@ -90,7 +90,7 @@ def test_beam_build_equals_the_default_build(tmp_path):
   assert summary_here[1:] == [f'  {preprocess.UNREADABLE_FRAME}: 1 ({job.paths[4]})']
   assert summary_beam == summary_here
 
-  version = os.path.join('synthetic_me', 'small', '1.4.0')
+  version = os.path.join('synthetic_me', 'small', '1.5.0')
   infos = [tfds.builder_from_directory(os.path.join(d, version)).info for d in (here, beam)]
   assert [info.file_format.value for info in infos] == ['array_record'] * 2
   splits = [{name: info.splits[name].shard_lengths for name in info.splits} for info in infos]

@@ -319,8 +319,8 @@ def test_tfds_build_without_raw_data_is_one_line_and_exit_3(tmp_path, manual):
 
 
 def test_killed_builds_leave_nothing_that_a_new_build_keeps(tmp_path):
-  version = tmp_path / 'synthetic_me' / 'small' / '1.4.0'
-  left = version.parent / 'incomplete.AB12CD_1.4.0'
+  version = tmp_path / 'synthetic_me' / 'small' / '1.5.0'
+  left = version.parent / 'incomplete.AB12CD_1.5.0'
   other = version.parent / 'incomplete.AB12CD_1.3.0'  # another version's: not ours
   for folder in (left, other):
     (folder / 'shards').mkdir(parents=True)

@@ -97,5 +97,5 @@ def test_builder_configs_are_read_from_the_builders():
   assert builder.dataset_alignment('samm/3class_per_clip') == 'per_clip'
   assert builder.dataset_alignment('samm/3class_registered') == 'registered'
   assert builder.dataset_alignment('synthetic_me/demo') == 'registered'
-  assert builder.builder_config('smic/3class_registered').version == '1.2.0'
+  assert builder.builder_config('smic/3class_registered').version == '1.3.0'
   assert builder.dataset_alignment('') == 'per_frame'

@@ -67,13 +67,53 @@ def test_onset_landmarks_land_on_the_reference_and_motion_is_kept(reference):
   np.testing.assert_allclose(warp.sample_points[:, -1], _grid()[:, -1], atol=1e-9)
 
 
-def test_landmarks_that_are_not_a_face_are_refused(reference):
+def _jacobian_determinants(sample_points):
+  """Determinant of the warp's Jacobian at every pixel (finite differences)."""
+  dx = np.diff(sample_points, axis=1)[:-1]
+  dy = np.diff(sample_points, axis=0)[:, :-1]
+  return dx[..., 0] * dy[..., 1] - dx[..., 1] * dy[..., 0]
+
+
+def test_a_warp_never_folds_it_weakens_towards_the_similarity(reference):
+  # Landmarks no exact warp can follow without turning the face inside out.
   upside_down = reference.copy()
   upside_down[:, 1] = SIZE - 1 - upside_down[:, 1]
-  with pytest.raises(registration.FoldedWarp, match='flip'):
-    registration.Registration(upside_down)
+  crossed = reference.copy()
+  crossed[[17, 26]] = crossed[[26, 17]]  # The outer brow ends swapped.
+  for landmarks in (upside_down, crossed):
+    warp = registration.Registration(landmarks)
+    assert 0.0 <= warp.strength < 1.0
+    assert (_jacobian_determinants(warp.sample_points) > 0).all()
+  assert registration.Registration(reference).strength == 1.0
+  with pytest.raises(registration.FoldedWarp, match='finite'):
+    registration.Registration(np.full((68, 2), np.nan))
   with pytest.raises(ValueError, match='68, 2'):
     registration.Registration(reference[:5])
+
+
+def _aligned_landmarks(image):
+  detector = faces.FaceDetector(upsample=1)
+  raw = detector.landmarks(image, detector.detect(image)).astype(np.float64)
+  return faces.transform_points(raw, faces.alignment_matrix(raw))
+
+
+def test_real_faces_and_their_expressions_register_exactly():
+  # Grace Hopper's portrait (shipped with matplotlib) folded the earlier
+  # inner-face mesh: her closed mouth against the reference's open smile.
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  path = matplotlib.get_data_path() + '/sample_data/grace_hopper.jpg'
+  portrait = cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)
+  aligned = _aligned_landmarks(portrait)
+  from mol_jax.tools import registration_check  # pylint: disable=g-import-not-at-top
+  assert registration_check.exact_warp_folds(aligned, np.arange(17, 68))
+  cases = dict(registration_check.expressions(aligned), photo=aligned)
+  for name, landmarks in cases.items():
+    warp = registration.Registration(landmarks)
+    assert warp.strength == 1.0, name
+    inner = registration.MESH_POINTS
+    np.testing.assert_allclose(warp.points(landmarks[inner]),
+                               registration.reference_shape()[inner], atol=1e-6)
+    assert (_jacobian_determinants(warp.sample_points) > 0).all(), name
 
 
 class _ShapeDetector:
@@ -90,11 +130,10 @@ class _ShapeDetector:
 
 
 def test_a_clip_that_cannot_be_registered_is_skipped_with_its_reason(face, reference):
-  upside_down = reference.copy()
-  upside_down[:, 1] = SIZE - 1 - upside_down[:, 1]
   options = preprocess.PreprocessOptions(align='registered')
+  broken = np.full_like(reference, np.nan)
   with pytest.raises(preprocess.SkipClip) as info:
-    preprocess.align_clip([face] * 8, _ShapeDetector(upside_down), options, 'videos/v1')
+    preprocess.align_clip([face] * 8, _ShapeDetector(broken), options, 'videos/v1')
   assert info.value.reason == preprocess.UNREGISTRABLE_FACE
   assert 'videos/v1' in str(info.value) and 'per_clip' in str(info.value)
 
@@ -119,13 +158,16 @@ def test_two_face_shapes_coincide_after_registration(face):
 
   def mouth_gap(align):
     (a, la), (b, lb) = aligned(face, align), aligned(longer, align)
-    return np.abs(la[48:68] - lb[48:68]).max(), np.abs(a - b)[90:120, 40:104].mean()
+    return np.abs(la[48:60] - lb[48:60]).max(), np.abs(a - b)[90:120, 40:104].mean()
 
   per_clip_gap, per_clip_pixels = mouth_gap('per_clip')
   registered_gap, registered_pixels = mouth_gap('registered')
   assert per_clip_gap > 2
   assert registered_gap < 0.01
-  assert registered_pixels < 0.6 * per_clip_pixels
+  # 4.6 against 7.7 grey levels: the outer lips are matched exactly, the
+  # inner lips (not mesh points, so that a blink or an open mouth cannot fold
+  # the warp) follow the warp only.
+  assert registered_pixels < 0.7 * per_clip_pixels
 
 
 def test_registration_ignores_the_expression(face):

@@ -102,11 +102,11 @@ def test_build_synthetic_me_and_score_flow_and_landmarks(tmp_path):
   os.killpg(killed.pid, signal.SIGKILL)
   killed.wait()
   left = list(config_dir.glob('incomplete.*'))
-  assert left and not (config_dir / '1.4.0').exists()
+  assert left and not (config_dir / '1.5.0').exists()
   subprocess.run(command, check=True, cwd=REPO)
   assert not any(p.exists() for p in left), 'a killed build left its folder behind'
   builder = tfds.builder_from_directory(
-      os.path.join(data_dir, 'synthetic_me', 'small', '1.4.0'))
+      os.path.join(data_dir, 'synthetic_me', 'small', '1.5.0'))
   assert sorted(builder.info.splits) == ['sy01', 'sy02']
   raw = [os.path.join(data_dir, 'downloads', n)
          for n in os.listdir(os.path.join(data_dir, 'downloads'))

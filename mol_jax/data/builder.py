@@ -54,11 +54,14 @@ PER_CLIP_RELEASE_NOTES = {
 
 # Registered configs continue the per-clip line: `synthetic_me/demo` moved
 # from per-clip alignment to registration in 1.2.0.
-REGISTERED_VERSION = '1.2.0'
+REGISTERED_VERSION = '1.3.0'
 REGISTERED_RELEASE_NOTES = dict(PER_CLIP_RELEASE_NOTES, **{
     '1.2.0': 'Per-clip alignment, then every clip registered onto one '
              'reference face shape from its onset landmarks '
              '(mol_jax.data.registration).',
+    '1.3.0': 'Registration on stable landmarks (no eyelids or inner lips) by a '
+             'warp that cannot fold: clips are no longer skipped as '
+             'unregistrable_face unless their landmarks are not numbers.',
 })
 
 

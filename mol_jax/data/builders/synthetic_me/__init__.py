@@ -15,8 +15,9 @@ from mol_jax.data import builder, layouts
 from mol_jax.data import synthetic
 
 
-# Every synthetic config moved to 1.4.0 when its records gained the moving region.
-VERSION = '1.4.0'
+# Every synthetic config moves together (1.4.0: the moving region; 1.5.0: the
+# registration mesh, which changes `demo`).
+VERSION = '1.5.0'
 RELEASE_NOTES = {
     '1.0.0': 'Initial release (per-frame alignment).',
     '1.1.0': 'Per-clip configs: one alignment matrix from the onset frame.',
@@ -24,6 +25,8 @@ RELEASE_NOTES = {
     '1.3.0': 'Every record holds the exact motion: `true_flow` [7, 144, 144, 2] '
              '(float16) and `true_landmarks` [8, 68, 2], in the stored frames.',
     '1.4.0': '`moving_region` [144, 144] uint8: where the action units moved the face.',
+    '1.5.0': '`demo`: registration on stable landmarks (no eyelids or inner lips), '
+             'by a warp that cannot fold (mol_jax.data.registration).',
 }
 
 
