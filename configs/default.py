@@ -74,6 +74,14 @@ def get_config() -> ml_collections.ConfigDict:
   # Start the flow head as the zero-flow predictor (its last layer at 0,
   # `initialisers.flow_at_zero`) instead of random flow.
   config.model.flow_at_zero = False
+  # Add a small-displacement refinement after the flow head (`flow_refine.
+  # FlowRefinement`): stride-1 convolutions at 128x128 on both frames of each
+  # pair, their difference and the head's flow, adding a residual flow. The
+  # head correlates the frames only at 16 px steps, coarse for 0.1-3 px
+  # micro-motion. Its last layer starts at 0, so the model starts as the
+  # official one; checkpoints record it and load as trained. False = the
+  # official network.
+  config.model.flow_refinement = False
   # Compute dtype of the forward and backward pass: 'float32' (the official
   # numerics) or 'bfloat16' (float32 master weights, optimiser state, BatchNorm
   # statistics and losses; for GPUs and TPUs: CPUs without bf16 units run it
@@ -91,6 +99,31 @@ def get_config() -> ml_collections.ConfigDict:
   # on a random subset of pairs each step, an unbiased estimate of the same
   # loss, for CPUs and quick runs.
   config.loss.flow_pairs_per_step = 7
+  # Flow-loss levers (`losses.FlowLossOptions`; measure them with
+  # `python -m mol_jax.tools.flow_probe`), each at its official value here.
+  # All keep the official / 7 divisor, so of_weight means the same for each.
+  # What the flow term measures: 'mse' (official: mean of the squared error
+  # over every element), 'epe' (mean over pixels of the end-point error
+  # |(dx, dy)|), 'l1' (mean absolute error of each component) or
+  # 'charbonnier' (mean of sqrt(d^2 + 1e-3^2) over every component, d in the
+  # scaled units of flow_scale).
+  config.loss.flow_loss = 'mse'
+  # The loss compares prediction x s with target x s, i.e. flow in units of
+  # 1/s px (the network's output stays in pixels: evaluation and prediction
+  # do not change). s = 5 makes a 0.2 px micro-motion 1. It multiplies the
+  # flow term by s^2 ('mse') or s (the others) against the other terms in the
+  # shared layers; for the flow head's own weights AdamW divides it out, up
+  # to optimizer.eps. 1.0 = pixels (official).
+  config.loss.flow_scale = 1.0
+  # '' (official): only the full-resolution flow is supervised. Otherwise 6
+  # comma-separated weights of the flow head's coarser predictions, levels
+  # 1..6 (64x64 .. 2x2, fine to coarse), e.g. '0.005,0.01,0.02,0.08,0.32,0.32';
+  # each adds weight x the same loss against the target averaged over
+  # 2^l x 2^l blocks and divided by 2^l (that level's pixels).
+  config.loss.flow_pyramid_weights = ''
+  # The batch key the flow term is trained against: 'flow' (the TV-L1
+  # targets, official) or 'true_flow' (the exact motion; synthetic_me only).
+  config.loss.flow_target = 'flow'
 
   config.optimizer = ml_collections.ConfigDict()
   # AdamW as the official code sets it.
@@ -113,8 +146,17 @@ def get_config() -> ml_collections.ConfigDict:
   config.batch_sampling = 'shuffle'
   # Global evaluation batch size; the last batch is padded and masked.
   config.eval_batch_size = 32
-  # Training steps per LOSO fold (official 1000).
+  # Training steps per LOSO fold (official 1000). 0 = evaluation only: every
+  # fold scores config.init_from's weights untrained (init_from required).
   config.num_train_steps = 1000
+  # Start every fold from this checkpoint instead of a fresh initialisation:
+  # a fold model directory written by training (WORKDIR/folds/<fold>/model)
+  # or a `python -m mol_jax.convert` output (its latest step). Its class
+  # count and layers must be the configured model's; a checkpoint without
+  # the flow refinement starts a model with it (the refinement's layers keep
+  # their initialisation). results.json records the path and step. The
+  # optimiser starts fresh. '' = initialise each fold from its seed.
+  config.init_from = ''
 
   # Which folds (mol_jax/protocols.py): 'loso' (leave one subject out of one
   # dataset; MOL's), 'composite' (leave one subject out of several datasets

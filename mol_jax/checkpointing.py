@@ -3,7 +3,9 @@
 A checkpoint directory is an Orbax `CheckpointManager` directory whose steps
 hold a `model` item (parameters and BatchNorm statistics as a nested dict)
 and a `model_config` item (JSON: `num_classes`, `neighbor_num`,
-`dropout_rate`), so `load_model` rebuilds the model without a config file.
+`dropout_rate`, `use_fcc`, `use_ccc`, `flow_refinement`), so `load_model`
+rebuilds the model without a config file (a field a checkpoint predates
+takes the official network's value).
 An optional `metadata` item (JSON, e.g. `class_names`, `dataset`) says what
 the model was trained on; `load_metadata` reads it ({} when absent).
 Imported official weights are step 0; training adds its own items beside
@@ -52,10 +54,12 @@ def _readable(directory: str) -> Iterator[None]:
 
 
 def model_config(model: MOL) -> dict[str, Any]:
-  # Checkpoints from before the ablation switches have neither flag: the full MOL.
+  # Checkpoints from before the ablation switches have neither flag: the full
+  # MOL; from before the flow refinement, no `flow_refinement`: the official
+  # flow head alone. `abstract_model`'s defaults are those values.
   return {'num_classes': model.num_classes, 'neighbor_num': model.neighbor_num,
           'dropout_rate': model.mer_3dcnn.dropout_rate, 'use_fcc': model.use_fcc,
-          'use_ccc': model.use_ccc}
+          'use_ccc': model.use_ccc, 'flow_refinement': model.flow_refinement}
 
 
 def model_variables(model: MOL) -> dict:
@@ -99,10 +103,39 @@ def _resolve_step(manager: ocp.CheckpointManager, step: int | None) -> int | Non
   return step if step is not None and step in manager.all_steps() else None
 
 
+def is_training_checkpoint_folder(directory: str) -> bool:
+  """Whether `directory` holds a fold's resumable training checkpoints
+  (`TrainCheckpointer`, WORKDIR/folds/<subject>/checkpoints), not a model.
+
+  Training steps hold a `state` item and no `model_config`; a folder named
+  `checkpoints` of a fold (beside its `model`, or under `folds/`) counts
+  even before its first step is complete.
+  """
+  directory = os.path.abspath(directory)
+  if not os.path.isdir(directory):
+    return False
+  steps = [os.path.join(directory, n) for n in os.listdir(directory) if n.isdigit()]
+  if any(os.path.isdir(os.path.join(s, 'state'))
+         and not os.path.isdir(os.path.join(s, 'model_config')) for s in steps):
+    return True
+  fold = os.path.dirname(directory)
+  return (os.path.basename(directory) == 'checkpoints' and not steps and
+          (os.path.isdir(os.path.join(fold, 'model'))
+           or os.path.basename(os.path.dirname(fold)) == 'folds'))
+
+
 def _checkpoint_dir(directory: str) -> str:
   directory = os.path.abspath(directory)
   if not os.path.isdir(directory):
     raise FileNotFoundError(f'checkpoint directory not found: {directory}')
+  if is_training_checkpoint_folder(directory):
+    # The usual slip: the fold's folder holds `checkpoints` (resumable
+    # training state) beside `model` (what inference loads).
+    model = os.path.join(os.path.dirname(directory), 'model')
+    later = ('' if os.path.isdir(model) else
+             ' (not there yet: training writes it when the fold finishes)')
+    raise CheckpointError(f'{directory}: this is a training checkpoint folder; the model is '
+                          f'in ../model{later}')
   return directory
 
 
@@ -139,6 +172,23 @@ def load_model(directory: str, step: int | None = None) -> MOL:
     state.replace_by_pure_dict(restored)
     nnx.update(model, state)
   return model
+
+
+def checkpoint_step(directory: str, step: int | None = None) -> int:
+  """The step `load_model(directory, step)` reads (default the latest), e.g.
+  to report where a run's starting weights came from.
+
+  Raises:
+    FileNotFoundError: no such directory, or no such step in it.
+  """
+  directory = _checkpoint_dir(directory)
+  with _readable(directory), ocp.CheckpointManager(directory) as manager:
+    found = _resolve_step(manager, step)
+    if found is None:
+      raise FileNotFoundError(
+          f'no checkpoint{"" if step is None else f" step {step}"} in {directory} '
+          f'(steps found: {list(manager.all_steps())})')
+  return found
 
 
 def load_metadata(directory: str, step: int | None = None) -> dict[str, Any]:

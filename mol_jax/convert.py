@@ -238,7 +238,7 @@ def num_classes_in(state_dict: Mapping[str, np.ndarray]) -> int:
 def import_official(state_dict: Mapping[str, np.ndarray], num_classes: int | None = None,
                     neighbor_num: int = 4, source: str = 'state_dict',
                     dropout_rate: float = 0.5, use_fcc: bool = True, use_ccc: bool = True,
-                    refused: dict[str, str] | None = None):
+                    refused: dict[str, str] | None = None, flow_refinement: bool = False):
   """Builds a `MOL` model holding the official weights.
 
   Args:
@@ -251,6 +251,10 @@ def import_official(state_dict: Mapping[str, np.ndarray], num_classes: int | Non
     use_fcc, use_ccc: False builds an ablation without those blocks; their
       official keys are then refused (not loaded), each with its reason in
       `refused` (official key -> reason) and in the log.
+    flow_refinement: build the model with the flow refinement
+      (`flow_refine.FlowRefinement`), which the official weights do not
+      have: it keeps its initialisation (seed 0), whose zero last layer
+      leaves the official flow unchanged.
 
   Raises:
     WeightsError: naming the key that is unknown, missing or of a wrong shape.
@@ -265,7 +269,7 @@ def import_official(state_dict: Mapping[str, np.ndarray], num_classes: int | Non
         f'pass num_classes={found} or use weights trained for {num_classes} classes')
   # Every variable comes from the weights (checked below): an abstract model
   # avoids running and compiling the ~90 initialisers.
-  model = abstract_model(found, neighbor_num, dropout_rate, use_fcc, use_ccc)
+  model = abstract_model(found, neighbor_num, dropout_rate, use_fcc, use_ccc, flow_refinement)
   state = nnx.state(model, (nnx.Param, nnx.BatchStat))
   expected = {path: v.shape for path, v in nnx.to_flat_state(state)}
   sources = {}
@@ -283,7 +287,7 @@ def import_official(state_dict: Mapping[str, np.ndarray], num_classes: int | Non
                     *next(iter(reasons.items())))
   if refused is not None:
     refused.update(reasons)
-  missing = sorted(set(expected) - set(flat))
+  missing = sorted(p for p in set(expected) - set(flat) if p[0] != 'flow_refine')
   if missing:
     raise WeightsError(f'{source}: no official key provides {len(missing)} parameter(s), '
                        f'first {".".join(map(str, missing[0]))}')
@@ -296,6 +300,10 @@ def import_official(state_dict: Mapping[str, np.ndarray], num_classes: int | Non
           f'{source}: key {sources[path]!r} gives {".".join(map(str, path))} the shape '
           f'{value.shape}, the model needs {tuple(expected[path])}')
   nested: dict = {}
+  if flow_refinement:
+    from mol_jax.model.flow_refine import FlowRefinement  # pylint: disable=import-outside-toplevel
+    nested['flow_refine'] = nnx.state(FlowRefinement(rngs=nnx.Rngs(0)),
+                                      (nnx.Param, nnx.BatchStat)).to_pure_dict()
   for path, value in flat.items():
     node = nested
     for part in path[:-1]:

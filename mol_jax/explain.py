@@ -215,14 +215,17 @@ def clip_picture(frames: np.ndarray, attribution: np.ndarray, flow: np.ndarray |
   Args:
     frames: uint8 [8, 128, 128] the crop the model saw.
     attribution: [128, 128].
-    flow: [7, 128, 128, 2] MOL's flow, or None.
+    flow: [7, 128, 128, 2] MOL's flow, or None; its most moving pair is drawn
+      with `visualize.FLOW_FULL_SCALE_PX` px at full colour.
     region: [128, 128] 0/1 true moving region (drawn green), or None.
   """
   from mol_jax import visualize  # pylint: disable=import-outside-toplevel
   tiles = [visualize.to_rgb(frames[0]), _overlay(frames[0], attribution, region)]
   if flow is not None:
     pair = int(np.argmax(np.abs(flow).sum(axis=(1, 2, 3))))
-    tiles.append(visualize.flow_to_color(flow[pair]))
+    # The fixed speed scale of the prediction panels: a flow near zero
+    # stays near white instead of being stretched to full colour.
+    tiles.append(visualize.flow_to_color(flow[pair], visualize.FLOW_FULL_SCALE_PX))
   row = [visualize.upscale(t, scale) for t in tiles]
   return _title(title, row) if title else visualize.grid([row])
 

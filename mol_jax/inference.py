@@ -108,9 +108,10 @@ class Predictor:
     Args:
       path: video file or folder of frames.
       window, hop, max_clips: clip sampling (`mol_jax.video`, step 2).
-      align: 'per_frame', 'per_clip' or 'registered'; default: the alignment
-        the training set used (`alignment` in the checkpoint's metadata, else
-        its dataset's builder config), else 'per_frame' (official).
+      align: 'per_frame', 'per_clip' or 'registered'; default (None): the
+        model's own alignment (`model_alignment`), the only one it was
+        trained for. Another one is used, warned about in the prediction's
+        `warnings` and recorded in its `alignment`.
       upsample: HOG detector upsampling (builders: 1).
       max_frames: read at most this many frames (None: all).
       batch_size: clips per model call.
@@ -120,20 +121,35 @@ class Predictor:
       progress: progress bars.
 
     Raises:
-      mol_jax.video.VideoError: unreadable input, no face, too few frames
-        (each with its own `exit_code`).
+      mol_jax.video.VideoError: unreadable input, no face, too few frames,
+        every clip skipped (each with its own `exit_code`).
     """
-    if align is None:
-      align = self.metadata.get('alignment') or builder.dataset_alignment(
-          str(self.metadata.get('dataset', '')))
+    model_align, model_source = self.model_alignment()
+    used = align or model_align
     prepared = video_lib.prepare_video(path, window=window, hop=hop, max_clips=max_clips,
-                                       align=align, upsample=upsample, max_frames=max_frames,
+                                       align=used, upsample=upsample, max_frames=max_frames,
                                        detector=detector, progress=progress)
     out = self.predict_batched(prepared.model_input(), batch_size)
+    alignment = {'used': used, 'model': model_align, 'model_source': model_source,
+                 'overridden': used != model_align}
     return VideoPrediction(prepared, list(self.class_names), out['logits'],
                            metrics.softmax(out['logits']), out['flow'], out['landmarks'],
                            video_lib.tvl1_flows(prepared) if tvl1 else None,
-                           self.source, dict(self.metadata))
+                           self.source, dict(self.metadata), alignment)
+
+  def model_alignment(self) -> tuple[str, str]:
+    """(alignment, where it comes from) of the clips the model was trained on.
+
+    First found: `alignment` in the checkpoint's metadata (training stores
+    it); the builder config of the `dataset` it names; 'per_frame', the
+    official alignment (official weights, or nothing known).
+    """
+    if self.metadata.get('alignment'):
+      return str(self.metadata['alignment']), 'checkpoint metadata'
+    dataset = str(self.metadata.get('dataset', ''))
+    if dataset:
+      return builder.dataset_alignment(dataset), f'dataset {dataset}'
+    return 'per_frame', 'official alignment (no training set known)'
 
 
 @dataclasses.dataclass
@@ -151,6 +167,8 @@ class VideoPrediction:
       when asked for, else None.
     checkpoint: where the weights came from.
     metadata: what is known of the training run.
+    alignment: {'used', 'model', 'model_source', 'overridden'}: the alignment
+      of the clips and the one the model was trained with.
   """
   prepared: video_lib.PreparedVideo
   class_names: list[str]
@@ -161,11 +179,53 @@ class VideoPrediction:
   tvl1: np.ndarray | None = None
   checkpoint: str = ''
   metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+  alignment: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+  @property
+  def still_clips(self) -> np.ndarray:
+    """bool [c]: clips without motion, whose probabilities mean nothing."""
+    return self.prepared.still
+
+  @property
+  def still(self) -> bool:
+    """True when every clip is still: the video's label means nothing."""
+    return bool(self.still_clips.all())
+
+  @property
+  def pooled_clips(self) -> np.ndarray:
+    """Indices of the clips pooled into the video's probabilities: the
+    moving ones, or all when every clip is still."""
+    moving = np.flatnonzero(~self.still_clips)
+    return moving if len(moving) else np.arange(len(self.probabilities))
 
   @property
   def video_probabilities(self) -> np.ndarray:
-    """[C]: mean of the clips' probabilities."""
-    return self.probabilities.mean(axis=0)
+    """[C]: mean of the probabilities of the `pooled_clips`."""
+    return self.probabilities[self.pooled_clips].mean(axis=0)
+
+  @property
+  def warnings(self) -> list[str]:
+    """One line each (no traceback, no command-line flags): clips skipped,
+    frames that could not be decoded, still clips, another alignment than
+    the model's. `mol_jax.predict` prints them as `warning: ...`."""
+    p = self.prepared
+    lines = []
+    if self.alignment.get('overridden'):
+      lines.append(f"{p.path}: alignment {self.alignment['used']!r} instead of the model's "
+                   f"{self.alignment['model']!r} ({self.alignment['model_source']}): the model "
+                   'was not trained on clips aligned this way, its probabilities may be off')
+    track = p.track
+    if track.unreadable:
+      lines.append(f'{p.path}: {len(track.unreadable)} of {track.num_frames} frames could not '
+                   'be decoded (a damaged or cut-short file?); they count as unreadable')
+    for skipped in p.skipped_clips:
+      lines.append(f"{p.path}: clip of frames {skipped['frames']} skipped: {skipped['reason']}")
+    for i in np.flatnonzero(self.still_clips):
+      lines.append(f'{p.path}: clip {i} (frames {p.frame_indices[i].tolist()}) is still '
+                   f'(motion {float(p.motion[i]):.2f} < {video_lib.STILL_MOTION} gray levels): '
+                   'its class probabilities are not meaningful'
+                   + ('' if self.still else ' and are left out of the video\'s'))
+    return lines
 
   @property
   def label(self) -> str:
@@ -183,9 +243,12 @@ class VideoPrediction:
       return {c: round(float(v), 6) for c, v in zip(self.class_names, row)}
 
     clips = []
+    still = self.still_clips
     for i, row in enumerate(p.frame_indices):
       clip = {'clip': i, 'frame_indices': [int(f) for f in row],
-              'label': self.clip_label(i), 'probabilities': probs(self.probabilities[i])}
+              'label': self.clip_label(i), 'probabilities': probs(self.probabilities[i]),
+              'motion': round(float(p.motion[i]), 3) if p.motion is not None else None,
+              'still': bool(still[i]), 'probabilities_meaningful': not bool(still[i])}
       if fps:
         clip['seconds'] = [round(int(row[0]) / fps, 3), round(int(row[-1]) / fps, 3)]
       clips.append(clip)
@@ -200,7 +263,11 @@ class VideoPrediction:
                                                      'held_out_dataset')
                        if k in self.metadata},
         'video': {'label': self.label, 'probabilities': probs(self.video_probabilities),
-                  'num_clips': p.num_clips, 'pooling': 'mean of clip probabilities'},
+                  'num_clips': p.num_clips, 'still': self.still,
+                  'pooled_clips': [int(i) for i in self.pooled_clips],
+                  'pooling': ('mean of clip probabilities (every clip is still: none is '
+                              'meaningful)' if self.still else
+                              'mean of the probabilities of the clips that move')},
         'clips': clips,
         'frames': {'decoded': track.num_frames - len(track.unreadable),
                    'total': track.num_frames,
@@ -209,7 +276,10 @@ class VideoPrediction:
                    'skipped_without_face': len(track.without_face),
                    'skipped_unreadable': len(track.unreadable),
                    'skipped_indices': sorted(track.without_face + track.unreadable)},
-        'clips_skipped': 0,
+        'clips_skipped': len(p.skipped_clips),
+        'skipped_clips': list(p.skipped_clips),
+        'alignment': dict(self.alignment),
+        'still_motion_threshold': video_lib.STILL_MOTION,
         'preprocessing': {'align': p.options.align, 'upsample': p.options.upsample,
                           'aligned_size': p.options.size, 'crop': [clip_format.CROP_OFFSET, clip_format.CROP_OFFSET],
                           'crop_size': clip_format.CROP_SIZE,
@@ -248,11 +318,17 @@ def training_metadata(directory: str) -> dict[str, Any]:
 
 def from_official_weights(path: str, num_classes: int | None = None,
                           neighbor_num: int = 4,
-                          class_names: Sequence[str] | None = None) -> Predictor:
-  """Predictor from an official PyTorch `state_dict` (.pth or .npz)."""
+                          class_names: Sequence[str] | None = None,
+                          flow_refinement: bool = False) -> Predictor:
+  """Predictor from an official PyTorch `state_dict` (.pth or .npz).
+
+  `flow_refinement` builds the model with the flow refinement at its
+  initialisation (it then predicts the official flow exactly).
+  """
   from mol_jax import convert  # pylint: disable=import-outside-toplevel
   state_dict = convert.load_state_dict(path)
-  model = convert.import_official(state_dict, num_classes, neighbor_num, source=path)
+  model = convert.import_official(state_dict, num_classes, neighbor_num, source=path,
+                                  flow_refinement=flow_refinement)
   metadata = {'class_names_source': 'argument'} if class_names is not None else {}
   return Predictor(model, class_names, metadata, source=path)
 

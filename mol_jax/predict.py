@@ -5,9 +5,20 @@ frames. OUT receives predictions.json and pictures (docs/INFERENCE.md).
 Weights: `--checkpoint DIR` (written by training, WORKDIR/folds/<subject>/model,
 or by `mol_jax.convert`), or `--official_weights X.pth|.npz --num_classes N`.
 
-Exit codes: 0 done; 2 bad arguments; 3 input missing or unreadable; 4 no face
-in any frame; 5 fewer than 8 frames with a face; 6 checkpoint or weights
-missing or unusable. Errors print one line, `error: <file>: <reason>`.
+The video degrades per clip, never as a whole: a clip that cannot be
+aligned is skipped (listed in predictions.json as `skipped_clips`), frames
+that cannot be decoded are counted against the container's frame count, a
+clip without motion is flagged `still` (its probabilities are not
+meaningful and stay out of the video's), and an `--align` other than the
+model's own is recorded; each prints one `warning: <file>: ...` line on
+stderr.
+
+Exit codes: 0 done; 2 bad arguments, or an --out that is a file or cannot be
+written (checked before anything is read); 3 input missing or unreadable;
+4 no face in any frame, or every clip skipped; 5 fewer than 8 frames with a
+face; 6 checkpoint or weights missing or unusable (a fold's training
+`checkpoints/` folder is named as such). Errors print one line,
+`error: <file>: <reason>`.
 """
 
 from __future__ import annotations
@@ -15,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from typing import Sequence
 
@@ -28,8 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
       prog='python -m mol_jax.predict',
       description='Run MOL on a video file or a folder of frames; write predictions.json '
       'and pictures of the flow and landmarks it estimated.',
-      epilog='Exit codes: 0 done, 2 bad arguments, 3 unreadable or missing input, 4 no face '
-      'found, 5 fewer than 8 frames with a face, 6 unusable checkpoint or weights.')
+      epilog='Exit codes: 0 done, 2 bad arguments or unwritable --out, 3 unreadable or '
+      'missing input, 4 no face found (or every clip skipped), 5 fewer than 8 frames with a '
+      'face, 6 unusable checkpoint or weights.')
   weights = parser.add_mutually_exclusive_group(required=True)
   weights.add_argument('--checkpoint', metavar='DIR',
                        help='model directory (training: WORKDIR/folds/<subject>/model)')
@@ -54,8 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument('--max_clips', type=int, default=8,
                       help='at most this many clips, evenly spaced (0: all)')
   parser.add_argument('--align', choices=('auto',) + preprocess.ALIGN_MODES, default='auto',
-                      help='alignment; auto: as the training set (per_clip for *_per_clip, '
-                      'registered for *_registered datasets), else per_frame (official)')
+                      help='alignment; auto: the one the model was trained with (checkpoint '
+                      'metadata, else its dataset, else per_frame, official); another one is '
+                      'warned about and recorded in predictions.json')
   parser.add_argument('--upsample', type=int, default=1, help='HOG face detector upsampling')
   parser.add_argument('--max_frames', type=int, default=0,
                       help='read at most this many frames (0: all)')
@@ -81,6 +95,30 @@ def load_predictor(args: argparse.Namespace):
                                          args.neighbor_num, class_names=names)
 
 
+def out_problem(out: str) -> str | None:
+  """Why predictions cannot be written to folder `out`, or None.
+
+  Checked before any frame is read: an existing file, a path under a file,
+  or a folder (the nearest existing one when `out` is not there yet) where a
+  file cannot be created. Writability is tried, not read off the mode bits:
+  root writes through them. Nothing is left behind.
+  """
+  if os.path.exists(out) and not os.path.isdir(out):
+    return f'{out}: --out is a file, not a folder; name a folder'
+  folder = os.path.abspath(out)
+  while not os.path.exists(folder):
+    folder = os.path.dirname(folder)
+  if not os.path.isdir(folder):
+    return f'{out}: --out cannot be created: {folder} is a file, not a folder'
+  try:
+    fd, probe = tempfile.mkstemp(prefix='.mol_jax_write_probe_', dir=folder)
+    os.close(fd)
+    os.remove(probe)
+  except OSError as e:
+    return f'{out}: --out cannot be written ({e.strerror or e}); choose a writable folder'
+  return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
   """Runs the command; returns the exit code."""
   parser = build_parser()
@@ -101,6 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
           f'--{flag} must be at least {least}, not {getattr(args, flag)}', exit_codes.USAGE)
   if args.hop is not None and args.hop < 1:
     return exit_codes.report(f'--hop must be at least 1, not {args.hop}', exit_codes.USAGE)
+  problem = out_problem(args.out)
+  if problem:
+    return exit_codes.report(problem, exit_codes.USAGE)
   if not os.path.exists(args.input):
     return exit_codes.report(f'{args.input}: no such file or folder', exit_codes.NO_INPUT)
 
@@ -124,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   except video_lib.VideoError as e:
     return exit_codes.report(str(e), e.exit_code)
   t_predict = time.perf_counter() - t0
+  for line in prediction.warnings:
+    print(f'warning: {line}', file=sys.stderr, flush=True)
   # A reused --out keeps no picture of another model or video.
   visualize.remove_earlier_report(args.out)
   extra = {'seconds': {'load_model': round(t_load, 2), 'predict': round(t_predict, 2)}}
@@ -138,9 +181,10 @@ def main(argv: Sequence[str] | None = None) -> int:
   video = report['video']
   probabilities = ', '.join(f'{k} {v:.3f}' for k, v in video['probabilities'].items())
   frames = report['frames']
-  print(f"{args.input}: {video['label']} ({probabilities}); {video['num_clips']} clip(s), "
-        f"{frames['with_face']} of {frames['total']} frames with a face; "
-        f"outputs in {args.out}", flush=True)
+  still = ' (every clip is still: not meaningful)' if video['still'] else ''
+  print(f"{args.input}: {video['label']}{still} ({probabilities}); {video['num_clips']} "
+        f"clip(s), {report['clips_skipped']} skipped; {frames['with_face']} of "
+        f"{frames['total']} frames with a face; outputs in {args.out}", flush=True)
   return exit_codes.OK
 
 

@@ -10,6 +10,7 @@ and resumes; finished folds are skipped when the same command runs again.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -31,10 +32,10 @@ from mol_jax import files
 from mol_jax import clip_format
 from mol_jax import checkpointing, losses, metrics as metrics_lib, protocols, reporting, sharding
 from mol_jax.data import builder, sources
-from mol_jax.model import MOL, create_model
-from mol_jax.model.initialisers import (flow_at_zero, landmarks_at_mean_shape,
+from mol_jax.model import MOL, abstract_model, create_model
+from mol_jax.model.initialisers import (flow_at_zero, landmarks_at_mean_shape, load_weights,
                                        still_blind_time_taps, tie_pair_streams,
-                                       zero_mean_time_taps)
+                                       weights_mismatch, zero_mean_time_taps)
 
 
 
@@ -58,6 +59,62 @@ class TrainState:
   batch_stats: Any
   opt_state: Any
   rng: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class StartingWeights:
+  """`config.init_from`'s weights, read once and started from in every fold.
+
+  Attributes:
+    path: the checkpoint directory, as the config names it.
+    step: the checkpoint step read (its latest).
+    weights: parameters and BatchNorm statistics, a nested dict of numpy
+      arrays (`checkpointing.model_variables`).
+  """
+  path: str
+  step: int
+  weights: dict
+
+  def source(self) -> dict[str, Any]:
+    """Where the weights came from, as results.json records it."""
+    return {'path': self.path, 'step': self.step}
+
+
+def load_init_from(config: ml_collections.ConfigDict, num_classes: int) -> StartingWeights | None:
+  """Reads `config.init_from` (None when '') and checks that it fits the model.
+
+  A checkpoint fits when it holds every layer of the configured model, each
+  of the same shape, and no other: the class count, `use_fcc`, `use_ccc` and
+  `flow_refinement` must agree, except that a checkpoint without the flow
+  refinement's layers (official weights, a run without the option) starts a
+  model with it, whose new layers keep their initialisation.
+
+  Raises:
+    ConfigError: one line naming config.init_from and what differs.
+  """
+  path = config.get('init_from', '')
+  if not path:
+    return None
+  where = f'config.init_from={path}'
+  try:
+    step = checkpointing.checkpoint_step(path)
+    source = checkpointing.load_model(path, step)
+  except (FileNotFoundError, checkpointing.CheckpointError) as e:
+    raise ConfigError(f'{where}: {e} (give a fold model directory, WORKDIR/folds/<fold>/model, '
+                      'or a python -m mol_jax.convert output)') from e
+  weights = jax.device_get(checkpointing.model_variables(source))
+  wanted = abstract_model(num_classes, config.model.neighbor_num, config.model.dropout_rate,
+                          config.model.use_fcc, config.model.use_ccc,
+                          config.model.get('flow_refinement', False))
+  problem = weights_mismatch(wanted, weights)
+  if problem is not None:
+    raise ConfigError(f'{where} (step {step}) does not fit the configured model: {problem}')
+  if source.neighbor_num != config.model.neighbor_num:
+    # Not a shape: the weights load, but the CCC graph they were trained
+    # with differs.
+    logging.warning('%s was trained with neighbor_num=%d; this run uses config.model.'
+                    'neighbor_num=%d', path, source.neighbor_num, config.model.neighbor_num)
+  return StartingWeights(path, step, weights)
 
 
 def create_learning_rate_fn(config: ml_collections.ConfigDict) -> optax.Schedule:
@@ -85,16 +142,19 @@ def create_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransfo
 
 def create_train_state(config: ml_collections.ConfigDict, num_classes: int, seed: int,
                        tx: optax.GradientTransformation,
-                       mean_landmarks: np.ndarray | None = None
+                       mean_landmarks: np.ndarray | None = None,
+                       start: StartingWeights | None = None
                        ) -> tuple[nnx.GraphDef, TrainState]:
   """A fresh model and optimiser state, with the config's initialisation choices.
 
   `mean_landmarks` ([7, 68, 2], the training clips' mean landmark target) is
   needed by `config.model.landmarks_at_mean_shape`; shapes alone do not
-  depend on it.
+  depend on it. `start` (`config.init_from`'s weights, `load_init_from`)
+  replaces every weight it holds, after the initialisation choices.
   """
   model = create_model(num_classes, config.model.neighbor_num, config.model.dropout_rate,
-                       seed=seed, use_fcc=config.model.use_fcc, use_ccc=config.model.use_ccc)
+                       seed=seed, use_fcc=config.model.use_fcc, use_ccc=config.model.use_ccc,
+                       flow_refinement=config.model.get('flow_refinement', False))
   if config.model.landmarks_at_mean_shape and mean_landmarks is not None:
     landmarks_at_mean_shape(model, mean_landmarks)
   if config.model.flow_at_zero:
@@ -103,6 +163,11 @@ def create_train_state(config: ml_collections.ConfigDict, num_classes: int, seed
     tie_pair_streams(model)
   if config.model.zero_mean_time_taps_at_init:
     zero_mean_time_taps(model)
+  if start is not None:
+    kept = load_weights(model, start.weights)
+    if kept:
+      logging.info('%s (step %d) has no %s layers: they keep their initialisation',
+                   start.path, start.step, ', '.join(kept))
   return state_from_model(config, model, seed, tx)
 
 
@@ -133,6 +198,10 @@ def frozen_heads(of_weight: float, ldm_weight: float) -> tuple[str, ...]:
 
 def split_frozen(params: nnx.State, frozen: tuple[str, ...]) -> tuple[dict, dict]:
   """(trainable, frozen): the model's top-level parameter groups, as dicts."""
+  if 'flownet' in frozen:
+    # The flow refinement (config.model.flow_refinement) serves the flow
+    # term alone, as the flow head does: it is frozen with it.
+    frozen = tuple(frozen) + ('flow_refine',)
   return ({k: v for k, v in params.items() if k not in frozen},
           {k: v for k, v in params.items() if k in frozen})
 
@@ -175,15 +244,20 @@ def _model_inputs(model: MOL, batch: dict) -> jax.Array:
 
 
 def _loss_terms(model: MOL, batch: dict, *, train: bool, dropout_rng, flow_pairs,
-                with_flow: bool) -> tuple[dict, dict]:
+                with_flow: bool, flow_options: losses.FlowLossOptions = losses.OFFICIAL_FLOW
+                ) -> tuple[dict, dict]:
   """Forward pass and each official loss term.
 
   Args:
     batch: `video` [b, 8, 128, 128, 1], `flow` [b, 7, 128, 128, 2],
-      `landmarks` [b, 7, 68, 2], `label` [b], `mask` [b].
+      `landmarks` [b, 7, 68, 2], `label` [b], `mask` [b]; `true_flow` too
+      when `flow_options.target` names it.
+    flow_options: how the flow term compares (`losses.flow_loss_options`);
+      the default is the official MSE against `flow`.
   """
+  pyramid = with_flow and bool(flow_options.pyramid_weights)
   out = model(_model_inputs(model, batch), train=train, dropout_rng=dropout_rng,
-              flow_pairs=flow_pairs, with_flow=with_flow)
+              flow_pairs=flow_pairs, with_flow=with_flow, flow_pyramid=pyramid)
   out = jax.tree.map(lambda x: x.astype(jnp.float32), out)  # losses in float32
   mask = batch['mask']
   terms = {
@@ -191,8 +265,10 @@ def _loss_terms(model: MOL, batch: dict, *, train: bool, dropout_rng, flow_pairs
       'landmarks': losses.landmark_loss(out['landmarks'], batch['landmarks'], mask),
   }
   if with_flow:
-    target = batch['flow'] if flow_pairs is None else batch['flow'][:, flow_pairs]
-    terms['flow'] = losses.flow_loss(out['flow'], target, mask, clip_format.NUM_PAIRS)
+    target = batch[flow_options.target]
+    target = target if flow_pairs is None else target[:, flow_pairs]
+    terms['flow'] = losses.flow_pyramid_loss(out['flow'], out.get('flow_pyramid'), target, mask,
+                                             clip_format.NUM_PAIRS, flow_options)
   return terms, out
 
 
@@ -218,7 +294,8 @@ def _step_randomness(state: TrainState, flow_pairs_per_step: int):
 
 def loss_and_grads(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
                    of_weight: float, ldm_weight: float, flow_pairs_per_step: int,
-                   compute_dtype: str = 'float32'):
+                   compute_dtype: str = 'float32',
+                   flow_options: losses.FlowLossOptions = losses.OFFICIAL_FLOW):
   """The multi-task loss of one training batch and its gradient.
 
   The forward runs in training mode: BatchNorm normalises with batch
@@ -241,7 +318,8 @@ def loss_and_grads(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
     params = _join(trainable, frozen, state.params)
     model = _merge(graphdef, params, state.batch_stats, compute_dtype)
     terms, out = _loss_terms(model, batch, train=True, dropout_rng=dropout_rng,
-                             flow_pairs=flow_pairs, with_flow=of_weight > 0)
+                             flow_pairs=flow_pairs, with_flow=of_weight > 0,
+                             flow_options=flow_options)
     return _total(terms, of_weight, ldm_weight), (terms, out, nnx.state(model, nnx.BatchStat))
 
   (loss, (terms, out, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
@@ -252,7 +330,9 @@ def loss_and_grads(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
 def train_step(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
                tx: optax.GradientTransformation, of_weight: float, ldm_weight: float,
                flow_pairs_per_step: int, compute_dtype: str = 'float32',
-               still_blind_head: bool = False) -> tuple[TrainState, dict]:
+               still_blind_head: bool = False,
+               flow_options: losses.FlowLossOptions = losses.OFFICIAL_FLOW
+               ) -> tuple[TrainState, dict]:
   """One AdamW step on the multi-task loss (heads with loss weight 0 stay frozen).
 
   With `still_blind_head` the updated MER head is projected back onto the
@@ -263,7 +343,8 @@ def train_step(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
   """
   loss, terms, out, batch_stats, grads = loss_and_grads(
       state, batch, graphdef=graphdef, of_weight=of_weight, ldm_weight=ldm_weight,
-      flow_pairs_per_step=flow_pairs_per_step, compute_dtype=compute_dtype)
+      flow_pairs_per_step=flow_pairs_per_step, compute_dtype=compute_dtype,
+      flow_options=flow_options)
   trainable, frozen = split_frozen(state.params, frozen_heads(of_weight, ldm_weight))
   updates, opt_state = tx.update(grads, state.opt_state, trainable)
   params = _join(optax.apply_updates(trainable, updates), frozen, state.params)
@@ -289,7 +370,8 @@ def train_step(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
 
 def term_grad_norms(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
                     of_weight: float, ldm_weight: float, flow_pairs_per_step: int,
-                    compute_dtype: str = 'float32') -> dict:
+                    compute_dtype: str = 'float32',
+                    flow_options: losses.FlowLossOptions = losses.OFFICIAL_FLOW) -> dict:
   """Gradient norm of each weighted loss term (one batched backward pass).
 
   Costs about three backward passes, so the loop calls it only every
@@ -301,7 +383,8 @@ def term_grad_norms(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
   def weighted_terms(params):
     model = _merge(graphdef, params, state.batch_stats, compute_dtype)
     terms, _ = _loss_terms(model, batch, train=True, dropout_rng=dropout_rng,
-                           flow_pairs=flow_pairs, with_flow=of_weight > 0)
+                           flow_pairs=flow_pairs, with_flow=of_weight > 0,
+                           flow_options=flow_options)
     return jnp.stack([weights[k] * terms[k] for k in sorted(terms)])
 
   values, vjp = jax.vjp(weighted_terms, state.params)
@@ -366,7 +449,8 @@ class Steps:
     loss_args = dict(graphdef=graphdef, of_weight=config.loss.of_weight,
                      ldm_weight=config.loss.ldm_weight,
                      flow_pairs_per_step=config.loss.flow_pairs_per_step,
-                     compute_dtype=config.model.compute_dtype)
+                     compute_dtype=config.model.compute_dtype,
+                     flow_options=losses.flow_loss_options(config.loss))
     self.train = jax.jit(
         functools.partial(train_step, tx=tx, still_blind_head=config.model.still_blind_head,
                           **loss_args),
@@ -438,8 +522,12 @@ def evaluate(steps: Steps, state: TrainState, eval_ds, num_classes: int,
 
 def train_fold(config: ml_collections.ConfigDict, fold_dir: str, fold: protocols.Fold,
                fold_index: int, steps: Steps, class_names: list[str],
-               writer) -> tuple[TrainState, dict]:
-  """Trains and evaluates one fold, resuming from its checkpoint."""
+               writer, start_from: StartingWeights | None = None) -> tuple[TrainState, dict]:
+  """Trains and evaluates one fold, resuming from its checkpoint.
+
+  `start_from` (`load_init_from`) is the model's starting point instead of
+  its initialisation; with `config.num_train_steps` 0 the fold only scores it.
+  """
   from mol_jax.data import input_pipeline  # pylint: disable=import-outside-toplevel
   num_classes = len(class_names)
   seed = config.seed + fold_index
@@ -450,9 +538,15 @@ def train_fold(config: ml_collections.ConfigDict, fold_dir: str, fold: protocols
       eval_batch_size=config.eval_batch_size, seed=seed, grain_workers=config.grain_workers,
       flip=config.augment.flip, intensity=config.augment.intensity,
       crop_jitter=config.augment.crop_jitter, scale=config.augment.scale,
-      sampling=config.batch_sampling)
+      sampling=config.batch_sampling,
+      train_truth=losses.flow_loss_options(config.loss).target == 'true_flow')
   tx = create_optimizer(config)
-  _, state = create_train_state(config, num_classes, seed, tx, datasets.mean_landmarks)
+  _, state = create_train_state(config, num_classes, seed, tx, datasets.mean_landmarks,
+                                start=start_from)
+  if start_from is not None:
+    logging.info('fold %s: starting from the weights of %s (step %d)%s', subject,
+                 start_from.path, start_from.step,
+                 '' if config.num_train_steps else '; evaluation only (num_train_steps=0)')
   ckpt = checkpointing.TrainCheckpointer(os.path.join(fold_dir, 'checkpoints'),
                                          config.checkpoint_every_steps)
   state, _, history = ckpt.restore_or(state, datasets.train, steps.state_sharding)
@@ -507,6 +601,8 @@ def train_fold(config: ml_collections.ConfigDict, fold_dir: str, fold: protocols
   final['step'] = int(state.step)
   writer.scalars(f'{subject}/test', int(state.step), reporting.scalar_scores(final))
   result = {'subject': subject, 'dataset': fold.dataset, 'fixed': final}
+  if start_from is not None:
+    result['init_from'] = start_from.source()
   if config.report_best_on_test:
     if best is None or final['accuracy'] > best['accuracy']:
       best = final
@@ -522,7 +618,9 @@ def train_fold(config: ml_collections.ConfigDict, fold_dir: str, fold: protocols
                                      'alignment': dataset_alignment(config.dataset),
                                      'protocol': config.protocol,
                                      ('held_out_dataset' if config.protocol == 'lodo'
-                                      else 'held_out_subject'): subject})
+                                      else 'held_out_subject'): subject,
+                                     **({'init_from': start_from.source()}
+                                        if start_from is not None else {})})
   return state, result
 
 
@@ -549,6 +647,7 @@ def _train_and_evaluate_seeds(config: ml_collections.ConfigDict, workdir: str,
     logging.info('seed %d of %s', seed, seeds)
     state, summaries[seed] = train_and_evaluate(run, os.path.join(workdir, 'seeds', str(seed)))
   summary = reporting.summarize_seeds(summaries)
+  summary['init_from'] = next(iter(summaries.values())).get('init_from')
   if jax.process_index() == 0:
     reporting.write_seed_results(workdir, summary)
   return state, summary
@@ -587,19 +686,34 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> tuple
   if config.eval_unit not in EVAL_UNITS:
     raise ConfigError(f'config.eval_unit must be one of {EVAL_UNITS}, got {config.eval_unit!r}')
   try:
+    flow_options = losses.flow_loss_options(config.loss)
+  except ValueError as e:
+    raise ConfigError(str(e)) from e
+  try:
     input_pipeline.training_crop_offsets(clip_format.CROP_SIZE, config.augment.crop_jitter,
                                          config.augment.scale)
   except ValueError as e:
     raise ConfigError(f'config.augment.{e}') from e
   for field in ('batch_size', 'eval_batch_size', 'num_train_steps'):
-    if config[field] < 1:
-      raise ConfigError(f'config.{field} must be at least 1, got {config[field]}')
+    # num_train_steps 0 is evaluation only: config.init_from's weights scored.
+    if config[field] < (0 if field == 'num_train_steps' else 1):
+      raise ConfigError(f'config.{field} must be at least '
+                        f'{0 if field == "num_train_steps" else 1}, got {config[field]}')
+  if config.num_train_steps == 0 and not config.get('init_from', ''):
+    raise ConfigError('config.num_train_steps=0 scores config.init_from\'s weights without '
+                      'training, and config.init_from is empty: name a checkpoint (a fold model '
+                      'directory or a python -m mol_jax.convert output), or train at least 1 step')
   try:
     sources.dataset_names(config.dataset)
   except ValueError as e:
     raise ConfigError(str(e)) from e
   dataset_alignment(config.dataset)
   dataset_ready(config)
+  if flow_options.target == 'true_flow' and not sources.has_truth(config.dataset,
+                                                                  config.data_dir or None):
+    raise ConfigError(f"config.loss.flow_target='true_flow' needs the exact motion, which "
+                      f'only synthetic_me records carry; {config.dataset} has none: use '
+                      "config.loss.flow_target='flow' (the TV-L1 targets)")
   try:
     all_folds = protocols.folds(config.protocol, config.dataset, config.data_dir or None)
   except ValueError as e:
@@ -616,6 +730,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> tuple
   if config.batch_size % mesh.size or config.eval_batch_size % mesh.size:
     raise ConfigError(f'config.batch_size={config.batch_size} and config.eval_batch_size='
                      f'{config.eval_batch_size} must be multiples of the {mesh.size} devices')
+  start_from = load_init_from(config, num_classes)
   # Written only once the config and the data are known to be usable.
   os.makedirs(workdir, exist_ok=True)
 
@@ -642,12 +757,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> tuple
       logging.info('fold %s already finished; skipping', fold.name)
       continue
     os.makedirs(fold_dir, exist_ok=True)
-    state, result = train_fold(config, fold_dir, fold, index, steps, class_names, writer)
+    state, result = train_fold(config, fold_dir, fold, index, steps, class_names, writer,
+                               start_from)
     if jax.process_index() == 0:
       files.write_json(result_path, result)
     fold_results.append(result)
 
   summary = reporting.summarize_folds(fold_results, class_names, config)
+  # Where every fold's weights started: a checkpoint (`config.init_from`),
+  # or None, each fold's own initialisation.
+  summary['init_from'] = start_from.source() if start_from is not None else None
   if jax.process_index() == 0:
     reporting.write_results(workdir, summary, class_names)
   writer.close()

@@ -13,7 +13,10 @@ Steps (see docs/INFERENCE.md):
    detection: dlib's HOG detector (first face, upsample 1 by default) and
    the 68 landmarks (`mol_jax.data.faces.FaceDetector`). Frames where no face is
    found, or that cannot be decoded, are dropped; the rest are the *usable*
-   frames, in order.
+   frames, in order. A video file is read up to the frame count its
+   container lists: a frame the decoder fails on (a damaged file) is counted
+   as unreadable and decoding goes on with the next one, so the counts say
+   how much of the video was seen.
 2. Clips of 8 usable frames are sampled with the builders' rule
    (`mol_jax.data.preprocess.clip_indices`): a window of n frames gives
    s = n // 8 clips, clip j taking frames j, j + s, ..., j + 7s.
@@ -27,7 +30,12 @@ Steps (see docs/INFERENCE.md):
 3. Each clip is aligned as the builders align it (`align='per_frame'`,
    official, `'per_clip'` or `'registered'`; `mol_jax.data.preprocess.align_frames`), gray,
    144x144, then centre-cropped to 128x128 at (8, 8) as in evaluation.
-4. Normalisation as `mol_jax.data.input_pipeline` does per subject, with the
+   A clip that cannot be aligned (e.g. a face that cannot be registered) is
+   skipped and recorded in `PreparedVideo.skipped_clips`; the video fails
+   only when no clip is left.
+4. Motion: a clip whose face does not move (`motion` below `STILL_MOTION`)
+   is `still`: the model's class probabilities say nothing about it.
+5. Normalisation as `mol_jax.data.input_pipeline` does per subject, with the
    video as the subject: over every pixel of the cropped frames of all
    sampled clips, video = (x - mean) / (max - mean).
 
@@ -78,6 +86,31 @@ class TooFewFrames(VideoError):
   exit_code = exit_codes.TOO_FEW_FRAMES
 
 
+class NoUsableClip(NoFaceFound):
+  """Faces were found, but every sampled clip had to be skipped."""
+
+
+# A clip is still when the largest mean absolute difference between two
+# consecutive frames of it (uint8 scale, 128x128 crop, frames aligned with
+# one matrix, blurred by a Gaussian of STILL_BLUR_SIGMA px: see
+# `clip_motion`) is below this. Measured, every clip of each video, with each
+# of the three alignments (they agree within 0.05):
+#   one photograph repeated (frame folder, PNG or JPEG): 0.00;
+#   a still photograph as a video, codec noise only: 0.00-0.32 (MJPG avi),
+#   0.37-0.38 (mp4v mp4); with camera-like noise (Gaussian, sigma 2 or 4
+#   gray levels, new in every frame) then mp4v: 0.47-0.49 and 0.57-0.61,
+#   then JPEG frames (quality 90): 0.48-0.49;
+#   `python -m mol_jax.data.synthetic --write_video` micro-expressions
+#   (positive, surprise, negative; avi and mp4; 256 and 192 px): 1.08-3.34
+#   over the whole video, 1.10-3.31 with windows of 16 or 24 frames.
+# Without the blur the noise of a still video reaches 2.1 while the
+# micro-expressions start at 1.8, and frames aligned one by one
+# (`per_frame`) differ by the landmarks' jitter alone by up to 9: neither
+# separates still from moving, hence one matrix and the blur.
+STILL_MOTION = 0.8
+STILL_BLUR_SIGMA = 2.0
+
+
 # ----------------------------------------------------------------------------
 # Reading frames.
 
@@ -116,6 +149,8 @@ class FrameSource:
     self.path = os.fspath(path)
     self.max_frames = max_frames or None
     self.fps: float | None = None
+    # Frames the video file's container lists (None for folders or unknown).
+    self.container_frames: int | None = None
     if not os.path.exists(self.path):
       raise UnreadableInput(self.path, 'no such file or folder')
     if os.path.isdir(self.path):
@@ -125,8 +160,13 @@ class FrameSource:
       self.kind = 'video'
       capture = self._open()
       fps = capture.get(cv2.CAP_PROP_FPS)
+      count = capture.get(cv2.CAP_PROP_FRAME_COUNT)
       capture.release()
       self.fps = float(fps) if fps and np.isfinite(fps) and fps > 0 else None
+      # Streams without an index report 0 or -1: then the decoder's end is
+      # the only end there is.
+      self.container_frames = (int(count) if count and np.isfinite(count) and count > 0
+                               else None)
 
   def _open(self) -> cv2.VideoCapture:
     if not os.access(self.path, os.R_OK):
@@ -158,13 +198,21 @@ class FrameSource:
         yield i, frame
       return
     capture = self._open()
+    listed = self.container_frames
     try:
       i = 0
       while self.max_frames is None or i < self.max_frames:
         ok, frame = capture.read()
         if not ok:
-          break
-        yield i, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+          # Before the end the container lists, a failed read is a damaged
+          # frame: the decoder moves past it and often decodes the next
+          # ones (mp4), or keeps failing to the end (avi); either way each
+          # listed frame is counted, decoded or not.
+          if listed is None or i >= listed:
+            break
+          yield i, None
+        else:
+          yield i, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
         i += 1
     finally:
       capture.release()
@@ -176,7 +224,7 @@ class FrameSource:
       return {i: preprocess.read_rgb(self._paths[i]) for i in sorted(wanted)}
     frames = {}
     for i, frame in self:
-      if i in wanted:
+      if i in wanted and frame is not None:
         frames[i] = frame
         if len(frames) == len(wanted):
           break
@@ -296,6 +344,11 @@ class PreparedVideo:
     options: the pre-processing options.
     sampling: how the clips were chosen (window, hop, max_clips, ...).
     mean, scale: normalisation, video = (x - mean) / scale.
+    motion: float32 [c] `clip_motion` of each clip (gray levels).
+    skipped_clips: the sampled clips that could not be prepared, each
+      {'frames': [8 frame indices], 'reason': one line}.
+    container_frames: frames the video file's container lists (None for
+      folders or when unknown).
   """
   path: str
   kind: str
@@ -309,10 +362,20 @@ class PreparedVideo:
   sampling: dict[str, Any]
   mean: float
   scale: float
+  motion: np.ndarray | None = None
+  skipped_clips: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+  container_frames: int | None = None
 
   @property
   def num_clips(self) -> int:
     return len(self.frame_indices)
+
+  @property
+  def still(self) -> np.ndarray:
+    """bool [c]: clips without motion (`STILL_MOTION`)."""
+    if self.motion is None:
+      return np.zeros(self.num_clips, bool)
+    return np.asarray(self.motion) < STILL_MOTION
 
   @property
   def cropped(self) -> np.ndarray:
@@ -337,8 +400,12 @@ def prepare_video(path: str, *, window: int = 0, hop: int | None = None,
                   progress: bool = False) -> PreparedVideo:
   """Reads, detects, samples and aligns the clips of a video (steps 1-4 above).
 
+  A clip that cannot be aligned is left out and listed in
+  `skipped_clips`; only when none is left does the video fail.
+
   Raises:
-    UnreadableInput, NoFaceFound, TooFewFrames.
+    UnreadableInput, NoFaceFound (NoUsableClip when every clip was skipped),
+    TooFewFrames.
   """
   source = FrameSource(path, max_frames)
   detector = detector or faces.FaceDetector(upsample)
@@ -348,7 +415,7 @@ def prepare_video(path: str, *, window: int = 0, hop: int | None = None,
   if len(usable) == 0:
     raise NoFaceFound(source.path, f'no face found in any of its {decoded} decodable '
                       f'frame(s) (dlib HOG detector, upsample {detector.upsample}); '
-                      'try --upsample=2 for small faces; a face upside down or on '
+                      'upsample 2 finds smaller faces; a face upside down or on '
                       'its side is not found: rotate the video upright first')
   if len(usable) < clip_format.NUM_FRAMES:
     raise TooFewFrames(source.path, f'{len(usable)} frame(s) with a face '
@@ -357,16 +424,30 @@ def prepare_video(path: str, *, window: int = 0, hop: int | None = None,
   frame_indices = usable[positions].astype(np.int32)
   options = preprocess.PreprocessOptions(align=align, upsample=detector.upsample)
   frames = source.read(np.unique(frame_indices))
-  aligned, landmarks, matrices = [], [], []
+  aligned, landmarks, matrices, motion, kept, skipped = [], [], [], [], [], []
   for row in frame_indices:
+    images = [frames[i] for i in row]
     try:
-      clip = preprocess.align_frames([frames[i] for i in row], track.landmarks[row], options)
+      clip = preprocess.align_frames(images, track.landmarks[row], options)
     except registration.FoldedWarp as e:
-      raise NoFaceFound(source.path, f'the clip of frames {row.tolist()} cannot be registered: '
-                        f'{e} Try --align=per_clip.') from None
+      skipped.append({'frames': row.tolist(),
+                      'reason': _one_line(f'the face cannot be registered ({e})')})
+      continue
+    except preprocess.SkipClip as e:
+      skipped.append({'frames': row.tolist(), 'reason': _one_line(f'{e.reason}: {e.detail}')})
+      continue
+    except (ValueError, cv2.error) as e:
+      skipped.append({'frames': row.tolist(), 'reason': _one_line(f'cannot be aligned ({e})')})
+      continue
+    kept.append(row)
     aligned.append(clip.gray)
     landmarks.append(clip.landmarks)
     matrices.append(clip.matrices)
+    motion.append(clip_motion(_one_matrix_gray(images, clip, options)))
+  if not kept:
+    reasons = '; '.join(dict.fromkeys(s['reason'] for s in skipped))
+    raise NoUsableClip(source.path, f'all {len(skipped)} clip(s) were skipped: {reasons}')
+  frame_indices = np.stack(kept).astype(np.int32)
   aligned = np.stack(aligned)
   o = clip_format.CROP_OFFSET
   crop = aligned[:, :, o:o + clip_format.CROP_SIZE, o:o + clip_format.CROP_SIZE]
@@ -382,7 +463,43 @@ def prepare_video(path: str, *, window: int = 0, hop: int | None = None,
                        'windows of W usable frames every hop frames, clip j = 0 of each'),
               'usable_frames': int(len(usable))}
   return PreparedVideo(source.path, source.kind, source.fps, track, frame_indices, aligned,
-                       np.stack(landmarks), np.stack(matrices), options, sampling, mean, scale)
+                       np.stack(landmarks), np.stack(matrices), options, sampling, mean, scale,
+                       np.asarray(motion, np.float32), skipped, source.container_frames)
+
+
+def _one_line(text: str) -> str:
+  return ' '.join(str(text).split())
+
+
+def _one_matrix_gray(images: Sequence[np.ndarray], clip: preprocess.AlignedClip,
+                     options: preprocess.PreprocessOptions) -> np.ndarray:
+  """uint8 [8, size, size]: the clip's frames aligned with one matrix.
+
+  `per_clip` and `registered` clips already are; `per_frame` frames are
+  warped again with the first frame's matrix, so that the landmarks' jitter
+  from frame to frame does not count as motion.
+  """
+  if options.align != 'per_frame':
+    return clip.gray
+  return np.stack([faces.rgb_to_gray(faces.warp(image, clip.matrices[0], options.size,
+                                                options.border_value))
+                   for image in images])
+
+
+def clip_motion(gray: np.ndarray) -> float:
+  """How much a clip moves: the largest mean absolute difference between
+  consecutive frames (uint8 gray levels) of the 128x128 evaluation crop,
+  after a Gaussian blur of `STILL_BLUR_SIGMA` px that averages away pixel
+  noise (codec, camera) but keeps the moving edges of a face.
+
+  Args:
+    gray: uint8 [T, size, size] frames aligned with one matrix.
+  """
+  o = clip_format.CROP_OFFSET
+  crop = np.asarray(gray, np.float32)[:, o:o + clip_format.CROP_SIZE,
+                                      o:o + clip_format.CROP_SIZE]
+  smooth = np.stack([cv2.GaussianBlur(f, (0, 0), STILL_BLUR_SIGMA) for f in crop])
+  return float(np.abs(np.diff(smooth, axis=0)).mean(axis=(1, 2)).max())
 
 
 def tvl1_flows(prepared: PreparedVideo) -> np.ndarray:

@@ -30,6 +30,14 @@ from mol_jax import files, metrics
 DLIB_COLOR = (60, 220, 60)
 MOL_COLOR = (235, 50, 50)
 
+# Speed (pixels per frame pair, 128x128 crop) drawn at full colour in the
+# flow pictures of predictions. A fixed scale, so that a flow of 0.01 px
+# (an untrained or undertrained flow head) stays white instead of being
+# stretched to full colour; 1 px suits micro-expressions, whose TV-L1 flow
+# between clip frames is mostly under 1-2 px. With TV-L1 flow the scale is
+# its largest speed when that is larger (`flow_scale`), for both flows.
+FLOW_FULL_SCALE_PX = 1.0
+
 
 def flow_to_color(flow: np.ndarray, max_magnitude: float | None = None) -> np.ndarray:
   """Colour-wheel picture of a flow field.
@@ -141,7 +149,8 @@ def clip_panel(prediction, clip: int = 0, scale: int = 2, pairs: Sequence[int] |
   Columns: frame i with its dlib landmarks (green); frame i+1 with dlib
   (green) and MOL (red) landmarks; MOL's flow i -> i+1; the TV-L1 flow when
   the prediction has it; both flows share one speed scale, written in the
-  header with the colour wheel as legend.
+  header with the colour wheel as legend: `flow_scale` (at least
+  `FLOW_FULL_SCALE_PX`) is full colour, stated in the title.
 
   Returns:
     uint8 RGB image.
@@ -152,7 +161,7 @@ def clip_panel(prediction, clip: int = 0, scale: int = 2, pairs: Sequence[int] |
   flows = [('MOL flow', prediction.flow[clip])]
   if prediction.tvl1 is not None:
     flows.append(('TV-L1 flow', prediction.tvl1[clip]))
-  speed = max(float(np.hypot(f[..., 0], f[..., 1]).max()) for _, f in flows)
+  speed = flow_scale(prediction, clip)
   pairs = range(frames.shape[0] - 1) if pairs is None else pairs
   fi = prepared.frame_indices[clip]
   mol_landmarks = prediction.landmarks[clip]
@@ -172,10 +181,14 @@ def clip_panel(prediction, clip: int = 0, scale: int = 2, pairs: Sequence[int] |
   titles = (f'clip {clip}: frames {int(fi[0])}..{int(fi[-1])}, '
             f'MOL: {prediction.clip_label(clip)} '
             f'({prediction.probabilities[clip].max():.2f})')
+  if bool(prediction.still_clips[clip]):
+    titles += ' STILL: not meaningful'
+  titles += f'; colour: {speed:.1f} px = full'
   if not drawn:
     titles += f'; MOL landmarks off the face ({off:.1f} eye distances from dlib), not drawn'
   columns = ['frame i (dlib green)', 'frame i+1 (MOL red)'] + [
-      f'{name} (max {speed:.2f} px)' for name, _ in flows]
+      f'{name} (max {float(np.hypot(f[..., 0], f[..., 1]).max()):.2f} px)'
+      for name, f in flows]
   tile_w = frames.shape[-1] * scale
   header = grid([[_label(np.full((0, tile_w, 3), 255, np.uint8), c, 20) for c in columns]])
   wheel = cv2.resize(color_wheel(64), (header.shape[0] + 16, header.shape[0] + 16),
@@ -187,6 +200,18 @@ def clip_panel(prediction, clip: int = 0, scale: int = 2, pairs: Sequence[int] |
   margin = np.full((out.shape[0], wheel.shape[1] + 4, 3), 255, np.uint8)
   margin[:wheel.shape[0], 4:] = wheel
   return np.concatenate([out, margin], axis=1)
+
+
+def flow_scale(prediction, clip: int) -> float:
+  """Speed in pixels shown at full colour for both flows of a clip:
+  `FLOW_FULL_SCALE_PX`, or the TV-L1 flow's largest speed when the
+  prediction has it and it is larger. Never MOL's own maximum, which would
+  show any flow, however small, at full colour."""
+  speed = FLOW_FULL_SCALE_PX
+  if prediction.tvl1 is not None:
+    tvl1 = np.nan_to_num(np.asarray(prediction.tvl1[clip], np.float32))
+    speed = max(speed, float(np.hypot(tvl1[..., 0], tvl1[..., 1]).max()))
+  return speed
 
 
 # Mean distance from dlib's landmarks, in eye distances, beyond which MOL's
@@ -270,8 +295,8 @@ def figure_to_array(figure) -> np.ndarray:
 
 def clip_animation(frames: np.ndarray, flows: np.ndarray, landmarks: np.ndarray | None = None,
                    dlib_landmarks: np.ndarray | None = None, path: str | None = None,
-                   scale: int = 2, duration_ms: int = 300, colors: int = 256
-                   ) -> list[np.ndarray]:
+                   scale: int = 2, duration_ms: int = 300, colors: int = 256,
+                   max_magnitude: float | None = None) -> list[np.ndarray]:
   """Animation of a clip: each frame beside the flow that led to it.
 
   Args:
@@ -283,12 +308,14 @@ def clip_animation(frames: np.ndarray, flows: np.ndarray, landmarks: np.ndarray 
     scale: pixel upscale.
     duration_ms: per frame.
     colors: palette size of the GIF (fewer: smaller file).
+    max_magnitude: speed in pixels at full colour (default
+      `FLOW_FULL_SCALE_PX`), written on the first flow tile.
 
   Returns:
     the animation frames, uint8 RGB.
   """
   frames = np.asarray(frames)
-  speed = float(np.hypot(flows[..., 0], flows[..., 1]).max())
+  speed = FLOW_FULL_SCALE_PX if max_magnitude is None else float(max_magnitude)
   images = []
   for t in range(len(frames)):
     image = landmark_tile(frames[t], None if dlib_landmarks is None else dlib_landmarks[t],
@@ -297,7 +324,7 @@ def clip_animation(frames: np.ndarray, flows: np.ndarray, landmarks: np.ndarray 
     flow = (upscale(flow_to_color(flows[t - 1], speed), scale) if t > 0
             else np.full_like(image, 255))
     tile = grid([[_label(image, f'frame {t}', 14),
-                   _label(flow, f'flow {t - 1}->{t}' if t else 'flow', 14)]])
+                   _label(flow, f'flow {t - 1}->{t}' if t else f'{speed:.1f} px = full', 14)]])
     images.append(tile)
   if path is not None:
     from PIL import Image  # pylint: disable=g-import-not-at-top
@@ -375,7 +402,9 @@ def save_report(prediction, out_dir: str, scale: int = 2, gif: bool = True,
   """Writes predictions.json and the pictures of a `VideoPrediction`.
 
   Files: `predictions.json`, `probabilities.png`, and per clip k
-  `clip_kk.png` (`clip_panel`) and `clip_kk.gif` (`clip_animation`).
+  `clip_kk.png` (`clip_panel`) and `clip_kk.gif` (`clip_animation`), all in
+  `out_dir` (a relative one is relative to the current directory, as any
+  path a user types; nothing is written anywhere else).
 
   Returns:
     the JSON written (with a `pictures` entry listing the files, relative
@@ -389,7 +418,9 @@ def save_report(prediction, out_dir: str, scale: int = 2, gif: bool = True,
   probability_chart(prediction.video_probabilities, prediction.class_names,
                     prediction.probabilities,
                     f'{os.path.basename(os.path.normpath(prediction.prepared.path))}: '
-                    f'{prediction.label}', os.path.join(out_dir, 'probabilities.png'))
+                    f'{prediction.label}' + (' (every clip still: not meaningful)'
+                                             if prediction.still else ''),
+                    os.path.join(out_dir, 'probabilities.png'))
   prepared = prediction.prepared
   for k in range(prepared.num_clips):
     entry = {'panel': f'clip_{k:02d}.png'}
@@ -398,7 +429,7 @@ def save_report(prediction, out_dir: str, scale: int = 2, gif: bool = True,
       entry['animation'] = f'clip_{k:02d}.gif'
       clip_animation(prepared.cropped[k], prediction.flow[k], prediction.landmarks[k],
                      prepared.cropped_landmarks[k], os.path.join(out_dir, entry['animation']),
-                     scale)
+                     scale, max_magnitude=flow_scale(prediction, k))
     pictures['clips'].append(entry)
     report['clips'][k]['pictures'] = entry
   report['pictures'] = pictures

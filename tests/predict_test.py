@@ -5,14 +5,16 @@ test; every run samples 2 clips, so the network compiles for one batch shape.
 """
 
 import json
+import os
 
 import cv2
 import numpy as np
 import pytest
 
 from mol_jax import checkpointing, clip_format, exit_codes, inference, predict, video, visualize
-from mol_jax.data import synthetic
+from mol_jax.data import preprocess, registration, synthetic
 from random_weights import random_model
+import video_test
 
 CLASSES = ['surprise', 'positive', 'negative']
 FAST = ['--max_clips', '2', '--batch_size', '2', '--scale', '1', '--quiet']
@@ -63,6 +65,11 @@ def test_video_file_gives_predictions_and_pictures(model_dir, frames, tmp_path, 
   assert report['class_names'] == CLASSES
   assert report['class_names_source'] == 'checkpoint metadata'
   assert report['preprocessing']['align'] == 'per_clip'  # From the checkpoint's dataset.
+  assert report['alignment'] == {'used': 'per_clip', 'model': 'per_clip', 'overridden': False,
+                                 'model_source': 'dataset synthetic_me/default_per_clip'}
+  assert stderr == ''  # Nothing to warn about.
+  assert report['clips_skipped'] == 0 and report['skipped_clips'] == []
+  assert not any(c['still'] for c in report['clips']) and report['video']['still'] is False
   assert report['frames']['total'] == 24 and report['frames']['with_face'] == 24
   assert report['frames']['skipped_without_face'] == 0
   assert len(report['clips']) == report['video']['num_clips'] == 2
@@ -106,6 +113,10 @@ def test_face_missing_in_some_frames(model_dir, frames, tmp_path, capsys):
   assert report['frames']['skipped_indices'] == [5, 6, 7, 8, 9]
   assert report['frames']['with_face'] == 19
   assert report['preprocessing']['align'] == 'per_frame'
+  # Not the model's own alignment: said once, and recorded.
+  assert report['alignment']['overridden'] is True and report['alignment']['model'] == 'per_clip'
+  assert stderr.count('\n') == 1 and stderr.startswith(
+      f"warning: {folder}: alignment 'per_frame' instead of the model's 'per_clip'")
   assert report['preprocessing']['sampling']['window'] == 12
   for clip in report['clips']:
     assert not set(clip['frame_indices']) & set(range(5, 10))
@@ -306,3 +317,128 @@ def test_official_weights_npz(frames, tmp_path, capsys):
   code, _, stderr = _run(capsys, '--official_weights', weights, '--num_classes', '5',
                          '--input', path, '--out', str(out))
   assert code == exit_codes.BAD_WEIGHTS and '5' in stderr and stderr.count('\n') == 1
+
+
+def _fold_on(monkeypatch, calls_to_fail):
+  """Registration folds the face mesh on the given calls of align_frames
+  (counted from 1), as it does on some real faces with align=registered."""
+  real, calls = preprocess.align_frames, []
+
+  def align(*args, **kwargs):
+    calls.append(1)
+    if calls_to_fail is None or len(calls) in calls_to_fail:
+      raise registration.FoldedWarp('3 of 140 triangles of the face mesh fold over')
+    return real(*args, **kwargs)
+
+  monkeypatch.setattr(preprocess, 'align_frames', align)
+
+
+def test_a_clip_that_cannot_be_aligned_is_skipped(model_dir, frames, tmp_path, capsys,
+                                                   monkeypatch):
+  """One of 3 clips cannot be registered: the other 2 are predicted."""
+  path = synthetic.write_video_file(str(tmp_path / 'face.avi'), frames, fps=30)
+  _fold_on(monkeypatch, {2})
+  out = tmp_path / 'out'
+  code, stdout, stderr = _run(capsys, '--checkpoint', model_dir, '--input', path,
+                              '--out', str(out), '--no_gif', *FAST, '--max_clips', '3')
+  assert code == 0, stderr
+  report = json.loads((out / 'predictions.json').read_text())
+  skipped = list(range(1, 24, 3))  # 24 frames: clips j = 0, 1, 2; the second one fails.
+  assert report['clips_skipped'] == 1
+  assert report['skipped_clips'] == [{'frames': skipped, 'reason': report['skipped_clips'][0][
+      'reason']}]
+  assert 'registered' in report['skipped_clips'][0]['reason']
+  assert [c['frame_indices'][0] for c in report['clips']] == [0, 2]
+  assert report['video']['num_clips'] == 2 and '1 skipped' in stdout
+  assert stderr.startswith(f'warning: {path}: clip of frames {skipped} skipped: ')
+  assert stderr.count('\n') == 1 and '--align' not in stderr
+
+
+def test_every_clip_skipped_is_one_line_and_exit_4(model_dir, frames, tmp_path, capsys,
+                                                   monkeypatch):
+  path = synthetic.write_video_file(str(tmp_path / 'face.avi'), frames, fps=30)
+  _fold_on(monkeypatch, None)
+  code, _, stderr = _run(capsys, '--checkpoint', model_dir, '--input', path,
+                         '--out', str(tmp_path / 'out'), *FAST)
+  assert code == exit_codes.NO_FACE
+  assert stderr.startswith(f'error: {path}: all 2 clip(s) were skipped: the face cannot be '
+                           'registered')
+  assert stderr.count('\n') == 1 and '--' not in stderr  # No flag to try in its stead.
+  assert not (tmp_path / 'out').exists()
+
+
+def test_damaged_mp4_reports_the_frames_it_could_not_decode(model_dir, frames, tmp_path, capsys):
+  """72 frames in the container, junk in the middle: decoding used to stop
+  at the first damaged frame and report what it had read as the total."""
+  path = video_test.damaged_video(tmp_path / 'damaged.mp4', frames, 'mp4v')
+  out = tmp_path / 'out'
+  code, _, stderr = _run(capsys, '--checkpoint', model_dir, '--input', path,
+                         '--out', str(out), '--no_gif', *FAST)
+  assert code == 0, stderr
+  counts = json.loads((out / 'predictions.json').read_text())['frames']
+  assert counts['total'] == 72
+  assert 20 <= counts['decoded'] < 72
+  assert counts['skipped_unreadable'] == 72 - counts['decoded']
+  assert counts['with_face'] <= counts['decoded']
+  assert (f'warning: {path}: {72 - counts["decoded"]} of 72 frames could not be decoded'
+          in stderr)
+
+
+def test_a_still_photo_is_flagged(model_dir, frames, tmp_path, capsys):
+  """10 copies of one photograph: the model answers, but it means nothing."""
+  folder = video_test._still_folder(tmp_path / 'photo', frames[0])  # pylint: disable=protected-access
+  out = tmp_path / 'out'
+  code, stdout, stderr = _run(capsys, '--checkpoint', model_dir, '--input', folder,
+                              '--out', str(out), '--no_gif', *FAST)
+  assert code == 0, stderr
+  report = json.loads((out / 'predictions.json').read_text())
+  (clip,) = report['clips']
+  assert clip['still'] is True and clip['probabilities_meaningful'] is False
+  assert clip['motion'] == 0
+  assert report['video']['still'] is True and report['video']['label'] in CLASSES
+  assert stderr == (f'warning: {folder}: clip 0 (frames {list(range(8))}) is still (motion '
+                    f'0.00 < {video.STILL_MOTION} gray levels): its class probabilities are '
+                    'not meaningful\n')
+  assert 'every clip is still' in stdout
+
+
+def test_out_that_cannot_be_written_is_refused_first(tmp_path, capsys):
+  """Refused before the model is loaded or the input read: neither exists here."""
+  afile = tmp_path / 'notes.txt'
+  afile.write_text('mine')
+  missing = ['--checkpoint', str(tmp_path / 'no_model'), '--input', str(tmp_path / 'none.mp4')]
+  code, _, stderr = _run(capsys, *missing, '--out', str(afile))
+  assert code == exit_codes.USAGE
+  assert stderr == f'error: {afile}: --out is a file, not a folder; name a folder\n'
+  code, _, stderr = _run(capsys, *missing, '--out', str(afile / 'sub'))
+  assert code == exit_codes.USAGE and stderr.count('\n') == 1
+  assert stderr.startswith(f'error: {afile / "sub"}: --out cannot be created')
+  assert afile.read_text() == 'mine'
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason='root writes into read-only folders')
+def test_read_only_out_is_refused(tmp_path, capsys):
+  locked = tmp_path / 'locked'
+  locked.mkdir()
+  locked.chmod(0o500)
+  try:
+    code, _, stderr = _run(capsys, '--checkpoint', str(tmp_path / 'm'), '--input',
+                           str(tmp_path / 'v.mp4'), '--out', str(locked / 'predictions'))
+  finally:
+    locked.chmod(0o700)
+  assert code == exit_codes.USAGE and 'cannot be written' in stderr
+
+
+def test_training_checkpoint_folder_points_to_the_model(frames, tmp_path, capsys):
+  """--checkpoint WORKDIR/folds/<subject>/checkpoints, the folder beside the model."""
+  fold = tmp_path / 'workdir' / 'folds' / 'sy01'
+  ckpt = checkpointing.TrainCheckpointer(str(fold / 'checkpoints'), save_every_steps=1)
+  ckpt.save(1, {'params': np.zeros(3, np.float32)}, None, {})
+  ckpt.close()
+  path = synthetic.write_video_file(str(tmp_path / 'face.avi'), frames[:8])
+  code, _, stderr = _run(capsys, '--checkpoint', str(fold / 'checkpoints'), '--input', path,
+                         '--out', str(tmp_path / 'out'))
+  assert code == exit_codes.BAD_WEIGHTS
+  assert stderr.startswith(f'error: {fold / "checkpoints"}: this is a training checkpoint '
+                           'folder; the model is in ../model')
+  assert stderr.count('\n') == 1 and not (tmp_path / 'out').exists()

@@ -28,8 +28,9 @@ jax.process_index()):
                                           frame of each pair), crop pixels
   label      int32   [B]
   mask       float32 [B]                  1 = real example, 0 = padding
-  true_flow, true_landmarks  (evaluation only, synthetic_me) the exact
-                                          motion, shaped as flow and landmarks
+  true_flow, true_landmarks  (evaluation, and training with `train_truth`;
+                                          synthetic_me) the exact motion,
+                                          shaped as flow and landmarks
   video_id   list[str] (evaluation only)  for per-video pooling
   video_index int32  [B] (evaluation only)  position of video_id in
                                           `EvalDataset.video_ids`; -1 = padding
@@ -241,15 +242,19 @@ def flip_example(example: dict[str, Any]) -> dict[str, Any]:
 
   The flow's x component changes sign and every landmark takes its mirror
   point's place (the left eye becomes the right one), so the targets stay
-  what the flipped video shows.
+  what the flipped video shows; the exact motion too, when the example has it.
   """
   width = example['video'].shape[2]
-  landmarks = example['landmarks'][:, MIRRORED_LANDMARKS]
-  landmarks = np.stack([width - 1 - landmarks[..., 0], landmarks[..., 1]], -1)
-  flow = example['flow'][:, :, ::-1] * np.array([-1.0, 1.0], np.float32)
-  return dict(example, video=np.ascontiguousarray(example['video'][:, :, ::-1]),
-              flow=np.ascontiguousarray(flow, dtype=np.float32),
-              landmarks=landmarks.astype(np.float32))
+  out = dict(example, video=np.ascontiguousarray(example['video'][:, :, ::-1]))
+  for prefix in ('', 'true_'):
+    if f'{prefix}flow' not in example:
+      continue
+    landmarks = example[f'{prefix}landmarks'][:, MIRRORED_LANDMARKS]
+    landmarks = np.stack([width - 1 - landmarks[..., 0], landmarks[..., 1]], -1)
+    flow = example[f'{prefix}flow'][:, :, ::-1] * np.array([-1.0, 1.0], np.float32)
+    out[f'{prefix}flow'] = np.ascontiguousarray(flow, dtype=np.float32)
+    out[f'{prefix}landmarks'] = landmarks.astype(np.float32)
+  return out
 
 
 def augment_example(example: dict[str, Any], rng: np.random.Generator, *,
@@ -408,6 +413,7 @@ def create_datasets(dataset: str, data_dir: str | None,
                     read_threads: int = 2, flip: bool = False,
                     intensity: float = 0.0, sampling: str = 'shuffle',
                     crop_jitter: int | None = None, scale: float = 0.0,
+                    train_truth: bool = False,
                     process_index: int | None = None,
                     process_count: int | None = None) -> Datasets:
   """Training and evaluation pipelines for one LOSO fold.
@@ -435,6 +441,9 @@ def create_datasets(dataset: str, data_dir: str | None,
     scale: training crops are zoomed by a factor drawn in [1 - a, 1 + a]:
       a window of side crop_size / factor (at most the stored 144), centred
       where the unzoomed crop would be, resized to crop_size. 0 = off.
+    train_truth: training batches also carry the exact motion (`true_flow`,
+      `true_landmarks`; synthetic_me), cropped and augmented with the rest,
+      for a flow term trained against it (`config.loss.flow_target`).
     process_index, process_count: default jax.process_index()/count().
 
   Returns:
@@ -460,7 +469,8 @@ def create_datasets(dataset: str, data_dir: str | None,
         dataset, data_dir, train_subjects, stats, batch_size=batch_size, seed=seed,
         crop_size=crop_size, grain_workers=grain_workers, read_options=read_options,
         flip=flip, intensity=intensity, sampling=sampling, crop_jitter=crop_jitter,
-        scale=scale, process_index=process_index, process_count=process_count)
+        scale=scale, with_truth=train_truth, process_index=process_index,
+        process_count=process_count)
   evaluation = None
   if test_subjects:
     evaluation = evaluation_batches(
@@ -479,11 +489,13 @@ def training_batches(dataset: str, data_dir: str | None, train_subjects: Sequenc
                      stats: dict[str, tuple[float, float]], *, batch_size: int, seed: int,
                      crop_size: int, grain_workers: int, read_options, flip: bool,
                      intensity: float, sampling: str, crop_jitter: int | None, scale: float,
-                     process_index: int | None, process_count: int | None
+                     process_index: int | None, process_count: int | None,
+                     with_truth: bool = False
                      ) -> tuple[Iterator[dict[str, np.ndarray]], int]:
   """(infinite iterator of this process's training batches, number of training clips).
 
-  The arguments are `create_datasets`'s; `stats` the subjects' normalisation.
+  The arguments are `create_datasets`'s (`with_truth` is its `train_truth`);
+  `stats` the subjects' normalisation.
   """
   import grain  # pylint: disable=g-import-not-at-top
   low, high = training_crop_offsets(crop_size, crop_jitter, scale)
@@ -502,7 +514,7 @@ def training_batches(dataset: str, data_dir: str | None, train_subjects: Sequenc
     # A zoomed window keeps the unzoomed crop's centre, inside the frame.
     dy, dx = (int(np.clip(round(d + (crop_size - side) / 2), 0, clip_format.STORED_SIZE - side))
               for d in offsets)
-    cropped = crop_example(example, dy, dx, stats, crop_size, side)
+    cropped = crop_example(example, dy, dx, stats, crop_size, side, with_truth=with_truth)
     return augment_example(cropped, rng, flip=flip, intensity=intensity)
 
   # Shuffle, repeat and crop one global stream. Process p then reads rows

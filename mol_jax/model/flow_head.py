@@ -125,7 +125,8 @@ class FlowHead(nnx.Module):
 
   def __call__(self, frames: jax.Array, enhanced_first: jax.Array,
                enhanced_second: jax.Array, *, train: bool,
-               pairs: tuple[tuple[int, int], ...] | None = None) -> jax.Array:
+               pairs: tuple[tuple[int, int], ...] | None = None,
+               pyramid: bool = False) -> jax.Array | tuple[jax.Array, list[jax.Array]]:
     """Flow from the first to the second frame of each pair.
 
     Args:
@@ -135,9 +136,15 @@ class FlowHead(nnx.Module):
       train: BatchNorm mode.
       pairs: (first, second) indices into `frames` for each pair; default
         the consecutive pairs (i, i + 1).
+      pyramid: also return the coarser predictions (predict_flow1 ..
+        predict_flow6), which the decoder computes anyway, for a multi-scale
+        loss (`losses.flow_pyramid_loss`).
 
     Returns:
-      [batch, pairs, 128, 128, 2], channel 0 the x displacement.
+      [batch, pairs, 128, 128, 2], channel 0 the x displacement; with
+      `pyramid`, (that, [level 1, ..., level 6]) with level l
+      [batch, pairs, 128 / 2^l, 128 / 2^l, 2], in the flow head's own units
+      (no rescaling: the loss decides what they mean).
     """
     num_frames = frames.shape[1]
     if pairs is None:
@@ -172,9 +179,13 @@ class FlowHead(nnx.Module):
     deconvs = [self.deconv5, self.deconv4, self.deconv3, self.deconv2, self.deconv1, self.deconv0]
     features = conv6_1
     flow = self.predict_flow6(features)
+    coarse_to_fine = [flow]
     for level, (skip, deconv) in enumerate(zip(skips, deconvs)):
       coarse = 6 - level
       up = getattr(self, f'upsampled_flow{coarse}_to_{coarse - 1}')
       features = jnp.concatenate([skip, leaky_relu(deconv(features)), up(flow)], axis=-1)
       flow = getattr(self, f'predict_flow{coarse - 1}')(features)
+      coarse_to_fine.append(flow)
+    if pyramid:
+      return flow, coarse_to_fine[-2::-1]  # Levels 1 .. 6.
     return flow

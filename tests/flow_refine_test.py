@@ -1,0 +1,218 @@
+"""The small-displacement flow refinement (`config.model.flow_refinement`)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from mol_jax import checkpointing, convert, inference
+from mol_jax.model import initialisers
+from mol_jax.model import mol as models
+from mol_jax.model.flow_refine import FlowRefinement, spatial_gradient
+from random_weights import random_model
+
+import golden
+
+
+def _with_refinement(official: models.MOL, seed: int = 0) -> models.MOL:
+  """`official`'s weights in a model with the refinement at its initialisation.
+
+  The refinement's own initialisation, eagerly (a few small layers), so
+  that the test does not compile the whole network's initialisers.
+  """
+  model = models.abstract_model(official.num_classes, official.neighbor_num,
+                                flow_refinement=True)
+  weights = checkpointing.model_variables(official)
+  weights['flow_refine'] = nnx.state(FlowRefinement(rngs=nnx.Rngs(seed)),
+                                     (nnx.Param, nnx.BatchStat)).to_pure_dict()
+  assert initialisers.load_weights(model, weights) == ()
+  return model
+
+
+@jax.jit
+def _forward(graphdef, state, video, flow_pairs=None):
+  """Evaluation-mode outputs, compiled (eager op-by-op runs take minutes)."""
+  return nnx.merge(graphdef, state)(video, train=False, flow_pairs=flow_pairs)
+
+
+def _run(model, video, flow_pairs=None):
+  return _forward(*nnx.split(model), video, flow_pairs)
+
+
+def _video(batch=1, seed=0):
+  rng = np.random.default_rng(seed)
+  return jnp.asarray(rng.normal(size=(batch, 8, 128, 128, 1)), jnp.float32)
+
+
+@pytest.fixture(scope='module')
+def official():
+  return random_model(seed=3)
+
+
+def test_refinement_starts_as_the_official_flow(official):
+  refined = _with_refinement(official)
+  assert np.abs(np.asarray(refined.flow_refine.predict.kernel[...])).max() == 0
+  video = _video()
+  a, b = _run(official, video), _run(refined, video)
+  for key in ('flow', 'logits', 'landmarks'):
+    np.testing.assert_array_equal(np.asarray(a[key]), np.asarray(b[key]), err_msg=key)
+  assert np.abs(np.asarray(a['flow'])).max() > 0
+  # The subset of pairs that training supervises: each refined with its own frames.
+  pairs = jnp.asarray([1, 4])
+  a = _run(official, video, pairs)['flow']
+  b = _run(refined, video, pairs)['flow']
+  assert b.shape == (1, 2, 128, 128, 2)
+  np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_subset_of_pairs_refines_the_pairs_it_names(official):
+  """With a trained (non-zero) refinement, the flow of pairs [1, 4] is the
+  full run's flow of those pairs: each pair gets its own frames."""
+  refined = _with_refinement(official)
+  kernel = refined.flow_refine.predict.kernel
+  kernel[...] = 0.05 * jax.random.normal(jax.random.key(1), kernel[...].shape)
+  video = _video()
+  full = np.asarray(_run(refined, video)['flow'])
+  subset = np.asarray(_run(refined, video, jnp.asarray([1, 4]))['flow'])
+  np.testing.assert_allclose(subset, full[:, [1, 4]], rtol=1e-5, atol=1e-5)
+  unrefined = np.asarray(_run(official, video)['flow'])
+  assert np.abs(full - unrefined).max() > 1e-3
+
+
+def test_create_model_builds_the_refinement_at_zero_and_the_official_layers_alike():
+  """One compiled initialisation: the refinement's last layer is 0, and every
+  official layer is what the official network of that seed draws (the
+  refinement is built last)."""
+  refined = models.create_model(3, 4, seed=7, flow_refinement=True)
+  assert refined.flow_refinement
+  assert np.abs(np.asarray(refined.flow_refine.predict.kernel[...])).max() == 0
+  assert np.abs(np.asarray(refined.flow_refine.predict.bias[...])).max() == 0
+  assert np.abs(np.asarray(refined.flow_refine.hidden[0].kernel[...])).max() > 0
+  plain = checkpointing.model_variables(models.create_model(3, 4, seed=7))
+  weights = checkpointing.model_variables(refined)
+  assert set(weights) == set(plain) | {'flow_refine'}
+  for name in plain:
+    for a, b in zip(jax.tree.leaves(plain[name]), jax.tree.leaves(weights[name])):
+      np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=name)
+
+
+def test_gradient_reaches_the_refinement_and_the_flow_head(official):
+  refined = _with_refinement(official)
+  video = _video()
+  target = jax.random.normal(jax.random.key(2), (1, 1, 128, 128, 2))
+  graphdef, params, rest = nnx.split(refined, nnx.Param, ...)
+
+  def loss(params):
+    model = nnx.merge(graphdef, params, rest, copy=True)
+    flow = model(video, train=True, flow_pairs=jnp.asarray([3]))['flow']
+    return jnp.mean(jnp.square(flow - target))
+
+  grad = jax.jit(jax.grad(loss))
+
+  def norms(params):
+    grads = grad(params).to_pure_dict()
+    return grads, {name: float(_norm(grads[name])) for name in ('flow_refine', 'flownet')}
+
+  grads, by_group = norms(params)
+  # At initialisation the zero last layer passes the head's flow through: its
+  # own kernel gets a gradient, and the head gets the loss's gradient unchanged.
+  assert float(_norm(grads['flow_refine']['predict'])) > 0
+  assert float(_norm(grads['flow_refine']['hidden'])) == 0
+  assert by_group['flownet'] > 0
+  # Once the last layer moves, every refinement layer learns, and the head's
+  # gradient also comes through the refinement's input.
+  kernel = params['flow_refine']['predict']['kernel']
+  kernel.value = 0.05 * jax.random.normal(jax.random.key(1), kernel.value.shape)
+  moved, _ = norms(params)
+  for i, layer in enumerate(moved['flow_refine']['hidden'].values()):
+    assert float(_norm(layer['kernel'])) > 0, i
+  head = lambda g: np.asarray(g['flownet']['predict_flow0']['kernel'])
+  assert not np.allclose(head(moved), head(grads))
+
+
+def _norm(tree):
+  return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree)))
+
+
+def test_refinement_input_gradient_is_not_only_the_identity():
+  """The refinement reads the flow it corrects: d output / d flow differs
+  from the identity once its last layer is not 0."""
+  module = FlowRefinement(rngs=nnx.Rngs(0))
+  module.predict.kernel[...] = 0.1 * jax.random.normal(jax.random.key(0),
+                                                       module.predict.kernel[...].shape)
+  frames = _video()
+  flow = jax.random.normal(jax.random.key(1), (1, 7, 128, 128, 2))
+  out, vjp = jax.vjp(lambda f: module(frames[:, :7], frames[:, 1:], f), flow)
+  assert out.shape == flow.shape
+  (grad,) = vjp(jnp.ones_like(out))
+  assert np.abs(np.asarray(grad) - 1).max() > 1e-3
+
+
+def test_spatial_gradient_of_a_ramp():
+  x = jnp.broadcast_to(jnp.arange(6.0)[None, :, None], (5, 6, 1)) * 2.0
+  grad = np.asarray(spatial_gradient(x))
+  np.testing.assert_allclose(grad[:, 1:-1, 0], 2.0)
+  np.testing.assert_allclose(grad[:, [0, -1], 0], 1.0)  # one-sided at the border
+  np.testing.assert_allclose(grad[..., 1], 0.0)
+
+
+def test_official_weights_load_into_every_official_layer():
+  """The official state_dict into a refinement model: official layers exactly
+  as in the official import, the refinement at its initialisation, and the
+  same outputs."""
+  if not golden.available():
+    pytest.skip(f'golden files not found in {golden.GOLDEN_DIR}')
+  state_dict = golden.official_state_dict(num_classes=3)
+  plain = convert.import_official(state_dict, 3)
+  refined = convert.import_official(state_dict, 3, flow_refinement=True)
+  a, b = checkpointing.model_variables(plain), checkpointing.model_variables(refined)
+  assert set(b) == set(a) | {'flow_refine'}
+  for name in a:
+    for x, y in zip(jax.tree.leaves(a[name]), jax.tree.leaves(b[name])):
+      np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=name)
+  assert np.abs(np.asarray(refined.flow_refine.predict.kernel[...])).max() == 0
+  video = np.transpose(golden.outputs()['x'], (0, 2, 3, 4, 1))[:1]
+  np.testing.assert_array_equal(np.asarray(_run(plain, jnp.asarray(video))['flow']),
+                                np.asarray(_run(refined, jnp.asarray(video))['flow']))
+
+
+def test_checkpoint_records_and_rebuilds_the_refinement(official, tmp_path):
+  refined = _with_refinement(official)
+  kernel = refined.flow_refine.predict.kernel
+  kernel[...] = 0.05 * jax.random.normal(jax.random.key(4), kernel[...].shape)
+  checkpointing.save_model(str(tmp_path / 'refined'), refined, step=5)
+  assert checkpointing.checkpoint_step(str(tmp_path / 'refined')) == 5
+  restored = checkpointing.load_model(str(tmp_path / 'refined'))
+  assert restored.flow_refinement
+  predictor = inference.from_checkpoint(str(tmp_path / 'refined'))
+  assert predictor.model.flow_refinement
+  video = np.asarray(_video())
+  np.testing.assert_allclose(predictor.predict(video)['flow'],
+                             np.asarray(_run(refined, jnp.asarray(video))['flow']),
+                             rtol=1e-5, atol=1e-5)
+  # The official network still round-trips as itself.
+  checkpointing.save_model(str(tmp_path / 'official'), official)
+  assert not checkpointing.load_model(str(tmp_path / 'official')).flow_refinement
+
+
+def test_checkpoint_without_the_field_loads_as_official(official, tmp_path):
+  """Checkpoints written before the option have no `flow_refinement`."""
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  config = checkpointing.model_config(official)
+  del config['flow_refinement']
+  directory = str(tmp_path / 'old')
+  with ocp.CheckpointManager(directory) as manager:
+    manager.save(0, args=ocp.args.Composite(
+        model=ocp.args.StandardSave(checkpointing.model_variables(official)),
+        model_config=ocp.args.JsonSave(config)), force=True)
+    manager.wait_until_finished()
+  model = checkpointing.load_model(directory)
+  assert not model.flow_refinement and not hasattr(model, 'flow_refine')
+
+
+def test_refinement_weights_do_not_fit_an_official_model(official):
+  refined = _with_refinement(official)
+  problem = initialisers.weights_mismatch(models.abstract_model(3),
+                                          checkpointing.model_variables(refined))
+  assert 'flow_refine' in problem and 'flow_refinement=True' in problem
