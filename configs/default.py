@@ -136,6 +136,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.optimizer.schedule = 'constant'
   # Linear warm-up steps before the schedule (0 = none).
   config.optimizer.warmup_steps = 0
+  # Learning rates of named parameter groups as multiples of the schedule's:
+  # '' = one learning rate for every layer (official), or e.g.
+  # 'flow_refine=10' (groups: train.PARAMETER_GROUPS). Under AdamW a layer's
+  # step does not grow with its loss weight, so this is what moves one group
+  # faster (docs/RESULTS.md measures it on the flow layers).
+  config.optimizer.lr_multipliers = ''
 
   # Global batch size (split over all devices of all processes).
   config.batch_size = 32
@@ -157,6 +163,13 @@ def get_config() -> ml_collections.ConfigDict:
   # their initialisation). results.json records the path and step. The
   # optimiser starts fresh. '' = initialise each fold from its seed.
   config.init_from = ''
+  # A training stage that runs first, e.g. pre-training the flow layers on
+  # the synthetic set's exact motion (configs/flow_pretrain.py): a whole
+  # config of its own, empty = none. It trains into WORKDIR/pretrain
+  # (resumable, its dataset built on first use like this one's, in this
+  # config's data_dir) on its one fold (`folds`), whose model then starts
+  # every fold of this run as `init_from` does (results.json records it).
+  config.pretrain = ml_collections.ConfigDict()
 
   # Which folds (mol_jax/protocols.py): 'loso' (leave one subject out of one
   # dataset; MOL's), 'composite' (leave one subject out of several datasets

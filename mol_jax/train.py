@@ -133,11 +133,53 @@ def create_learning_rate_fn(config: ml_collections.ConfigDict) -> optax.Schedule
   return schedule
 
 
+# MOL's top-level parameter groups, the units `config.optimizer.lr_multipliers` names.
+PARAMETER_GROUPS = ('conv_stack', 'fcc_1', 'fcc_2', 'ccc_1', 'ccc_2', 'flownet', 'flow_refine',
+                    'ldm_predictor', 'mer_3dcnn')
+
+
+def parse_lr_multipliers(text: str) -> dict[str, float]:
+  """`config.optimizer.lr_multipliers`: '' or 'group=m,group=m' -> {group: m}.
+
+  Raises:
+    ConfigError: naming the field, for an unknown group or a multiplier not > 0.
+  """
+  multipliers = {}
+  for item in filter(None, (t.strip() for t in str(text).split(','))):
+    group, _, value = item.partition('=')
+    try:
+      multiplier = float(value)
+    except ValueError:
+      multiplier = float('nan')
+    if group.strip() not in PARAMETER_GROUPS or not (np.isfinite(multiplier) and multiplier > 0):
+      raise ConfigError(
+          f'config.optimizer.lr_multipliers: {item!r} is not GROUP=MULTIPLIER with GROUP one '
+          f"of {', '.join(PARAMETER_GROUPS)} and MULTIPLIER > 0 (e.g. 'flow_refine=10')")
+    multipliers[group.strip()] = multiplier
+  return multipliers
+
+
 def create_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """AdamW as the official code sets it (lr 1e-4, weight decay 1e-3)."""
+  """AdamW as the official code sets it (lr 1e-4, weight decay 1e-3).
+
+  `config.optimizer.lr_multipliers` gives named parameter groups their own
+  AdamW at a multiple of the schedule.
+  """
   opt = config.optimizer
-  return optax.adamw(create_learning_rate_fn(config), b1=opt.b1, b2=opt.b2, eps=opt.eps,
-                     weight_decay=opt.weight_decay)
+  schedule = create_learning_rate_fn(config)
+  adamw = lambda lr: optax.adamw(lr, b1=opt.b1, b2=opt.b2, eps=opt.eps,
+                                 weight_decay=opt.weight_decay)
+  multipliers = parse_lr_multipliers(opt.get('lr_multipliers', ''))
+  if not multipliers:
+    return adamw(schedule)
+  # Under AdamW a layer's step size is its learning rate whatever its loss
+  # weight, so this is the lever on how fast one group moves.
+  labels = lambda params: {group: jax.tree.map(
+      lambda _, g=group: g if g in multipliers else 'rest', value)
+                           for group, value in params.items()}
+  transforms = {group: adamw(lambda step, m=m: m * schedule(step))
+                for group, m in multipliers.items()}
+  return optax.multi_transform(dict(transforms, rest=adamw(schedule)), labels)
 
 
 def create_train_state(config: ml_collections.ConfigDict, num_classes: int, seed: int,
@@ -371,11 +413,14 @@ def train_step(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
 def term_grad_norms(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
                     of_weight: float, ldm_weight: float, flow_pairs_per_step: int,
                     compute_dtype: str = 'float32',
-                    flow_options: losses.FlowLossOptions = losses.OFFICIAL_FLOW) -> dict:
+                    flow_options: losses.FlowLossOptions = losses.OFFICIAL_FLOW,
+                    groups: tuple[str, ...] | None = None) -> dict:
   """Gradient norm of each weighted loss term (one batched backward pass).
 
   Costs about three backward passes, so the loop calls it only every
-  `config.log_term_grad_norms_every_steps`.
+  `config.log_term_grad_norms_every_steps`. With `groups` (top-level
+  parameter groups, e.g. the shared trunk's) it returns each term's norm
+  over each of those groups instead, `grad_norm/<term>/<group>`.
   """
   dropout_rng, flow_pairs = _step_randomness(state, flow_pairs_per_step)
   weights = {'mer': 1.0, 'landmarks': ldm_weight, 'flow': of_weight}
@@ -389,8 +434,11 @@ def term_grad_norms(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
 
   values, vjp = jax.vjp(weighted_terms, state.params)
   grads = jax.vmap(vjp)(jnp.eye(values.shape[0]))[0]
-  norms = jax.vmap(optax.global_norm)(grads)
   names = sorted(weights if of_weight > 0 else ('mer', 'landmarks'))
+  if groups is not None:
+    return {f'grad_norm/{k}/{group}': jax.vmap(optax.global_norm)(grads[group])[i]
+            for group in groups for i, k in enumerate(names)}
+  norms = jax.vmap(optax.global_norm)(grads)
   return {f'grad_norm/{k}': norms[i] for i, k in enumerate(names)}
 
 
@@ -674,6 +722,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> tuple
     finished; the summary dict also written to `workdir/results.json`).
   """
   from mol_jax.data import input_pipeline  # pylint: disable=import-outside-toplevel
+  if config.get('pretrain'):
+    config = pretrained_start(config, workdir)
   seeds = parse_seeds(config.get('seeds', ''))
   if seeds:
     return _train_and_evaluate_seeds(config, workdir, seeds)
@@ -689,6 +739,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> tuple
     flow_options = losses.flow_loss_options(config.loss)
   except ValueError as e:
     raise ConfigError(str(e)) from e
+  parse_lr_multipliers(config.optimizer.get('lr_multipliers', ''))
   try:
     input_pipeline.training_crop_offsets(clip_format.CROP_SIZE, config.augment.crop_jitter,
                                          config.augment.scale)
@@ -771,6 +822,38 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> tuple
     reporting.write_results(workdir, summary, class_names)
   writer.close()
   return state, summary
+
+
+def pretrained_start(config: ml_collections.ConfigDict, workdir: str
+                     ) -> ml_collections.ConfigDict:
+  """Runs the `config.pretrain` stage and returns `config` starting from its model.
+
+  The stage is a training run of its own into WORKDIR/pretrain, resumed or
+  skipped like any run when it has finished; it shares this config's
+  `data_dir`. Its one fold's model becomes `init_from`.
+
+  Raises:
+    ConfigError: the stage names other than one fold, or this config already
+      has an `init_from`.
+  """
+  stage = config.pretrain.copy_and_resolve_references()
+  folds = [s.strip() for s in stage.get('folds', '').split(',') if s.strip()]
+  if len(folds) != 1:
+    raise ConfigError(f'config.pretrain.folds must name the one fold whose model starts this '
+                      f"run (its held-out subject scores the pre-training), got {stage.get('folds', '')!r}")
+  if config.get('init_from', ''):
+    raise ConfigError('config.pretrain and config.init_from both say where the weights start: '
+                      'keep one')
+  if not stage.data_dir:
+    stage.data_dir = config.data_dir
+  stage_dir = os.path.join(workdir, 'pretrain')
+  logging.info('pre-training stage into %s (%s, %d steps)', stage_dir, stage.dataset,
+               stage.num_train_steps)
+  train_and_evaluate(stage, stage_dir)
+  config = config.copy_and_resolve_references()
+  config.pretrain = ml_collections.ConfigDict()
+  config.init_from = os.path.join(stage_dir, 'folds', folds[0], 'model')
+  return config
 
 
 def dataset_ready(config: ml_collections.ConfigDict) -> None:

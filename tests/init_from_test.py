@@ -138,3 +138,29 @@ def test_refinement_trains_from_an_official_checkpoint(data_dir, checkpoint, tmp
   model = checkpointing.load_model(os.path.join(workdir, 'folds', subject, 'model'))
   assert model.flow_refinement
   assert np.abs(np.asarray(model.flow_refine.predict.kernel[...])).max() > 0
+
+
+def test_a_pretraining_stage_starts_every_fold(data_dir, tmp_path):
+  """`config.pretrain` trains first, into WORKDIR/pretrain, against the exact
+  motion; its fold model starts the run; a rerun resumes, not repeats, it."""
+  workdir = str(tmp_path / 'run')
+  stage = _config(data_dir, num_train_steps=1, folds='sy01',
+                  **{'loss.flow_target': 'true_flow', 'model.flow_refinement': True})
+  config = _config(data_dir, num_train_steps=1, folds='sy02', pretrain=stage,
+                   **{'model.flow_refinement': True})
+  _, summary = train.train_and_evaluate(config, workdir)
+  model_dir = os.path.join(workdir, 'pretrain', 'folds', 'sy01', 'model')
+  assert summary['init_from'] == {'path': model_dir, 'step': 1}
+  stage_result = os.path.join(workdir, 'pretrain', 'folds', 'sy01', 'result.json')
+  finished = os.path.getmtime(stage_result)
+  _, again = train.train_and_evaluate(config, workdir)
+  assert os.path.getmtime(stage_result) == finished
+  assert again['init_from'] == summary['init_from']
+
+
+def test_a_pretraining_stage_names_one_fold(data_dir, tmp_path):
+  stage = _config(data_dir, num_train_steps=1, folds='')
+  config = _config(data_dir, pretrain=stage)
+  with pytest.raises(train.ConfigError, match='config.pretrain.folds'):
+    train.train_and_evaluate(config, str(tmp_path / 'run'))
+  assert not (tmp_path / 'run').exists()

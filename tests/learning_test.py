@@ -37,9 +37,10 @@ def clips(tmp_path_factory):
   return config, batch
 
 
-def _train(config, batch, steps: int, **overrides):
+def _train(config, batch, steps: int, held_out=None, **overrides):
   """(scores before, scores after, mean classification loss of the first and
-  last 5 steps): `steps` full-batch AdamW steps on `batch`, evaluated on it."""
+  last 5 steps): `steps` full-batch AdamW steps on `batch`, evaluated on it
+  (or on the `held_out` batch)."""
   config = config.copy_and_resolve_references()
   config.batch_size = NUM_CLIPS
   config.model.dropout_rate = 0.0
@@ -58,8 +59,9 @@ def _train(config, batch, steps: int, **overrides):
       train.train_step, graphdef=graphdef, tx=tx, of_weight=config.loss.of_weight,
       ldm_weight=config.loss.ldm_weight, flow_pairs_per_step=config.loss.flow_pairs_per_step))
   evaluate = jax.jit(functools.partial(train.eval_step, graphdef=graphdef, with_flow=True))
+  scored = batch if held_out is None else held_out
   scores = lambda state: {k: float(np.mean(v)) for k, v in evaluate(
-      state, batch, jnp.asarray(mean_landmarks)).items() if k != 'logits'}
+      state, scored, jnp.asarray(mean_landmarks)).items() if k != 'logits'}
   before = scores(state)
   mer = []
   for _ in range(steps):
@@ -87,6 +89,38 @@ def test_flow_head_learns_the_motion(clips):
   assert after['flow_epe_vs_targets'] < 0.9 * after['zero_flow_epe_vs_targets']
 
 
+@pytest.fixture(scope='module')
+def subjects(clips):
+  """(every clip of the first subject, every clip of the second) of synthetic_me/small."""
+  config, _ = clips
+  names = input_pipeline.list_subjects(config.dataset, config.data_dir)
+  batches = []
+  for name in names[:2]:
+    examples = [clip for _, clip in input_pipeline.evaluation_clips(
+        config.dataset, config.data_dir, [name])]
+    batch = {k: np.stack([e[k] for e in examples]) for k in examples[0] if k != 'video_id'}
+    batch['mask'] = np.ones(len(examples), np.float32)
+    batches.append(batch)
+  return batches
+
+
+def test_flow_refinement_learns_motion_it_was_not_trained_on(clips, subjects):
+  # The recipe of configs/demo_flow.py's flow layers (docs/RESULTS.md, the
+  # flow probe): the small-displacement refinement at a higher learning
+  # rate, trained on one subject's clips and scored on the other's. The
+  # official head alone stays at zero flow in such a run; a refinement that
+  # is frozen or cut from the flow loss stays at exactly 1.0.
+  config, _ = clips
+  seen, held_out = subjects
+  before, after, _ = _train(config, seen, 40, held_out=held_out, **{
+      'optimizer.learning_rate': 3e-4, 'loss.ldm_weight': 0.0,
+      'loss.flow_pairs_per_step': 7, 'model.flow_at_zero': True,
+      'model.flow_refinement': True, 'optimizer.lr_multipliers': 'flow_refine=30'})
+  print('held-out flow', before, after)
+  assert before['flow_epe_vs_truth'] == pytest.approx(before['zero_flow_epe_vs_truth'], rel=1e-3)
+  assert after['flow_epe_vs_truth'] < 0.9 * after['zero_flow_epe_vs_truth']
+
+
 def test_landmark_head_learns_the_landmarks(clips):
   config, batch = clips
   before, after, _ = _train(config, batch, 40, **{
@@ -110,3 +144,31 @@ def test_class_loss_falls(clips):
   _, _, (first, last) = _train(config, batch, 20, **{
       'loss.of_weight': 0.0, 'loss.ldm_weight': 0.0})
   assert last < 0.5 * first
+
+
+# The layers every task shares: MOL's claim is that the flow and landmark
+# tasks shape these.
+SHARED_TRUNK = ('conv_stack', 'fcc_1', 'fcc_2', 'ccc_1', 'ccc_2')
+
+
+def test_each_auxiliary_term_reaches_the_shared_trunk(clips):
+  """Every term sends gradient into every shared layer group. A stop_gradient
+  (or a detached copy) between the trunk and a head leaves that head's term
+  exactly zero there. At the official initialisation: with `flow_at_zero`
+  the flow term's gradient is zero everywhere but its last layer until the
+  first update."""
+  config, batch = clips
+  config = config.copy_and_resolve_references()
+  tx = train.create_optimizer(config)
+  graphdef, state = train.create_train_state(config, 3, 0, tx, batch['landmarks'].mean(0))
+  train_batch = {k: v for k, v in batch.items() if k not in input_pipeline.TRUTH_KEYS}
+  norms = jax.jit(functools.partial(
+      train.term_grad_norms, graphdef=graphdef, of_weight=config.loss.of_weight,
+      ldm_weight=config.loss.ldm_weight, flow_pairs_per_step=7,
+      groups=SHARED_TRUNK))(state, train_batch)
+  norms = {k: float(v) for k, v in norms.items()}
+  print('trunk gradients', norms)
+  for group in SHARED_TRUNK:
+    for term in ('flow', 'landmarks'):
+      assert norms[f'grad_norm/{term}/{group}'] > 1e-6 * norms[f'grad_norm/mer/{group}'], (
+          group, term, norms)

@@ -44,7 +44,8 @@ flags.DEFINE_integer('eval_every', 25, 'Evaluate the held-out fold every N steps
 
 # The config fields a probe varies, shown in its summary row.
 LEVERS = ('loss.flow_loss', 'loss.flow_scale', 'loss.flow_pyramid_weights', 'loss.flow_target',
-          'loss.of_weight', 'optimizer.learning_rate', 'model.flow_at_zero',
+          'model.flow_refinement', 'loss.of_weight', 'optimizer.learning_rate',
+          'optimizer.lr_multipliers', 'model.flow_at_zero',
           'loss.flow_pairs_per_step', 'num_train_steps')
 
 

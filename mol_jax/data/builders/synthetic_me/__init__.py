@@ -62,6 +62,14 @@ def _configs() -> list[SyntheticConfig]:
                        'default): the embedded demo, which must learn it in a few '
                        'minutes of CPU training.')),
       SyntheticConfig(
+          name='flow_pretrain',
+          generator=dataclasses.replace(default, amplitude_px=(1.0, 5.0), seed=1),
+          max_clips_per_video=2, align='registered',
+          description=('For pre-training the flow layers on the exact motion '
+                       '(configs/flow_pretrain.py): as demo, from another seed '
+                       '(other faces and motions than demo\'s subjects), 1-5 px '
+                       'action-unit motion, two clips per video.')),
+      SyntheticConfig(
           name='small', generator=synthetic.SMALL, max_clips_per_video=1,
           description='2 subjects x 3 classes x 1 video, for tests.'),
       SyntheticConfig(
