@@ -24,7 +24,13 @@ predictors (docs/RESULTS.md). What differs from the official recipe
   the official random offsets shift the face by up to 8 px, more than the
   3-5 px motion that carries the class;
 - no dropout and a cosine-decayed learning rate of 3e-4 with 10 warm-up
-  steps, so that a short run starts to generalise.
+  steps, so that a short run starts to generalise;
+- the small-displacement refinement after the flow head
+  (`model.flow_refinement`, mol_jax/model/flow_refine.py), which sees both
+  frames at full resolution, and 10x the learning rate for the flow layers
+  (`optimizer.lr_multipliers`): the official head sees the second frame
+  only through correlations in 16 px steps and stays at zero flow on 0.1-3
+  px motion under every loss option (docs/RESULTS.md, "The flow head").
 The loss weights are the official ones (`of_weight` 10, `ldm_weight` 0.5).
 """
 
@@ -46,6 +52,8 @@ def get_config():
   config.optimizer.learning_rate = 3e-4
   config.optimizer.schedule = 'cosine'
   config.optimizer.warmup_steps = 10
+  config.model.flow_refinement = True
+  config.optimizer.lr_multipliers = 'flownet=10,flow_refine=10'
   # Flow is evaluated on all 7 pairs after the last step only.
   config.eval_with_flow = True
   config.eval_every_steps = 0

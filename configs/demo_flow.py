@@ -10,11 +10,9 @@ stages, each built and trained on first use and resumable:
    (`config.init_from`, recorded in results.json), trained as the demo on
    the TV-L1 targets, as real data would be.
 
-What departs from the official network: the small-displacement refinement
-(`model.flow_refinement`, mol_jax/model/flow_refine.py) after the flow head,
-which sees both frames at full resolution, and higher learning rates for
-the flow layers (`optimizer.lr_multipliers`). docs/RESULTS.md ("The flow
-head") gives the probe measurements behind each.
+The network is the demo's: the official one plus the small-displacement
+refinement after the flow head (`model.flow_refinement`). docs/RESULTS.md
+("The flow head") gives the measurements behind it.
 """
 
 from configs import demo
@@ -23,7 +21,5 @@ from configs import flow_pretrain
 
 def get_config():
   config = demo.get_config()
-  config.model.flow_refinement = True
-  config.optimizer.lr_multipliers = 'flownet=10,flow_refine=10'
   config.pretrain = flow_pretrain.get_config()
   return config

@@ -4,9 +4,10 @@
 subjects (other faces, other motions; none of the demo's held-out clips),
 with 1-5 px action-unit motion. The flow term is trained against the
 records' exact motion (`loss.flow_target='true_flow'`) instead of the TV-L1
-targets, which are themselves 0.1 px off on these clips. The flow layers
-are those of `configs/demo_flow.py` (the small-displacement refinement,
-their learning rates), so its folds start from this model. Subject sy01 is
+targets, which are themselves 0.1 px off on these clips. The network and
+the flow layers' learning rates are the demo's (the small-displacement
+refinement), so the demo's folds start from this model; 2 flow pairs per
+step give the flow layers twice the demo's supervision per step. Subject sy01 is
 held out: its score is the pre-training's own check (`WORKDIR/pretrain`).
 The classification and landmark terms train as in the demo, so every layer
 the demo's folds load has seen faces.
@@ -20,8 +21,6 @@ def get_config():
   config.dataset = 'synthetic_me/flow_pretrain'
   config.folds = 'sy01'
   config.loss.flow_target = 'true_flow'
-  config.model.flow_refinement = True
-  config.optimizer.lr_multipliers = 'flownet=10,flow_refine=10'
   config.loss.flow_pairs_per_step = 2
   config.num_train_steps = 600
   config.checkpoint_every_steps = 100

@@ -275,7 +275,7 @@ def test_docs_name_the_classes_in_label_order():
   configs = text.split('\n## Configs\n')[1].split('\n## ')[0]  # The table of configs.
   rows = [line for line in configs.splitlines()
           if line.startswith('| `') and ('3class' in line or 'synthetic_me' in line)]
-  assert len(rows) == 7
+  assert len(rows) == 8
   for row in rows:
     names = row.split('|')[3].split('(')[0].strip()
     assert names == ', '.join(layouts.THREE_CLASS), row

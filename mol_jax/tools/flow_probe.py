@@ -34,13 +34,8 @@ from typing import Any, Sequence
 from absl import app, flags
 
 from mol_jax import exit_codes, files
-from mol_jax import main as main_lib
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('fold', '', 'Held-out fold (subject) to train; default the first of '
-                    'config.folds, else the first of the protocol.')
-flags.DEFINE_integer('eval_every', 25, 'Evaluate the held-out fold every N steps (and after '
-                     'the last).')
 
 # The config fields a probe varies, shown in its summary row.
 LEVERS = ('loss.flow_loss', 'loss.flow_scale', 'loss.flow_pyramid_weights', 'loss.flow_target',
@@ -222,25 +217,37 @@ def _flat(tree: dict, prefix: str = '') -> dict:
 
 
 def main(argv: Sequence[str]) -> None:
+  fail = lambda message, code, error=None: exit_codes.fail(message, code, error, FLAGS.verbose)
   if len(argv) > 1:
-    main_lib._fail(f'unexpected arguments {argv[1:]}: every flag is --name=value',  # pylint: disable=protected-access
-                   exit_codes.USAGE)
+    fail(f'unexpected arguments {argv[1:]}: every flag is --name=value', exit_codes.USAGE)
   from mol_jax import train  # pylint: disable=import-outside-toplevel
   workdir = os.path.abspath(FLAGS.workdir)
   try:
     probe = run_probe(FLAGS.config, workdir, FLAGS.fold, FLAGS.eval_every)
   except train.ConfigError as e:
-    main_lib._fail(str(e), exit_codes.USAGE, e)  # pylint: disable=protected-access
+    fail(str(e), exit_codes.USAGE, e)
   except FileNotFoundError as e:
-    main_lib._fail(str(e), exit_codes.NO_INPUT, e)  # pylint: disable=protected-access
+    fail(str(e), exit_codes.NO_INPUT, e)
   except train.NonFiniteError as e:
-    main_lib._fail(str(e), exit_codes.FAILED, e)  # pylint: disable=protected-access
+    fail(str(e), exit_codes.FAILED, e)
   print(markdown(probe))
   print(f"outputs: {os.path.join(workdir, 'probe.json')}, {os.path.join(workdir, 'probe.md')}")
 
 
-if __name__ == '__main__':
+def run_command() -> None:
+  """The command line: `mol_jax.main`'s flags (defined when it is imported,
+  so only here: the ablation tool defines a `workdir` flag of its own) and
+  this tool's two."""
+  from mol_jax import main as main_lib  # pylint: disable=import-outside-toplevel
+  flags.DEFINE_string('fold', '', 'Held-out fold (subject) to train; default the first of '
+                      'config.folds, else the first of the protocol.')
+  flags.DEFINE_integer('eval_every', 25, 'Evaluate the held-out fold every N steps (and after '
+                       'the last).')
   root = files.config_root(sys.argv)
   if root and root not in sys.path:
     sys.path.insert(0, root)
   app.run(main, flags_parser=main_lib.parse_flags)
+
+
+if __name__ == '__main__':
+  run_command()
