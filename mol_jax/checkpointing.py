@@ -148,12 +148,7 @@ def load_model(directory: str, step: int | None = None) -> MOL:
   """
   directory = _checkpoint_dir(directory)
   with _readable(directory), ocp.CheckpointManager(directory) as manager:
-    found = _resolve_step(manager, step)
-    if found is None:
-      raise FileNotFoundError(
-          f'no checkpoint{"" if step is None else f" step {step}"} in {directory} '
-          f'(steps found: {list(manager.all_steps())}); write one with python -m mol_jax.convert')
-    step = found
+    step = _existing_step(manager, step, directory, '; write one with python -m mol_jax.convert')
     config = manager.restore(step, args=ocp.args.Composite(
         model_config=ocp.args.JsonRestore()))['model_config']
     abstract = abstract_model(**config)
@@ -183,11 +178,16 @@ def checkpoint_step(directory: str, step: int | None = None) -> int:
   """
   directory = _checkpoint_dir(directory)
   with _readable(directory), ocp.CheckpointManager(directory) as manager:
-    found = _resolve_step(manager, step)
-    if found is None:
-      raise FileNotFoundError(
-          f'no checkpoint{"" if step is None else f" step {step}"} in {directory} '
-          f'(steps found: {list(manager.all_steps())})')
+    return _existing_step(manager, step, directory)
+
+
+def _existing_step(manager, step: int | None, directory: str, hint: str = '') -> int:
+  """`_resolve_step`, or FileNotFoundError naming the steps there are."""
+  found = _resolve_step(manager, step)
+  if found is None:
+    raise FileNotFoundError(
+        f'no checkpoint{"" if step is None else f" step {step}"} in {directory} '
+        f'(steps found: {list(manager.all_steps())}){hint}')
   return found
 
 
