@@ -74,8 +74,7 @@ def test_without_fcc_passes_the_conv_features_through():
     ({'use_fcc': False, 'use_ccc': False}, ('FCC_', 'CCC_')),
 ])
 def test_variants_import_official_weights_where_the_layers_exist(flags, refused_prefixes):
-  if not golden.available():
-    pytest.skip('golden manifest not available')
+  golden.require()
   sd = golden.official_state_dict()
   refused = {}
   model = convert.import_official(sd, 3, 4, refused=refused, **flags)

@@ -14,10 +14,9 @@ import golden
 
 
 def _state_dict(num_classes=3):
-  """A full official state_dict (golden weights when present, else zeros-shaped)."""
-  if golden.available():
-    return golden.official_state_dict(num_classes)
-  pytest.skip('golden manifest not available')
+  """The full official state_dict of the golden weights."""
+  golden.require()
+  return golden.official_state_dict(num_classes)
 
 
 def _same_variables(a, b):

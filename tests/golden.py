@@ -1,5 +1,5 @@
-"""The official model's golden outputs (`shared/golden/`) and the rule that
-rebuilds its exact state_dict."""
+"""The official model's golden outputs (`tests/golden/`, described by its
+README.md) and the rule that rebuilds its exact state_dict."""
 
 from __future__ import annotations
 
@@ -10,15 +10,26 @@ import zlib
 import numpy as np
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-# CI clones the repo with `shared/` beside it; MOL_GOLDEN_DIR overrides.
-GOLDEN_DIR = os.environ.get(
-    'MOL_GOLDEN_DIR', os.path.join(_HERE, '..', '..', 'shared', 'golden'))
+# The files travel with the repository, so that the parity tests run in every
+# clone; MOL_GOLDEN_DIR points the tests at another set of the same kind.
+REPO_GOLDEN_DIR = os.path.join(_HERE, 'golden')
+GOLDEN_DIR = os.environ.get('MOL_GOLDEN_DIR', REPO_GOLDEN_DIR)
 GOLDEN_FILE = os.path.join(GOLDEN_DIR, 'mol_golden_c3_k4.npz')
 MANIFEST_FILE = os.path.join(GOLDEN_DIR, 'official_state_dict_manifest_c3.json')
 
 
 def available() -> bool:
   return os.path.isfile(GOLDEN_FILE) and os.path.isfile(MANIFEST_FILE)
+
+
+def require(*paths: str) -> None:
+  """Fails (never skips) when a golden file is missing: they are part of the
+  repository, so a missing one is a broken checkout or a wrong MOL_GOLDEN_DIR."""
+  for path in paths or (GOLDEN_FILE, MANIFEST_FILE):
+    if not os.path.isfile(path):
+      raise FileNotFoundError(
+          f'{path}: golden file missing; restore tests/golden/ from the repository '
+          'or point MOL_GOLDEN_DIR at a folder that holds it')
 
 
 def golden_param(key: str, shape) -> np.ndarray:
@@ -56,6 +67,12 @@ def official_state_dict(num_classes: int = 3) -> dict[str, np.ndarray]:
 def outputs() -> dict[str, np.ndarray]:
   with np.load(GOLDEN_FILE) as data:
     return {k: data[k] for k in data.files}
+
+
+def readme() -> str:
+  """The repository's golden README: what each file holds and how it was made."""
+  with open(os.path.join(REPO_GOLDEN_DIR, 'README.md')) as f:
+    return f.read()
 
 
 def relative_error(actual, expected) -> float:

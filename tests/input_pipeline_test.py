@@ -81,7 +81,7 @@ def test_subjects_and_classes(data_dir):
 def test_a_tfrecord_build_says_how_to_rebuild(tmp_path):
   """A tfrecord build (`tfds build --file_format=tfrecord`): training on it must say so in
   one line, not fail later in random access."""
-  pytest.importorskip('tensorflow')
+  pytest.importorskip('tensorflow', reason="pip install -e '.[test]' installs TensorFlow")
   FakeMe(data_dir=str(tmp_path), file_format='tfrecord').download_and_prepare()
   with pytest.raises(FileNotFoundError, match=r'built as tfrecord; mol_jax reads array_record'
                      r'.*--file_format=array_record --overwrite'):

@@ -1,7 +1,5 @@
 """MOL against the official model's golden outputs, plus shape and step tests."""
 
-import os
-
 import chex
 import jax
 import jax.numpy as jnp
@@ -17,15 +15,15 @@ from mol_jax.model.mol import count_parameters, create_model
 
 import golden
 
-TOLERANCE = 1e-4
+# Float32 against the float64 reference: measured 2.8e-7 to 6.5e-7 relative
+# error on a 2-core CPU (up to 9e-7 in other runs); 3e-6 keeps a margin of 3
+# over that and is still 30 times under the 1e-4 that tests/golden/README.md
+# calls a real difference.
+TOLERANCE = 3e-6
 
 
 def _require_golden():
-  if not golden.available():
-    message = f'golden files not found in {golden.GOLDEN_DIR} (set MOL_GOLDEN_DIR)'
-    if os.environ.get('MOL_REQUIRE_GOLDEN'):
-      pytest.fail(message)
-    pytest.skip(message)
+  golden.require()
 
 
 @pytest.fixture(scope='module')

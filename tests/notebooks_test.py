@@ -10,8 +10,8 @@ import shutil
 
 import pytest
 
-nbclient = pytest.importorskip('nbclient')
-nbformat = pytest.importorskip('nbformat')
+nbclient = pytest.importorskip('nbclient', reason="pip install -e '.[test]' installs nbclient")
+nbformat = pytest.importorskip('nbformat', reason="pip install -e '.[test]' installs nbformat")
 
 NOTEBOOKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                          'notebooks')

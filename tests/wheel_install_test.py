@@ -88,11 +88,9 @@ def test_user_commands_run_from_the_installed_package(installed):
   assert report['class_names'] == ['surprise', 'positive', 'negative']
 
   # Official weights to a checkpoint.
-  if golden.available():
-    weights = outside / 'official.npz'
-    np.savez(weights, **golden.official_state_dict(3))
-    _run(python, ['-m', 'mol_jax.convert', '--weights', str(weights), '--num_classes', '3',
-                  '--out', str(outside / 'converted')], outside)
-    assert (outside / 'converted').is_dir()
-  elif os.environ.get('MOL_REQUIRE_GOLDEN'):
-    pytest.fail('MOL_REQUIRE_GOLDEN is set but shared/golden is missing')
+  golden.require()
+  weights = outside / 'official.npz'
+  np.savez(weights, **golden.official_state_dict(3))
+  _run(python, ['-m', 'mol_jax.convert', '--weights', str(weights), '--num_classes', '3',
+                '--out', str(outside / 'converted')], outside)
+  assert (outside / 'converted').is_dir()
