@@ -9,7 +9,7 @@ from flax import nnx
 from mol_jax import checkpointing, convert, inference
 from mol_jax.model import initialisers
 from mol_jax.model import mol as models
-from mol_jax.model.flow_refine import FlowRefinement, spatial_gradient
+from mol_jax.model.flow_refine import FlowRefinement, gaussian_blur, lucas_kanade, spatial_gradient
 from random_weights import random_model
 
 import golden
@@ -155,6 +155,42 @@ def test_spatial_gradient_of_a_ramp():
   np.testing.assert_allclose(grad[:, 1:-1, 0], 2.0)
   np.testing.assert_allclose(grad[:, [0, -1], 0], 1.0)  # one-sided at the border
   np.testing.assert_allclose(grad[..., 1], 0.0)
+
+
+def test_gaussian_blur_keeps_a_constant_and_the_mean():
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(2, 40, 40, 3)).astype(np.float32))
+  np.testing.assert_allclose(np.asarray(gaussian_blur(jnp.full((40, 40, 1), 3.0), 2.0)), 3.0, rtol=1e-6)
+  blurred = np.asarray(gaussian_blur(x, 1.5))
+  assert blurred.shape == x.shape
+  assert blurred.std() < 0.5 * float(x.std())  # it smooths
+  # Interior pixels: a separable, normalised kernel keeps each channel's mean.
+  np.testing.assert_allclose(blurred[:, 10:30, 10:30].mean(), np.asarray(x)[:, 10:30, 10:30].mean(), atol=0.05)
+
+
+def _texture(shift_x: float, shift_y: float, size: int = 64) -> jax.Array:
+  """A smooth texture moved by (shift_x, shift_y) pixels: [size, size, 1]."""
+  y, x = np.mgrid[:size, :size].astype(np.float64)
+  x, y = x - shift_x, y - shift_y
+  image = np.sin(2 * np.pi * x / 13) + np.cos(2 * np.pi * y / 11) + 0.5 * np.sin(2 * np.pi * (x + y) / 17)
+  return jnp.asarray(0.3 * image[..., None], jnp.float32)
+
+
+@pytest.mark.parametrize('shift', [(0.3, -0.2), (-0.8, 0.5), (0.05, 0.1)])
+def test_lucas_kanade_recovers_a_small_translation(shift):
+  estimate = np.asarray(lucas_kanade(_texture(0, 0), _texture(*shift)))
+  assert estimate.shape == (64, 64, 6)
+  for window in range(3):
+    centre = estimate[20:44, 20:44, 2 * window:2 * window + 2].reshape(-1, 2)
+    np.testing.assert_allclose(np.median(centre, axis=0), shift, atol=0.03 + 0.05 * np.abs(shift).max())
+
+
+def test_lucas_kanade_is_zero_without_motion_or_texture():
+  still = np.asarray(lucas_kanade(_texture(0, 0), _texture(0, 0)))
+  np.testing.assert_allclose(still, 0.0, atol=1e-6)
+  flat = jnp.full((32, 32, 1), 0.4)
+  # A brightness change on a flat face is not motion: the damping keeps it 0.
+  np.testing.assert_allclose(np.asarray(lucas_kanade(flat, flat + 0.01)), 0.0, atol=1e-6)
 
 
 def test_official_weights_load_into_every_official_layer():
