@@ -189,14 +189,19 @@ def clip_panel(prediction, clip: int = 0, scale: int = 2, pairs: Sequence[int] |
   columns = ['frame i (dlib green)', 'frame i+1 (MOL red)'] + [
       f'{name} (max {float(np.hypot(f[..., 0], f[..., 1]).max()):.2f} px)'
       for name, f in flows]
-  tile_w = frames.shape[-1] * scale
-  header = grid([[_label(np.full((0, tile_w, 3), 255, np.uint8), c, 20) for c in columns]])
+  return _with_header(body, frames.shape[-1] * scale, columns, titles)
+
+
+def _with_header(body: np.ndarray, tile_width: int, columns: Sequence[str], title: str
+                 ) -> np.ndarray:
+  """`body` (a `grid` of tiles `tile_width` wide) under a title line and one
+  caption per column, with the colour wheel as legend in a margin on the right."""
+  header = grid([[_label(np.full((0, tile_width, 3), 255, np.uint8), c, 20) for c in columns]])
   wheel = cv2.resize(color_wheel(64), (header.shape[0] + 16, header.shape[0] + 16),
                      interpolation=cv2.INTER_AREA)
-  top = _label(np.full((header.shape[0], body.shape[1], 3), 255, np.uint8), titles, 24)
+  top = _label(np.full((header.shape[0], body.shape[1], 3), 255, np.uint8), title, 24)
   top[-header.shape[0]:, :header.shape[1]] = header
   out = np.concatenate([top, np.full((2, body.shape[1], 3), 255, np.uint8), body], axis=0)
-  # The legend in a margin of its own, right of the header.
   margin = np.full((out.shape[0], wheel.shape[1] + 4, 3), 255, np.uint8)
   margin[:wheel.shape[0], 4:] = wheel
   return np.concatenate([out, margin], axis=1)
@@ -212,6 +217,45 @@ def flow_scale(prediction, clip: int) -> float:
     tvl1 = np.nan_to_num(np.asarray(prediction.tvl1[clip], np.float32))
     speed = max(speed, float(np.hypot(tvl1[..., 0], tvl1[..., 1]).max()))
   return speed
+
+
+def flow_comparison_panel(frames: np.ndarray, flows: Sequence[tuple[str, np.ndarray]],
+                          pairs: Sequence[int] | None = None, scale: int = 2,
+                          title: str = '') -> np.ndarray:
+  """Flow fields of one clip side by side on one speed scale, one row per frame pair.
+
+  Args:
+    frames: [8, H, W] (uint8 or float, shown rescaled to 0-255), the clip.
+    flows: (name, [7, H, W, 2]) per column, e.g. MOL's flow, the exact
+      motion, the TV-L1 targets. A column named 'truth' adds every other
+      column's mean end-point error against it to its header.
+    pairs: the frame pairs to show (default all).
+    scale: upscaling of every tile.
+    title: the first header line.
+
+  Returns:
+    uint8 RGB image: the second frame of each pair, then one column per flow,
+    all in `flow_to_color`'s coding with full colour at the largest speed of
+    every column but the first (the model's own flow never sets its scale),
+    and at least `FLOW_FULL_SCALE_PX`.
+  """
+  frames = np.asarray(frames, np.float32)
+  lo, hi = float(frames.min()), float(frames.max())
+  frames = np.round((frames - lo) / max(hi - lo, 1e-6) * 255).astype(np.uint8)
+  fields = [(name, np.nan_to_num(np.asarray(f, np.float32))) for name, f in flows]
+  speed = max([FLOW_FULL_SCALE_PX] + [float(np.hypot(f[..., 0], f[..., 1]).max())
+                                      for _, f in fields[1:]])
+  truth = dict(fields).get('truth')
+  pairs = range(frames.shape[0] - 1) if pairs is None else pairs
+  rows = [[upscale(to_rgb(frames[i + 1]), scale)]
+          + [upscale(flow_to_color(f[i], speed), scale) for _, f in fields] for i in pairs]
+  columns = ['frame i+1']
+  for name, f in fields:
+    if truth is not None and name != 'truth':
+      name += f' (EPE {float(np.linalg.norm(f - truth, axis=-1).mean()):.3f} px)'
+    columns.append(name)
+  return _with_header(grid(rows), rows[0][0].shape[1], columns,
+                      (title + '; ' if title else '') + f'colour: {speed:.1f} px = full')
 
 
 # Mean distance from dlib's landmarks, in eye distances, beyond which MOL's

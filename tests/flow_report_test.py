@@ -1,4 +1,5 @@
-"""mol_jax.tools.flow_report: the error functions by hand, the markdown section, a tiny run."""
+"""mol_jax.tools.flow_report and flow_figure: the error functions by hand, the markdown
+section, the comparison picture, a tiny run."""
 
 import json
 import os
@@ -8,8 +9,8 @@ import numpy as np
 import pytest
 
 from mol_jax import clip_format
-from mol_jax import checkpointing, train
-from mol_jax.tools import flow_report
+from mol_jax import checkpointing, train, visualize
+from mol_jax.tools import flow_figure, flow_report
 from random_weights import random_model
 
 
@@ -84,6 +85,47 @@ def test_report_on_the_small_synthetic_set(tmp_path, capsys):
   assert ('Command:\n\n```bash\npython -m mol_jax.tools.flow_report --checkpoint ' + model) in text
   assert os.path.isdir(os.path.join(data_dir, 'downloads'))
   assert '| TV-L1 flow' in capsys.readouterr().out
+
+  # The picture of MOL's flow beside the truth and TV-L1, on the clip with the most motion.
+  panel, scores = flow_figure.figure(model, 'synthetic_me/small', data_dir, 'sy01', pairs=[1, 3])
+  assert panel.dtype == np.uint8 and panel.ndim == 3
+  assert set(scores['epe']) == {'MOL', 'TV-L1', 'zero flow'}
+  assert scores['epe']['TV-L1'] < scores['epe']['zero flow']
+  out = tmp_path / 'figure.png'
+  flow_figure.main([model, 'synthetic_me/small', '--data_dir', data_dir, '--subject', 'sy01',
+                    '--clip', str(scores['clip']), '--out', str(out)])
+  assert out.stat().st_size > 0
+  with pytest.raises(SystemExit, match='has clips 0..2'):
+    flow_figure.figure(model, 'synthetic_me/small', data_dir, 'sy01', clip=3)
+
+
+def _disc_flow(speed: float) -> np.ndarray:
+  """[7, 32, 32, 2]: `speed` px to the right inside a disc, still outside it."""
+  y, x = np.mgrid[:32, :32]
+  inside = (x - 16) ** 2 + (y - 16) ** 2 < 64
+  flow = np.zeros((7, 32, 32, 2), np.float32)
+  flow[:, inside, 0] = speed
+  return flow
+
+
+def test_comparison_panel_shares_the_references_scale():
+  frames = np.random.default_rng(0).uniform(size=(8, 32, 32)).astype(np.float32)
+  truth = _disc_flow(2.0)
+  # The model's flow (first column) never sets the scale: a model 10x too fast
+  # does not wash the truth out.
+  wild = visualize.flow_comparison_panel(frames, [('MOL', 10 * truth), ('truth', truth)], [0], scale=1)
+  tame = visualize.flow_comparison_panel(frames, [('MOL', truth), ('truth', truth)], [0], scale=1)
+  assert wild.shape == tame.shape
+  bottom = slice(wild.shape[0] - 32, wild.shape[0])
+  truth_tile = slice(2 * (32 + 2), 2 * (32 + 2) + 32)
+  np.testing.assert_array_equal(wild[bottom, truth_tile], tame[bottom, truth_tile])
+  # Full colour at the truth's 2 px: the disc's centre is saturated red.
+  centre = tame[wild.shape[0] - 16, 2 * (32 + 2) + 16]
+  assert centre[0] == 255 and centre[1] < 10 and centre[2] < 10
+  # Under 1 px of motion, full colour stays at FLOW_FULL_SCALE_PX.
+  faint = visualize.flow_comparison_panel(frames, [('MOL', truth), ('truth', truth / 4)], [0], scale=1)
+  pixel = faint[faint.shape[0] - 16, 2 * (32 + 2) + 16]
+  assert 100 < int(pixel[1]) < 160  # 0.5 px of 1 px: half saturated
 
 
 def test_builder_configs_are_read_from_the_builders():
