@@ -1,5 +1,6 @@
 """Preparation on Apache Beam (mol_jax.data.beam_build) builds what the default path builds."""
 
+import ast
 import os
 import re
 import subprocess
@@ -131,3 +132,25 @@ def test_the_builders_and_the_cli_import_no_beam():
           'from mol_jax.data.builders import synthetic_me; '
           "assert 'apache_beam' not in sys.modules, 'apache_beam imported'")
   subprocess.run([sys.executable, '-c', code], cwd=REPO, check=True, timeout=120)
+
+
+def _package_imports(path: str) -> set[str]:
+  """The mol_jax modules a source file imports, wherever the import statement is."""
+  names = set()
+  for node in ast.walk(ast.parse(open(path).read())):
+    if isinstance(node, ast.Import):
+      names.update(alias.name for alias in node.names)
+    elif isinstance(node, ast.ImportFrom) and node.module:
+      names.update(f'{node.module}.{alias.name}' for alias in node.names)
+      names.add(node.module)
+  return {name for name in names if name.startswith('mol_jax')}
+
+
+def test_the_record_schema_and_the_beam_path_import_nothing_of_the_builder():
+  """The builder uses both; an import back would make a cycle."""
+  data = os.path.join(REPO, 'mol_jax', 'data')
+  for module in ('records', 'beam_build'):
+    imported = _package_imports(os.path.join(data, f'{module}.py'))
+    assert 'mol_jax.data.builder' not in imported, module
+    assert 'mol_jax.data.beam_build' not in imported, module
+  assert 'mol_jax.data.builder' not in _package_imports(os.path.join(data, 'preprocess.py'))

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from mol_jax.data import builder, layouts
+from mol_jax.data import builder
+from mol_jax.data import layouts
 from mol_jax.data import preprocess
+from mol_jax.data import records
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILDERS = os.path.join(REPO, 'tfds_builders')
@@ -238,12 +240,42 @@ def test_nothing_buildable_is_a_clear_error(tmp_path):
     _plan('smic', '3class', str(root), tmp_path / 'data')
 
 
+def test_a_clip_result_becomes_a_record_or_a_counted_skip():
+  """What both build paths run per clip (`records.example_or_skip`)."""
+  job = preprocess.ClipJob('v1_c003', tuple(f'img{i}.jpg' for i in range(8)), tuple(range(8)))
+  entry = layouts.VideoEntry(folder='raw/v1', subject='s1', video_id='v1', emotion='happiness')
+  item = (job, entry, 'positive')
+  clip = preprocess.Clip(video=np.full((8, 144, 144, 1), 7, np.uint8),
+                         flow=np.ones((7, 144, 144, 2), np.float16),
+                         landmarks=np.zeros((8, 68, 2), np.float32),
+                         frame_indices=np.arange(3, 11, dtype=np.int32),
+                         matrices=np.zeros((8, 2, 3), np.float32), reused_boxes=2,
+                         extra={'motion': np.zeros((2,), np.float32)})
+  summary = preprocess.SkipSummary('test')
+  key, example = records.example_or_skip(item, clip, summary)
+  assert key == 'v1_c003'
+  assert sorted(example) == ['flow', 'frame_indices', 'label', 'landmarks', 'motion',
+                             'subject', 'video', 'video_id']
+  assert (example['label'], example['subject'], example['video_id']) == ('positive', 's1', 'v1')
+  assert example['video'] is clip.video and example['frame_indices'] is clip.frame_indices
+  # The record fits the schema every builder declares (`motion` is an extra feature).
+  schema = records.features(layouts.THREE_CLASS,
+                            {'motion': tfds.features.Tensor(shape=(2,), dtype=np.float32)})
+  encoded = schema.encode_example(example)
+  assert encoded['label'] == layouts.THREE_CLASS.index('positive')
+  skip = preprocess.SkipClip(preprocess.NO_FACE, 'raw/v1/img0.jpg', 'no face')
+  assert records.example_or_skip(item, skip, summary) is None
+  assert (summary.clips_built, summary.reused_boxes) == (1, 2)
+  assert summary.counts == {preprocess.NO_FACE: 1}
+  assert summary.examples[preprocess.NO_FACE] == ['raw/v1/img0.jpg']
+
+
 class _Interrupted(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   VERSION = tfds.core.Version('1.0.0')
 
   def _info(self):
     return tfds.core.DatasetInfo(builder=self,
-                                 features=builder.features(layouts.THREE_CLASS))
+                                 features=records.features(layouts.THREE_CLASS))
 
   def _split_generators(self, dl_manager):
     return {'s1': self._generate_examples()}
@@ -263,9 +295,9 @@ def test_interrupted_build_leaves_nothing_complete(tmp_path):
   assert not builder.is_prepared()
   final = os.path.join(str(tmp_path), '_interrupted', '1.0.0')
   assert not os.path.exists(os.path.join(final, 'dataset_info.json'))
-  records = [f for _, _, files in os.walk(tmp_path) for f in files
+  written = [f for _, _, files in os.walk(tmp_path) for f in files
              if 'array_record' in f]
-  assert not [r for r in records if os.path.exists(os.path.join(final, r))]
+  assert not [r for r in written if os.path.exists(os.path.join(final, r))]
 
 
 def test_docs_name_the_classes_in_label_order():

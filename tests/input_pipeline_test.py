@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from mol_jax.data import builder
 from mol_jax.data import input_pipeline
+from mol_jax.data import records
 
 SUBJECTS = {'a': 5, 'b': 3, 'c': 4}  # Clips per subject.
 CLASSES = ('surprise', 'positive', 'negative')
@@ -40,7 +40,7 @@ class FakeMe(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   VERSION = tfds.core.Version('1.0.0')
 
   def _info(self):
-    return tfds.core.DatasetInfo(builder=self, features=builder.features(CLASSES))
+    return tfds.core.DatasetInfo(builder=self, features=records.features(CLASSES))
 
   def _split_generators(self, dl_manager):
     del dl_manager

@@ -6,11 +6,14 @@ it on its pipeline and writes what it yields. The per-clip work is the
 parallel step, one `preprocess.process_job` per element, so a cluster runner
 spreads the clips of every split over its workers. This module imports
 apache_beam, and is imported only on that path: the default build needs no
-Beam.
+Beam. It builds records through `mol_jax.data.records`, as the default path
+does, and imports nothing of the builder.
 
-What a worker skips is counted with Beam counters (namespace `SKIPPED`, one
-per reason; the paths in string sets) and logged there; the builder adds the
-counts to its `SkipSummary` when the pipeline is done (`add_counts`).
+What a worker builds and skips is counted where the default path counts it
+(`records.example_or_skip`), in a `SkipSummary` that also feeds Beam counters
+(namespace `SKIPPED`, one per reason; the paths in string sets): a worker's
+summary does not reach the builder, the counters do, and the builder adds
+them to its own when the pipeline is done (`add_counts`).
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ from typing import Any, Callable, Sequence
 import apache_beam as beam
 from apache_beam.metrics import metric
 
-from mol_jax.data import builder
 from mol_jax.data import preprocess
+from mol_jax.data import records
 
 # Counter namespaces: built clips and borrowed boxes in `BUILT`, one counter
 # per skip reason in `SKIPPED` (and one string set of paths, in `SKIPPED_PATHS`).
@@ -31,8 +34,22 @@ SKIPPED_PATHS = 'mol_jax.skipped_paths'
 CLIPS = 'clips'
 REUSED_BOXES = 'reused_boxes'
 
-Item = builder.Item
 Annotate = Callable[[preprocess.ClipJob, preprocess.Clip], dict] | None
+
+
+class _CountingSummary(preprocess.SkipSummary):
+  """A worker's summary: logs as the default path does, and passes each
+  count on to the Beam counters that reach the builder."""
+
+  def skip(self, reason: str, path: str, detail: str = '') -> None:
+    super().skip(reason, path, detail)
+    metric.Metrics.counter(SKIPPED, reason).inc()
+    metric.Metrics.string_set(SKIPPED_PATHS, reason).add(path)
+
+  def built(self, reused_boxes: int) -> None:
+    super().built(reused_boxes)
+    metric.Metrics.counter(BUILT, CLIPS).inc()
+    metric.Metrics.counter(BUILT, REUSED_BOXES).inc(reused_boxes)
 
 
 class _ProcessClip(beam.DoFn):
@@ -47,27 +64,19 @@ class _ProcessClip(beam.DoFn):
   def setup(self):
     # Once per worker: the dlib models take seconds to load.
     self._detector = preprocess.worker_detector(self._options)
-    # Formats the skip warnings as the default path does; the counts that
-    # reach the build's summary are the counters.
-    self._skips = preprocess.SkipSummary(self._name)
+    self._summary = _CountingSummary(self._name)
 
-  def process(self, item: Item):
-    job, entry, label = item
-    job, result = preprocess.process_job(job, self._detector, self._options, self._annotate)
-    if isinstance(result, preprocess.SkipClip):
-      self._skips.skip(result.reason, result.path, result.detail)
-      metric.Metrics.counter(SKIPPED, result.reason).inc()
-      metric.Metrics.string_set(SKIPPED_PATHS, result.reason).add(result.path)
-      return
-    metric.Metrics.counter(BUILT, CLIPS).inc()
-    metric.Metrics.counter(BUILT, REUSED_BOXES).inc(result.reused_boxes)
-    yield builder.clip_example(job, result, entry, label)
+  def process(self, item: records.Item):
+    _, result = preprocess.process_job(item[0], self._detector, self._options, self._annotate)
+    example = records.example_or_skip(item, result, self._summary)
+    if example is not None:
+      yield example
 
 
 class BuildClips(beam.PTransform):
   """The examples of one split: its clip jobs, pre-processed in parallel."""
 
-  def __init__(self, items: Sequence[Item], options: preprocess.PreprocessOptions,
+  def __init__(self, items: Sequence[records.Item], options: preprocess.PreprocessOptions,
                annotate: Annotate, name: str = 'pre-processing'):
     super().__init__()
     self._items = list(items)

@@ -6,7 +6,8 @@ clip, one split per subject, through `mol_jax.data.preprocess`: in a process
 pool, or on Apache Beam's workers when the build is given Beam options
 (`mol_jax.data.beam_build`). The builders themselves are
 `mol_jax.data.builders.<name>`; `tfds_builders/<name>/` holds the file
-`tfds build` finds, which imports them.
+`tfds build` finds, which imports them. What a clip's record holds, and how a
+built clip fills it, is `mol_jax.data.records`, shared with the Beam path.
 """
 
 from __future__ import annotations
@@ -17,17 +18,17 @@ import inspect
 import os
 import pathlib
 import re
+import types
 import weakref
 from typing import Any, Callable, Iterator, Sequence
 
 from absl import logging
 from etils import epath
-import numpy as np
 import tensorflow_datasets as tfds
 
-from mol_jax import clip_format
 from mol_jax.data import layouts
 from mol_jax.data import preprocess
+from mol_jax.data import records
 
 # Environment knobs read at build time (set by `mol_jax.tfds_build` flags).
 ENV_NUM_WORKERS = 'MOL_JAX_NUM_WORKERS'
@@ -103,26 +104,6 @@ def class_configs(class_sets: dict[str, Sequence[str]], **options: Any
   return configs
 
 
-def features(classes: Sequence[str], extra: dict[str, Any] | None = None
-             ) -> tfds.features.FeaturesDict:
-  """The features of every micro-expression builder, and a builder's `extra` ones."""
-  return tfds.features.FeaturesDict({
-      **(extra or {}),
-      'video': tfds.features.Tensor(shape=(clip_format.NUM_FRAMES, clip_format.STORED_SIZE,
-                                           clip_format.STORED_SIZE, 1),
-                                    dtype=np.uint8),
-      'flow': tfds.features.Tensor(shape=(clip_format.NUM_PAIRS, clip_format.STORED_SIZE,
-                                          clip_format.STORED_SIZE, 2),
-                                   dtype=np.float16),
-      'landmarks': tfds.features.Tensor(shape=(clip_format.NUM_FRAMES, clip_format.NUM_LANDMARKS, 2),
-                                        dtype=np.float32),
-      'label': tfds.features.ClassLabel(names=list(classes)),
-      'subject': tfds.features.Text(),
-      'video_id': tfds.features.Text(),
-      'frame_indices': tfds.features.Tensor(shape=(clip_format.NUM_FRAMES,), dtype=np.int32),
-  })
-
-
 def _env_int(name: str, default: int | None) -> int | None:
   value = os.environ.get(name)
   if value in (None, ''):
@@ -151,10 +132,6 @@ def remove_incomplete_builds(version_dir: epath.Path) -> list[str]:
       path.rmtree()
       removed.append(path.name)
   return removed
-
-
-# A planned clip: its job, its video and its label.
-Item = tuple[preprocess.ClipJob, layouts.VideoEntry, str]
 
 
 class MicroExpressionBuilder(tfds.core.GeneratorBasedBuilder,
@@ -215,7 +192,7 @@ class MicroExpressionBuilder(tfds.core.GeneratorBasedBuilder,
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
-        features=features(self.builder_config.classes, self._extra_features()),
+        features=records.features(self.builder_config.classes, self._extra_features()),
         homepage=self.HOMEPAGE or None,
     )
 
@@ -244,8 +221,7 @@ class MicroExpressionBuilder(tfds.core.GeneratorBasedBuilder,
     options = self._options()
     classes = self.builder_config.classes
     self._summary = preprocess.SkipSummary(f'{self.name}/{self.builder_config.name}')
-    by_subject: dict[str, list[tuple[preprocess.ClipJob, layouts.VideoEntry, str]]] = (
-        collections.defaultdict(list))
+    by_subject: dict[str, list[records.Item]] = collections.defaultdict(list)
     seen_ids = set()
     for entry in entries:
       if entry.skip_reason is not None:  # Known from the listing already.
@@ -301,7 +277,7 @@ class MicroExpressionBuilder(tfds.core.GeneratorBasedBuilder,
     return config is not None and (config.beam_runner is not None
                                    or config.beam_options is not None)
 
-  def _generate_examples(self, items: Sequence[Item]):
+  def _generate_examples(self, items: Sequence[records.Item]):
     """A split's (key, example)s: a generator, or on Beam a `beam.PTransform`.
 
     TFDS runs a split on its Beam pipeline when the split's generator is a
@@ -309,32 +285,26 @@ class MicroExpressionBuilder(tfds.core.GeneratorBasedBuilder,
     """
     if not self._on_beam():
       return self._generate_here(items)
-    from mol_jax.data import beam_build  # pylint: disable=g-import-not-at-top
     cap = self._download_config.max_examples_per_split
     if cap is not None:
       # TFDS caps generators only; here the jobs are capped (a skipped clip
       # then leaves the split one short).
       items = items[:cap]
-    return beam_build.BuildClips(items, self._options(), self._annotator(),
+    return _beam_build().BuildClips(items, self._options(), self._annotator(),
                                  self._summary.name)
 
   def _process_pipeline_result(self, pipeline_result) -> None:
     """Adds what the Beam workers built and skipped to the summary, and prints it."""
-    from mol_jax.data import beam_build  # pylint: disable=g-import-not-at-top
-    beam_build.add_counts(self._summary, pipeline_result)
+    _beam_build().add_counts(self._summary, pipeline_result)
     self._summary.log()
 
-  def _generate_here(self, items: Sequence[Item]) -> Iterator[tuple[str, dict[str, Any]]]:
-    by_key = {job.key: (entry, label) for job, entry, label in items}
+  def _generate_here(self, items: Sequence[records.Item]) -> Iterator[records.Example]:
+    by_key = {item[0].key: item for item in items}
     try:
       for job, result in self._processor.run(job for job, _, _ in items):
-        entry, label = by_key[job.key]
-        if isinstance(result, preprocess.SkipClip):
-          self._summary.skip(result.reason, result.path, result.detail)
-          continue
-        self._summary.clips_built += 1
-        self._summary.reused_boxes += result.reused_boxes
-        yield clip_example(job, result, entry, label)
+        example = records.example_or_skip(by_key[job.key], result, self._summary)
+        if example is not None:
+          yield example
     finally:
       self._splits_left -= 1
       if self._splits_left == 0:
@@ -342,19 +312,10 @@ class MicroExpressionBuilder(tfds.core.GeneratorBasedBuilder,
         self._summary.log()
 
 
-def clip_example(job: preprocess.ClipJob, clip: preprocess.Clip, entry: layouts.VideoEntry,
-                 label: str) -> tuple[str, dict[str, Any]]:
-  """The (key, example) of a built clip, the same on every path of a build."""
-  return job.key, {
-      'video': clip.video,
-      'flow': clip.flow,
-      'landmarks': clip.landmarks,
-      'label': label,
-      'subject': entry.subject,
-      'video_id': entry.video_id,
-      'frame_indices': clip.frame_indices,
-      **clip.extra,
-  }
+def _beam_build() -> types.ModuleType:
+  """`mol_jax.data.beam_build`, imported on the Beam path only: it imports
+  apache_beam, an optional extra that the default build does not need."""
+  return importlib.import_module('mol_jax.data.beam_build')
 
 
 def builder_class(name: str) -> type[MicroExpressionBuilder] | None:

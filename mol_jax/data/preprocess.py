@@ -523,12 +523,10 @@ class SkipSummary:
     self.examples[reason].append(path)
     logging.warning('Skipped (%s) %s: %s', reason, path, detail)
 
-  def add(self, other: 'SkipSummary') -> None:
-    self.counts.update(other.counts)
-    for k, v in other.examples.items():
-      self.examples[k].extend(v)
-    self.clips_built += other.clips_built
-    self.reused_boxes += other.reused_boxes
+  def built(self, reused_boxes: int) -> None:
+    """Counts a built clip, `reused_boxes` of whose frames borrowed a face box."""
+    self.clips_built += 1
+    self.reused_boxes += reused_boxes
 
   def report(self) -> str:
     lines = [f'{self.name}: {self.clips_built} clip(s) built, '
