@@ -58,18 +58,17 @@ def test_conv2d_gradients_match_xla(impl, kernel, stride, padding):
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize('impl', ['cols', 'phases', 'subpixel'])
-def test_conv_transpose2d_gradients_match_xla(impl):
+def test_conv_transpose2d_gradients_match_xla():
   x = jnp.asarray(RNG.standard_normal((2, 5, 6, 7)), jnp.float32)
   w = jnp.asarray(RNG.standard_normal((4, 4, 7, 3)), jnp.float32)
   grads = lambda impl: jax.grad(
       lambda x, w: jnp.sum(jnp.sin(conv.conv_transpose2d(x, w, impl=impl))),
       argnums=(0, 1))(x, w)
-  for got, ref in zip(grads(impl), grads('xla')):
+  for got, ref in zip(grads('cols'), grads('xla')):
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize('impl', ['xla', 'cols', 'phases', 'subpixel'])
+@pytest.mark.parametrize('impl', ['xla', 'cols'])
 def test_conv_transpose2d_matches_torch(impl):
   x = RNG.standard_normal((2, 3, 5, 6, 7)).astype(np.float32)  # two batch axes
   w = RNG.standard_normal((7, 4, 4, 4)).astype(np.float32)  # torch [in, out, kh, kw]

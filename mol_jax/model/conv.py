@@ -15,11 +15,11 @@ of two layouts:
   predictions have 2 output channels), and it is how a transposed
   convolution is computed without spending FLOPs on inserted zeros.
 
-Transposed convolutions have two more stride-1 paths, for accelerators:
-`phases` (one 2x2 convolution per output phase) and `subpixel` (one 3x3
-convolution to 4 x out channels, then the phases interleaved); on an H100
-`subpixel` ran the 130 -> 32 layer 1.5x faster than XLA's dilated-input
-convolution and the wider layers no faster (docs/PERFORMANCE.md).
+Size-preserving stride-1 convolutions in either layout and the transposed
+`cols` path have a hand-written backward, where autodiff of the shifted
+views would write a padded copy per tap (below). On GPU and TPU the transposed
+convolutions are XLA's dilated-input convolution: the per-phase alternatives
+measured on an H100 were no faster on most layers (docs/PERFORMANCE.md).
 
 Every path computes the same function; tests check them against each other
 and against PyTorch.
@@ -33,9 +33,8 @@ import jax
 import jax.numpy as jnp
 
 _DIMS = ('NHWC', 'HWIO', 'NHWC')
-# False: autodiff of the CPU paths, to compare against (docs/PERFORMANCE.md).
-HAND_WRITTEN_BACKWARD = True
 IMPLS = ('auto', 'xla', 'im2col', 'cols')
+
 
 def _xla_conv(x: jax.Array, kernel: jax.Array, strides, padding, lhs_dilation=None) -> jax.Array:
   """`lax.conv_general_dilated` in NHWC / HWIO."""
@@ -126,7 +125,8 @@ def _full_correlation_patches(g: jax.Array, kh: int, kw: int, padding: int) -> j
 
 # The backward passes below are written by hand: autodiff of the shifted
 # views writes one full-size padded copy per tap of the input gradient and
-# then adds them, the largest memory traffic of the train step. Here the
+# then adds them, the largest memory traffic of the train step (the train
+# step took 7.7 % longer with autodiff, docs/PERFORMANCE.md). Here the
 # input gradient of a stride-1 convolution is itself an im2col convolution of
 # the output gradient with the flipped kernel, and the backward of the `cols`
 # paths reads im2col patches of the output gradient: one concatenation, no
@@ -197,7 +197,7 @@ def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1, padding: int = 0,
     y = _xla_conv(x, kernel, (stride, stride), [(padding, padding)] * 2)
   elif impl == 'im2col':
     same = stride == 1 and 2 * padding == kh - 1 == kw - 1
-    if same and HAND_WRITTEN_BACKWARD:
+    if same:
       y = _same_conv_im2col(x, kernel, padding)
     else:
       y = _im2col_forward(x, kernel, stride, padding)[0]
@@ -205,7 +205,7 @@ def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1, padding: int = 0,
     if stride != 1:
       raise ValueError(f"impl 'cols' needs stride 1, got {stride}")
     same = 2 * padding == kh - 1 == kw - 1
-    if same and HAND_WRITTEN_BACKWARD:
+    if same:
       y = _same_conv_cols(x, kernel, padding)
     else:
       y = _cols_forward(x, kernel, padding)
@@ -226,43 +226,6 @@ def _interleave_phases(phases: list[list[jax.Array]]) -> jax.Array:
   return jnp.stack(rows, axis=2).reshape(n, 2 * h, 2 * w, c)  # [n, h, py, w, px, c]
 
 
-def _transpose_by_phases(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """Four stride-1 2x2 convolutions, one per output phase: only the taps
-  that meet real input are multiplied."""
-  phases = []
-  for py in (0, 1):
-    row = []
-    for px in (0, 1):
-      # Window row i reads input offset i - 1 + p: -1, 0 for phase 0; 0, +1 for 1.
-      k = [[None, None], [None, None]]
-      for ky, dy in _PHASE_TAPS[py]:
-        for kx, dx in _PHASE_TAPS[px]:
-          k[dy + 1 - py][dx + 1 - px] = kernel[ky, kx]
-      k = jnp.stack([jnp.stack(r) for r in k])
-      pad = [(1 - py, py), (1 - px, px)]
-      row.append(jax.lax.conv_general_dilated(x, k, (1, 1), pad, dimension_numbers=_DIMS))
-    phases.append(row)
-  return _interleave_phases(phases)
-
-
-def _transpose_by_subpixel(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """One stride-1 3x3 convolution with 4 x out channels (a zero tap where a
-  phase does not read an offset), then the phases interleaved: 9/4 of the
-  real multiply-adds, in one wide matrix product."""
-  cin, cout = kernel.shape[2:]
-  wide = jnp.zeros((3, 3, cin, 2, 2, cout), kernel.dtype)
-  for py in (0, 1):
-    for px in (0, 1):
-      for ky, dy in _PHASE_TAPS[py]:
-        for kx, dx in _PHASE_TAPS[px]:
-          wide = wide.at[dy + 1, dx + 1, :, py, px].set(kernel[ky, kx])
-  y = jax.lax.conv_general_dilated(x, wide.reshape(3, 3, cin, 4 * cout), (1, 1),
-                                   [(1, 1), (1, 1)], dimension_numbers=_DIMS)
-  n, h, w, _ = y.shape
-  y = y.reshape(n, h, w, 2, 2, cout)  # [n, h, w, py, px, c]
-  return jnp.moveaxis(y, 3, 2).reshape(n, 2 * h, 2 * w, cout)
-
-
 def conv_transpose2d(x: jax.Array, kernel: jax.Array, impl: str = 'auto') -> jax.Array:
   """`torch.nn.ConvTranspose2d(kernel_size=4, stride=2, padding=1)` (no bias).
 
@@ -270,9 +233,8 @@ def conv_transpose2d(x: jax.Array, kernel: jax.Array, impl: str = 'auto') -> jax
     x: [..., height, width, in].
     kernel: [4, 4, in, out], PyTorch's weight [in, out, 4, 4] transposed
       (not flipped).
-    impl: 'xla' (lax.conv with input dilation), 'cols', 'phases' (four
-      2x2 convolutions), 'subpixel' (one 3x3 convolution to 4 x out
-      channels) or 'auto' (`cols` on CPU, `xla` elsewhere).
+    impl: 'xla' (lax.conv with input dilation), 'cols' or 'auto' (`cols` on
+      CPU, `xla` elsewhere).
 
   Returns:
     [..., 2 * height, 2 * width, out].
@@ -285,15 +247,11 @@ def conv_transpose2d(x: jax.Array, kernel: jax.Array, impl: str = 'auto') -> jax
   x, lead = _flatten_batch(x)
   cin = x.shape[-1]
   cout = kernel.shape[-1]
-  if impl in ('phases', 'subpixel'):
-    fn = _transpose_by_phases if impl == 'phases' else _transpose_by_subpixel
-    y = fn(x, kernel)
-    return y.reshape(lead + y.shape[1:])
   impl = _conv_impl(impl, 2, cin, cout)
   if impl == 'xla':
     y = _xla_conv(x, kernel[::-1, ::-1], (1, 1), [(2, 2)] * 2, lhs_dilation=(2, 2))
     return y.reshape(lead + y.shape[1:])
-  y = _transpose_cols(x, kernel) if HAND_WRITTEN_BACKWARD else _transpose_cols_forward(x, kernel)
+  y = _transpose_cols(x, kernel)
   return y.reshape(lead + y.shape[1:])
 
 

@@ -364,8 +364,6 @@ def layers(batch_size: int, impls=('xla', 'auto'), repeats: int = 3,
     x = jax.random.normal(key, (batch_size, size, size, cin), dtype)
     w = (jax.random.normal(key, (k, k, cin, cout)) * 0.01).astype(dtype)
     for impl in impls:
-      if impl in ('phases', 'subpixel') and not transposed:
-        continue  # transposed-convolution paths only
       if impl == 'im2col' and transposed:
         continue  # a transposed convolution has no input-side patch path
       if transposed:
@@ -395,48 +393,6 @@ def _random_batch(batch_size: int, num_classes: int, mesh) -> tuple[dict, dict]:
       'mask': np.ones(batch_size, np.float32),
   }
   return local, sharding.global_batch(local, mesh)
-
-
-def compare_backward(batch_size: int = 8, rounds: int = 5, config_name: str = 'default') -> dict:
-  """The official train step with the CPU convolutions' hand-written
-  backward (`conv.HAND_WRITTEN_BACKWARD`) against autodiff of their forward,
-  both compiled in this process and timed in alternation, so that the
-  machine's drift falls on both alike."""
-  config = _load_config(config_name)
-  config.loss.flow_pairs_per_step = 7
-  mesh = sharding.create_mesh(1)
-  tx = train.create_optimizer(config)
-  graphdef, state = train.create_train_state(config, 3, 0, tx)
-  _, batch = _random_batch(batch_size, 3, mesh)
-  compiled, states, result = {}, {}, {}
-  saved = conv.HAND_WRITTEN_BACKWARD
-  try:
-    for hand in (False, True):
-      conv.HAND_WRITTEN_BACKWARD = hand
-      steps = train.Steps(config, graphdef, tx, state, mesh)
-      placed = steps.place(jax.tree.map(lambda x: x.copy(), state))
-      compiled[hand] = steps.train.lower(placed, batch).compile()
-      traffic = hlo_traffic.traffic(compiled[hand].as_text())
-      states[hand], metrics = jax.block_until_ready(compiled[hand](placed, batch))
-      result[hand] = {'gbytes_accessed': compiled[hand].cost_analysis()['bytes accessed'] / 1e9,
-                      'gbytes_sliced': traffic.sliced_bytes / 1e9,
-                      'first_loss': float(metrics['loss']), 'times': []}
-  finally:
-    conv.HAND_WRITTEN_BACKWARD = saved
-  for _ in range(rounds):
-    for hand in (False, True):
-      t = time.perf_counter()
-      states[hand], _ = jax.block_until_ready(compiled[hand](states[hand], batch))
-      result[hand]['times'].append(time.perf_counter() - t)
-  out = {}
-  for hand, name in ((False, 'autodiff'), (True, 'hand_written')):
-    r = result[hand]
-    r['median_s'] = float(np.median(r['times']))
-    out[name] = r
-    print(f"{name:12s}: median {r['median_s']:.3f} s [{min(r['times']):.3f}, "
-          f"{max(r['times']):.3f}], XLA bytes {r['gbytes_accessed']:.1f} GB, slices only "
-          f"{r['gbytes_sliced']:.1f} GB, first loss {r['first_loss']:.6f}", flush=True)
-  return out
 
 
 def _load_config(name: str):
@@ -610,10 +566,6 @@ def main(argv=None) -> None:
   parser.add_argument('--profile', default='',
                       help='folder for a profiler trace of the train step at the last batch '
                            'size; its busiest device operations are printed')
-  parser.add_argument('--compare_backward', action='store_true',
-                      help='instead: the official train step at the first batch size with the '
-                           "CPU convolutions' hand-written backward against autodiff, timed "
-                           'in alternation (--repeats rounds)')
   parser.add_argument('--traffic', action='store_true',
                       help="print the train step's memory traffic (last batch size) by "
                            'operation, as XLA counts it and counting only sliced reads')
@@ -622,11 +574,8 @@ def main(argv=None) -> None:
   parser.add_argument('--layers', default='',
                       help="instead: time each flow-head convolution's forward+backward "
                            "for these implementations, e.g. xla,im2col,cols,auto "
-                           "(phases, subpixel: transposed ones only; im2col: ordinary ones only)")
+                           "(im2col: ordinary ones only)")
   args = parser.parse_args(argv)
-  if args.compare_backward:
-    compare_backward(int(args.batch_sizes.split(',')[0]), args.repeats, args.config)
-    return
   if args.layers:
     rows = layers(int(args.batch_sizes.split(',')[0]), tuple(args.layers.split(',')),
                   args.repeats, args.compute_dtype or 'float32')
