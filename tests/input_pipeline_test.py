@@ -7,7 +7,6 @@ known pattern.
 """
 
 import itertools
-import types
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ import tensorflow_datasets as tfds
 
 from mol_jax.data import input_pipeline
 from mol_jax.data import records
+from mol_jax.tools import input_benchmark
 
 SUBJECTS = {'a': 5, 'b': 3, 'c': 4}  # Clips per subject.
 CLASSES = ('surprise', 'positive', 'negative')
@@ -73,7 +73,6 @@ def _make(data_dir, **kwargs):
 def test_subjects_and_classes(data_dir):
   assert input_pipeline.list_subjects(NAME, data_dir) == ['a', 'b', 'c']
   assert input_pipeline.class_names(NAME, data_dir) == list(CLASSES)
-  assert input_pipeline.loso_folds(NAME, data_dir) == [['a'], ['b'], ['c']]
   with pytest.raises(ValueError, match='not splits'):
     _make(data_dir, train_subjects=['zz'])
 
@@ -201,15 +200,16 @@ def test_per_process_sharding(data_dir):
                                    process_index=0, process_count=2)
 
 
-def test_get_datasets_from_config(data_dir):
-  config = types.SimpleNamespace(dataset=NAME, data_dir=data_dir,
-                                 test_subjects=['c'], batch_size=2, seed=3)
-  ds = input_pipeline.get_datasets(config, process_index=0, process_count=1)
-  assert ds.test_subjects == ['c'] and ds.train_subjects == ['a', 'b']
-  assert next(ds.train)['video'].shape == (2, 8, 128, 128, 1)
-  assert sum(int(b['mask'].sum()) for b in ds.eval) == 4
-  with pytest.raises(ValueError, match='batch_size'):
-    input_pipeline.get_datasets(types.SimpleNamespace(dataset=NAME, test_subjects=['c']))
+def test_input_benchmark_times_one_fold(data_dir, capsys):
+  """`python -m mol_jax.tools.input_benchmark` (docs/PERFORMANCE.md's command)."""
+  result = input_benchmark.main([NAME, f'--data_dir={data_dir}', '--test_subject=c',
+                                 '--batch_size=2', '--num_batches=2'])
+  # Subject c's 4 clips in batches of 2.
+  assert (result['eval_batches'], result['batch_size']) == (2, 2)
+  assert result['train_s_per_batch'] > 0 and result['eval_s_per_batch'] > 0
+  assert "'eval_batches': 2" in capsys.readouterr().out
+  with pytest.raises(ValueError, match='num_batches'):
+    input_benchmark.time_batches(NAME, data_dir, 'c', num_batches=0)
 
 
 def test_flip_example_mirrors_video_flow_and_landmarks():

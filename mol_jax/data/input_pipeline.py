@@ -2,21 +2,17 @@
 
 Public API:
 
-* `get_datasets(config) -> Datasets`: reads `config.dataset` (TFDS name with
-  config, e.g. 'synthetic_me/default' or 'casme2/5class', or a comma-separated
-  list of them read as one collection: `mol_jax.data.sources`), `config.data_dir`,
-  `config.test_subjects` (held-out subjects of the LOSO fold; the others
-  train, or `config.train_subjects` if set), `config.batch_size` (global
-  training batch), `config.eval_batch_size` (global, default batch_size),
-  `config.seed`, and optionally `config.grain_workers`, `config.crop_size`.
-  Same as `create_datasets(...)` with those keyword arguments.
+* `create_datasets(dataset, data_dir, test_subjects, ...) -> Datasets`: a
+  fold's training stream and evaluation batches. `dataset` is a TFDS name
+  with config, e.g. 'synthetic_me/default' or 'casme2/5class', or a
+  comma-separated list of them read as one collection (`mol_jax.data.sources`);
+  the subjects not in `test_subjects` train, or `train_subjects` if given.
 * `list_subjects(dataset, data_dir)`: the subjects (= splits) of a built set
   (`<alias>_<subject>` in a collection).
 * `class_names(dataset, data_dir)`: label names in label order.
 * `subject_statistics(dataset, data_dir, subjects)`: normalisation constants.
-* `loso_folds(dataset, data_dir)`: one held-out subject per fold.
-* `benchmark(...)` / `python -m mol_jax.data.input_pipeline <dataset>
-  --data_dir=...`: seconds per batch.
+
+`python -m mol_jax.tools.input_benchmark` times it.
 
 Batches are dicts of numpy arrays holding this process's share of the
 global batch (global // jax.process_count(); examples are sharded by
@@ -72,11 +68,6 @@ from mol_jax.data import sources
 from mol_jax.data.sources import TRUTH_KEYS, built_dir, class_names, has_truth, list_subjects  # pylint: disable=g-multiple-import,unused-import
 
 SAMPLINGS = ('shuffle', 'stratified')
-
-
-def loso_folds(dataset: str, data_dir: str | None = None) -> list[list[str]]:
-  """Leave-one-subject-out folds: [[subject] for each subject]."""
-  return [[s] for s in list_subjects(dataset, data_dir)]
 
 
 @functools.lru_cache(maxsize=256)
@@ -383,7 +374,7 @@ class EvalDataset:
 
 @dataclasses.dataclass
 class Datasets:
-  """What `get_datasets` returns.
+  """What `create_datasets` returns.
 
   Attributes:
     train: infinite iterator of training batches (None if no train subject).
@@ -580,73 +571,3 @@ def evaluation_batches(dataset: str, data_dir: str | None, test_subjects: Sequen
   ds = (grain.MapDataset.range(num_batches * local_batch).map(fetch)
         .batch(local_batch, batch_fn=_batch_fn))
   return EvalDataset(ds, n, num_batches, read_options, video_ids)
-
-
-def get_datasets(config: Any, **overrides: Any) -> Datasets:
-  """`create_datasets` from a config object (ConfigDict, dataclass, ...).
-
-  Reads dataset, data_dir, test_subjects, batch_size and, if present,
-  eval_batch_size, seed, train_subjects, crop_size, grain_workers and
-  augment.flip / intensity / crop_jitter / scale and batch_sampling.
-  """
-  def get(name, default=None):
-    if name in overrides:
-      return overrides[name]
-    return getattr(config, name, default) if not isinstance(config, dict) \
-        else config.get(name, default)
-
-  for required in ('dataset', 'test_subjects', 'batch_size'):
-    if get(required) is None:
-      raise ValueError(f'config.{required} is required by get_datasets.')
-  augment = get('augment') or {}
-  augment_get = augment.get if hasattr(augment, 'get') else functools.partial(getattr, augment)
-  return create_datasets(
-      get('dataset'), get('data_dir'), list(get('test_subjects')),
-      batch_size=int(get('batch_size')),
-      eval_batch_size=get('eval_batch_size'),
-      seed=int(get('seed', 0)),
-      train_subjects=get('train_subjects'),
-      crop_size=int(get('crop_size', clip_format.CROP_SIZE)),
-      grain_workers=int(get('grain_workers', 0)),
-      flip=bool(augment_get('flip', False)),
-      intensity=float(augment_get('intensity', 0.0)),
-      crop_jitter=augment_get('crop_jitter', None),
-      scale=float(augment_get('scale', 0.0)),
-      sampling=str(get('batch_sampling', 'shuffle')),
-      process_index=get('process_index'),
-      process_count=get('process_count'))
-
-
-def benchmark(dataset: str, data_dir: str | None, test_subject: str | None = None,
-              batch_size: int = 8, num_batches: int = 20) -> dict[str, float]:
-  """Seconds per training and evaluation batch on this process."""
-  import itertools  # pylint: disable=g-import-not-at-top
-  import time  # pylint: disable=g-import-not-at-top
-  subjects = list_subjects(dataset, data_dir)
-  t = time.perf_counter()
-  ds = create_datasets(dataset, data_dir, [test_subject or subjects[0]],
-                       batch_size=batch_size, process_index=0, process_count=1)
-  setup = time.perf_counter() - t
-  next(ds.train)
-  t = time.perf_counter()
-  for _ in itertools.islice(ds.train, num_batches):
-    pass
-  train = (time.perf_counter() - t) / num_batches
-  t = time.perf_counter()
-  count = sum(1 for _ in ds.eval)
-  evaluation = (time.perf_counter() - t) / count
-  return {'setup_s': round(setup, 3), 'train_s_per_batch': round(train, 4),
-          'eval_s_per_batch': round(evaluation, 4), 'batch_size': batch_size}
-
-
-if __name__ == '__main__':
-  import argparse  # pylint: disable=g-import-not-at-top
-  parser = argparse.ArgumentParser(description='Times the input pipeline.')
-  parser.add_argument('dataset')
-  parser.add_argument('--data_dir', default=None)
-  parser.add_argument('--test_subject', default=None)
-  parser.add_argument('--batch_size', type=int, default=8)
-  parser.add_argument('--num_batches', type=int, default=20)
-  a = parser.parse_args()
-  print(benchmark(a.dataset, a.data_dir, a.test_subject, a.batch_size,
-                  a.num_batches))
