@@ -3,6 +3,8 @@
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import jax.numpy as jnp
 import numpy as np
@@ -93,6 +95,21 @@ def test_variant_checkpoint_restores_its_architecture(tmp_path):
   checkpointing.save_model(str(tmp_path / 'm'), model)
   restored = checkpointing.load_model(str(tmp_path / 'm'))
   assert restored.use_ccc is False and restored.use_fcc is True
+
+
+def test_the_tool_and_main_import_in_one_process_and_the_command_keeps_its_flags(tmp_path):
+  """absl flags are global to a process: the tool defines its own (`workdir`
+  among them, as `mol_jax.main` does) only when run as a command."""
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  code = ('from absl import flags; import mol_jax.main; from mol_jax.tools import ablation; '
+          "assert 'seeds' not in flags.FLAGS and 'workdir' in flags.FLAGS")
+  subprocess.run([sys.executable, '-c', code], cwd=repo, check=True, timeout=300)
+  command = subprocess.run([sys.executable, '-m', 'mol_jax.tools.ablation',
+                            f'--workdir={tmp_path}', '--seeds=1', '--variants=mol'],
+                           cwd=repo, capture_output=True, text=True, timeout=300)
+  assert command.returncode != 0
+  assert '--config and --workdir are required' in command.stderr
+  assert not os.listdir(tmp_path)
 
 
 def test_variant_configs():

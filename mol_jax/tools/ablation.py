@@ -52,14 +52,6 @@ RESULT_KEYS = ('uf1', 'uar', 'accuracy', 'flow_epe_vs_truth', 'zero_flow_epe_vs_
                'landmark_nme_vs_truth', 'mean_shape_nme_vs_truth')
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('workdir', None, 'Directory of the ablation runs and its table.')
-flags.DEFINE_integer('seeds', 3, 'Seeds per variant.')
-flags.DEFINE_list('variants', list(VARIANTS), f'Variants to run, of {list(VARIANTS)}.')
-flags.DEFINE_list('explain', [], 'Variants whose fold models get region maps of their held-out '
-                  'clips, scored against the moving regions (mol_jax.explain; synthetic_me).')
-flags.DEFINE_integer('explain_steps', 8, 'Integrated-gradients steps of those maps.')
-config_flags.DEFINE_config_file('config', None, 'Base training config (e.g. configs/demo.py).',
-                                lock_config=False)
 
 
 def variant_config(base: ml_collections.ConfigDict, variant: str,
@@ -224,8 +216,24 @@ def main(argv):
   print(open(os.path.join(FLAGS.workdir, 'ablation.md')).read())
 
 
-if __name__ == '__main__':
+def run_command() -> None:
+  """The command line. Its flags are defined here, not on import: absl's
+  flags are global to a process, and `mol_jax.main` defines a `workdir` of
+  its own, so importing both would fail."""
+  flags.DEFINE_string('workdir', None, 'Directory of the ablation runs and its table.')
+  flags.DEFINE_integer('seeds', 3, 'Seeds per variant.')
+  flags.DEFINE_list('variants', list(VARIANTS), f'Variants to run, of {list(VARIANTS)}.')
+  flags.DEFINE_list('explain', [], 'Variants whose fold models get region maps of their '
+                    'held-out clips, scored against the moving regions (mol_jax.explain; '
+                    'synthetic_me).')
+  flags.DEFINE_integer('explain_steps', 8, 'Integrated-gradients steps of those maps.')
+  config_flags.DEFINE_config_file('config', None, 'Base training config (e.g. configs/demo.py).',
+                                  lock_config=False)
   root = files.config_root(sys.argv)
   if root and root not in sys.path:
     sys.path.insert(0, root)
   app.run(main)
+
+
+if __name__ == '__main__':
+  run_command()
