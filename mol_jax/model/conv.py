@@ -125,8 +125,8 @@ def _full_correlation_patches(g: jax.Array, kh: int, kw: int, padding: int) -> j
 
 # The backward passes below are written by hand: autodiff of the shifted
 # views writes one full-size padded copy per tap of the input gradient and
-# then adds them, the largest memory traffic of the train step (the train
-# step took 7.7 % longer with autodiff, docs/PERFORMANCE.md). Here the
+# then adds them, the largest memory traffic of the train step (with them
+# written by hand, the train step took 7.7 % less time: docs/PERFORMANCE.md). Here the
 # input gradient of a stride-1 convolution is itself an im2col convolution of
 # the output gradient with the flipped kernel, and the backward of the `cols`
 # paths reads im2col patches of the output gradient: one concatenation, no
