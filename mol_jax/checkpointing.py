@@ -15,8 +15,13 @@ these.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import re
 import shutil
+import sys
+import traceback
+import warnings
 from typing import Any, Iterator
 
 import jax
@@ -39,10 +44,70 @@ def _innermost_message(error: BaseException) -> str:
   return line if len(line) <= 300 else line[:297] + '...'
 
 
+def _raised_in_orbax(error: BaseException | None) -> bool:
+  """Whether `error` or an exception it chains to was raised in Orbax's code."""
+  while error is not None:
+    if any(f'{os.sep}orbax{os.sep}' in frame.filename
+           for frame in traceback.extract_tb(error.__traceback__)):
+      return True
+    error = error.__cause__ or error.__context__
+  return False
+
+
+def _is_abandoned_read(unraisable) -> bool:
+  """A report of a read that outlived its failed restore.
+
+  Orbax stops waiting at the first array that fails and closes its event
+  loop; each TensorStore read still in flight then reports `Event loop is
+  closed` from its own thread, and each unfinished read coroutine reports
+  its GeneratorExit when it is collected: tracebacks before or after the
+  error line, a different number on every run.
+  """
+  error = unraisable.exc_value
+  if isinstance(error, RuntimeError) and str(error) == 'Event loop is closed':
+    frames = traceback.extract_tb(unraisable.exc_traceback)
+    return any(frame.name == 'call_soon_threadsafe' for frame in frames)
+  code = getattr(unraisable.object, 'cr_code', None)
+  return (code is not None and f'{os.sep}orbax{os.sep}' in code.co_filename
+          and _raised_in_orbax(error))
+
+
+class _UnretrievedReadFilter(logging.Filter):
+  """Drops asyncio's `exception was never retrieved` for the other reads
+  of a failed restore, logged whenever their futures are collected: Orbax's
+  own, and TensorStore's (no Python frames; its messages begin with an absl
+  status code such as `OUT_OF_RANGE: `)."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    if 'never retrieved' not in record.getMessage() or not record.exc_info:
+      return True
+    error = record.exc_info[1]
+    return not (_raised_in_orbax(error) or re.match(r'[A-Z_]+: ', str(error)))
+
+
+def _silence_abandoned_reads() -> None:
+  """Drops the reports of a failed restore's other reads (and nothing
+  else) for the rest of the process: they can come before the restore's
+  own exception reaches us, so this is in place before any restore."""
+  if getattr(sys.unraisablehook, 'drops_abandoned_reads', False):
+    return
+  previous = sys.unraisablehook
+
+  def hook(unraisable):
+    if not _is_abandoned_read(unraisable):
+      previous(unraisable)
+  hook.drops_abandoned_reads = True
+  sys.unraisablehook = hook
+  logging.getLogger('asyncio').addFilter(_UnretrievedReadFilter())
+  # A read coroutine that the failure left unstarted, when it is collected.
+  warnings.filterwarnings('ignore', r"coroutine '_read\w*' was never awaited", RuntimeWarning)
+
+
 @contextlib.contextmanager
 def _readable(directory: str) -> Iterator[None]:
   """Turns any failure to read `directory` into one CheckpointError that
   names it (our own FileNotFoundError passes through)."""
+  _silence_abandoned_reads()
   try:
     yield
   except FileNotFoundError:
@@ -259,8 +324,11 @@ class TrainCheckpointer:
         data=ocp.args.JsonSave(data),
         history=ocp.args.JsonSave(history)), force=True)
 
-  def close(self, delete: bool = False) -> None:
+  def close(self, delete: bool = False) -> int | None:
+    """Waits for the saves in flight and closes; returns the newest saved step (or None)."""
     self._manager.wait_until_finished()
+    latest = self._manager.latest_step()
     self._manager.close()
     if delete and jax.process_index() == 0:
       shutil.rmtree(self.directory, ignore_errors=True)
+    return latest

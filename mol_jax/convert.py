@@ -315,7 +315,8 @@ def import_official(state_dict: Mapping[str, np.ndarray], num_classes: int | Non
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+  parser = argparse.ArgumentParser(prog='python -m mol_jax.convert',
+                                   description=__doc__.split('\n\n')[0])
   parser.add_argument('--weights', required=True, help='official state_dict (.pth or .npz)')
   parser.add_argument('--num_classes', type=int, default=None,
                       help='class count; checked against the weights (default: from the weights)')
@@ -325,6 +326,7 @@ def main(argv=None) -> int:
                       help='comma-separated class names in label order, stored with the '
                       'checkpoint so that predictions name them (see docs/DATA.md for each '
                       "dataset's order)")
+  parser.add_argument('--verbose', action='store_true', help='print the traceback of an error')
   args = parser.parse_args(argv)
   from mol_jax import checkpointing  # pylint: disable=import-outside-toplevel
   names = [c.strip() for c in args.class_names.split(',') if c.strip()]
@@ -332,9 +334,9 @@ def main(argv=None) -> int:
     sd = load_state_dict(args.weights)
     model = import_official(sd, args.num_classes, args.neighbor_num, source=args.weights)
   except (WeightsError, FileNotFoundError) as e:
-    return exit_codes.report(str(e), exit_codes.BAD_WEIGHTS)
-  except ImportError as e:
-    return exit_codes.report(str(e), exit_codes.USAGE)
+    return exit_codes.report(str(e), exit_codes.BAD_WEIGHTS, e, args.verbose)
+  except ImportError as e:  # PyTorch for a .pth: a missing dependency, as in predict.
+    return exit_codes.report(str(e), exit_codes.USAGE, e, args.verbose)
   if names and len(names) != model.num_classes:
     return exit_codes.report(f'--class_names gives {len(names)} names; {args.weights} holds '
                              f'{model.num_classes} classes', exit_codes.USAGE)
@@ -342,7 +344,7 @@ def main(argv=None) -> int:
   try:
     path = checkpointing.save_model(args.out, model, metadata=metadata)
   except FileExistsError as e:
-    return exit_codes.report(str(e), exit_codes.USAGE)
+    return exit_codes.report(str(e), exit_codes.USAGE, e, args.verbose)
   print(f'wrote MOL checkpoint ({model.num_classes} classes, k={model.neighbor_num}) to {path}'
         + ('' if names else '; no --class_names, so predictions will read class_0, class_1, ...'))
   return exit_codes.OK

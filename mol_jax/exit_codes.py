@@ -18,6 +18,7 @@ NO_INPUT = 3  # input or data missing or unreadable (a video, frames, a dataset,
 NO_FACE = 4  # no face in any frame
 TOO_FEW_FRAMES = 5  # fewer than 8 frames with a face
 BAD_WEIGHTS = 6  # a checkpoint or weight file missing, damaged or of the wrong shape
+INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as a shell reports it); training resumes on a rerun
 
 
 def report(message: str, code: int, error: BaseException | None = None,

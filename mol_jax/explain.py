@@ -291,11 +291,19 @@ def _safe(name: str) -> str:
   return ''.join(c if c.isalnum() or c in '-_.' else '_' for c in str(name)) or 'clip'
 
 
+class SubjectError(ValueError):
+  """`--subject` names no subject of the dataset."""
+
+
 def dataset_clips(dataset: str, data_dir: str | None, subject: str,
                   max_clips: int | None = None) -> dict[str, Any]:
   """The held-out clips of `subject` as evaluation sees them, with their
   moving regions in the crop when the records hold them."""
-  from mol_jax.data import input_pipeline  # pylint: disable=import-outside-toplevel
+  from mol_jax.data import input_pipeline, sources  # pylint: disable=import-outside-toplevel
+  subjects = sources.list_subjects(dataset, data_dir)
+  if subject not in subjects:
+    raise SubjectError(f'--subject {subject}: {dataset} has no subject {subject!r}; its '
+                       f'subjects are {", ".join(subjects)}')
   video, names, regions = [], [], []
   crop = slice(clip_format.CROP_OFFSET, clip_format.CROP_OFFSET + clip_format.CROP_SIZE)
   for record, clip in input_pipeline.evaluation_clips(dataset, data_dir, [subject],
@@ -323,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument('--max_clips', type=int, default=None, help='at most this many clips')
   parser.add_argument('--steps', type=int, default=IG_STEPS, help='integrated-gradients steps')
   parser.add_argument('--out', required=True, metavar='OUT', help='output folder')
+  parser.add_argument('--verbose', action='store_true', help='print the traceback of an error')
   return parser
 
 
@@ -336,12 +345,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     predictor = inference.from_checkpoint(args.checkpoint)
   except (FileNotFoundError, ValueError, KeyError, OSError) as e:
     return exit_codes.report(f'{args.checkpoint}: cannot load the model ({e})',
-                             exit_codes.BAD_WEIGHTS)
+                             exit_codes.BAD_WEIGHTS, e, args.verbose)
   if args.dataset:
     try:
       clips = dataset_clips(args.dataset, args.data_dir, args.subject, args.max_clips)
+    except SubjectError as e:
+      return exit_codes.report(str(e), exit_codes.USAGE, e, args.verbose)
     except FileNotFoundError as e:
-      return exit_codes.report(str(e), exit_codes.NO_INPUT)
+      return exit_codes.report(str(e), exit_codes.NO_INPUT, e, args.verbose)
     flows = predictor.predict_batched(clips['video'])['flow']
     result = explain_clips(predictor.model, clips['video'], clips['names'], args.out,
                            predictor.class_names, clips['regions'], flows, args.steps)
@@ -350,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
       prediction = predictor.predict_video(args.input, max_clips=args.max_clips or 8)
     except video_lib.VideoError as e:
-      return exit_codes.report(str(e), e.exit_code)
+      return exit_codes.report(str(e), e.exit_code, e, args.verbose)
     result = explain_prediction(predictor, prediction, args.out, args.steps)
   files.write_json(os.path.join(args.out, 'explain.json'), result)
   scores = result.get('region_scores')

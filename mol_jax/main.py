@@ -2,12 +2,16 @@
 
 Any config field can be overridden: `--config.num_train_steps=200`.
 
-Exit codes: 0 done; 1 training stopped (a non-finite loss); 2 bad flags or
-config (unknown field, bad value, no such config file); 3 data missing (the
-dataset is not built, the licensed copy is not where the config says).
-Errors print one line, `error: <what>: <fix>`; `--verbose` adds the traceback.
+Exit codes: 0 done; 1 training stopped (a non-finite loss) or the build of
+a missing synthetic set failed; 2 bad flags or config (unknown field, bad
+value, no such config file, a --workdir that cannot be written); 3 data
+missing (the dataset is not built, the licensed copy is not where the config
+says); 130 interrupted (Ctrl-C): the same command resumes.
+Errors print one line, `error: <what>: <fix>`; `--verbose` adds the
+traceback and the checkpoint library's INFO lines.
 """
 
+import logging as py_logging
 import os
 import sys
 
@@ -45,8 +49,9 @@ def help_text() -> str:
       '  configs/demo.py runs on the synthetic set it builds itself; configs/default.py',
       '  documents every field (--config.FIELD=VALUE overrides one).',
       '',
-      'exit codes: 0 done, 1 training stopped (non-finite loss), 2 bad flags or config,',
-      '  3 data missing (dataset not built, licensed copy not found).',
+      'exit codes: 0 done, 1 training stopped (non-finite loss) or a build failed, 2 bad',
+      '  flags, config or --workdir, 3 data missing (dataset not built, licensed copy not',
+      '  found), 130 interrupted (Ctrl-C; the same command resumes).',
       '',
       'docs: README.md, docs/TRAINING.md (recipes, options, exit codes), docs/DATA.md',
       '  (building the datasets), docs/INFERENCE.md (predicting on a video).',
@@ -93,11 +98,27 @@ def _override_named(argv: list[str], name: str) -> str:
   return f'--config (field {name})'
 
 
+class _LibraryInfo(py_logging.Filter):
+  """Drops the INFO lines of the checkpoint library (Orbax logs a dozen per
+  save and restore through absl, as this program does), so that the
+  progress bar and lines such as `fold X: resumed at step N` stand out."""
+
+  def filter(self, record: py_logging.LogRecord) -> bool:
+    return (record.levelno >= py_logging.WARNING
+            or f'{os.sep}orbax{os.sep}' not in record.pathname)
+
+
 def main(argv):
   if len(argv) > 1:
     _fail(f'unexpected arguments {argv[1:]}: every flag is --name=value '
           '(python -m mol_jax.main --help)', exit_codes.USAGE)
   config = FLAGS.config
+  workdir = os.path.abspath(FLAGS.workdir)
+  problem = files.folder_problem(FLAGS.workdir, '--workdir')
+  if problem:
+    _fail(problem, exit_codes.USAGE)
+  if not FLAGS.verbose:
+    py_logging.getLogger('absl').addFilter(_LibraryInfo())
   import jax  # pylint: disable=import-outside-toplevel
   from mol_jax import train  # pylint: disable=import-outside-toplevel
 
@@ -110,13 +131,19 @@ def main(argv):
   logging.info('process %d of %d; devices: %s', jax.process_index(), jax.process_count(),
                jax.devices())
   try:
-    train.train_and_evaluate(config, os.path.abspath(FLAGS.workdir))
+    train.train_and_evaluate(config, workdir)
   except train.ConfigError as e:
     _fail(str(e), exit_codes.USAGE, e)
   except FileNotFoundError as e:
     _fail(str(e), exit_codes.NO_INPUT, e)
-  except train.NonFiniteError as e:
+  except (train.NonFiniteError, train.BuildError) as e:
     _fail(str(e), exit_codes.FAILED, e)
+  except KeyboardInterrupt as e:
+    # Every fold resumes from its last checkpoint and finished folds are kept.
+    where = f'{e}; ' if isinstance(e, train.Interrupted) else ''
+    _fail(f'interrupted: {where}run the same command again to resume (finished folds are '
+          f'kept, a fold resumes from its last checkpoint in {workdir})',
+          exit_codes.INTERRUPTED, e)
 
 
 if __name__ == '__main__':

@@ -26,11 +26,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from typing import Sequence
 
-from mol_jax import clip_format, exit_codes
+from mol_jax import clip_format, exit_codes, files
 from mol_jax.data import preprocess
 from mol_jax import video as video_lib
 
@@ -78,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help='also compute Dual TV-L1 flow (the training target) and show it')
   parser.add_argument('--no_gif', action='store_true', help='skip the animated GIFs')
   parser.add_argument('--scale', type=int, default=2, help='pixel upscale of the pictures')
+  parser.add_argument('--verbose', action='store_true', help='print the traceback of an error')
   parser.add_argument('--quiet', action='store_true', help='no progress bars')
   parser.add_argument('--explain', action='store_true',
                       help='also draw region maps of what drives each clip\'s class '
@@ -96,27 +96,9 @@ def load_predictor(args: argparse.Namespace):
 
 
 def out_problem(out: str) -> str | None:
-  """Why predictions cannot be written to folder `out`, or None.
-
-  Checked before any frame is read: an existing file, a path under a file,
-  or a folder (the nearest existing one when `out` is not there yet) where a
-  file cannot be created. Writability is tried, not read off the mode bits:
-  root writes through them. Nothing is left behind.
-  """
-  if os.path.exists(out) and not os.path.isdir(out):
-    return f'{out}: --out is a file, not a folder; name a folder'
-  folder = os.path.abspath(out)
-  while not os.path.exists(folder):
-    folder = os.path.dirname(folder)
-  if not os.path.isdir(folder):
-    return f'{out}: --out cannot be created: {folder} is a file, not a folder'
-  try:
-    fd, probe = tempfile.mkstemp(prefix='.mol_jax_write_probe_', dir=folder)
-    os.close(fd)
-    os.remove(probe)
-  except OSError as e:
-    return f'{out}: --out cannot be written ({e.strerror or e}); choose a writable folder'
-  return None
+  """Why predictions cannot be written to folder `out`, or None
+  (`files.folder_problem`: checked before any frame is read)."""
+  return files.folder_problem(out, '--out')
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -149,9 +131,13 @@ def main(argv: Sequence[str] | None = None) -> int:
   t0 = time.perf_counter()
   try:
     predictor = load_predictor(args)
-  except (FileNotFoundError, ValueError, KeyError, OSError, ImportError) as e:
+  except ImportError as e:
+    # PyTorch for a .pth: a missing dependency, as in convert (and Beam in tfds_build).
+    return exit_codes.report(str(e), exit_codes.USAGE, e, args.verbose)
+  except (FileNotFoundError, ValueError, KeyError, OSError) as e:
     return exit_codes.report(f'{weights}: cannot load the model ({e})'
-                             if weights not in str(e) else str(e), exit_codes.BAD_WEIGHTS)
+                             if weights not in str(e) else str(e), exit_codes.BAD_WEIGHTS,
+                             e, args.verbose)
   t_load = time.perf_counter() - t0
 
   from mol_jax import visualize  # pylint: disable=import-outside-toplevel
@@ -163,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_frames=args.max_frames or None, batch_size=args.batch_size, tvl1=args.tvl1,
         progress=not args.quiet)
   except video_lib.VideoError as e:
-    return exit_codes.report(str(e), e.exit_code)
+    return exit_codes.report(str(e), e.exit_code, e, args.verbose)
   t_predict = time.perf_counter() - t0
   for line in prediction.warnings:
     print(f'warning: {line}', file=sys.stderr, flush=True)

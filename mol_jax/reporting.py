@@ -51,7 +51,8 @@ class MetricWriter:
     self._tb = None
     if not self._active:
       return
-    self._jsonl = open(os.path.join(workdir, 'metrics.jsonl'), 'a')
+    self._path = os.path.join(workdir, 'metrics.jsonl')
+    self._jsonl = open(self._path, 'a')
     try:
       from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
       self._tb = SummaryWriter(os.path.join(workdir, 'tensorboard'))
@@ -67,6 +68,28 @@ class MetricWriter:
     if self._tb is not None:
       for key, value in values.items():
         self._tb.add_scalar(f'{prefix}/{key}', value, step)
+
+  def drop_after(self, prefixes: Sequence[str], step: int) -> int:
+    """Removes the rows of `prefixes` past `step` from metrics.jsonl.
+
+    A resumed fold replays the steps after its last checkpoint; without
+    this, those steps would be in the file twice. Returns the rows removed.
+    """
+    if not self._active:
+      return 0
+    self._jsonl.close()
+    with open(self._path) as f:
+      lines = f.readlines()
+    kept = []
+    for line in lines:
+      row = json.loads(line) if line.strip() else None
+      if row is None or (row.get('prefix') in prefixes and row.get('step', 0) > step):
+        continue
+      kept.append(line if line.endswith('\n') else line + '\n')
+    if len(kept) != len(lines):
+      files.write_text(self._path, ''.join(kept))
+    self._jsonl = open(self._path, 'a')
+    return len(lines) - len(kept)
 
   def close(self) -> None:
     if self._jsonl is not None:

@@ -1,6 +1,6 @@
 """`tfds build` without TensorFlow, and without Apache Beam unless asked.
 
-Usage (same flags as `tfds build`, plus three of ours):
+Usage (the flags of `tfds build`, plus ours, listed below):
 
   python -m mol_jax.tfds_build smic \
       --manual_dir=<folder received> --data_dir=<output> \
@@ -8,9 +8,10 @@ Usage (same flags as `tfds build`, plus three of ours):
       [--num_workers=N] [--upsample=1] [--log_level=INFO] \
       [--beam_pipeline_options=OPTION=VALUE,...]
 
-The dataset is a project builder's name (casme2, samm, smic, megc2019,
-synthetic_me: `mol_jax.data.builders`, so an installed package needs no
-checkout) or, as with `tfds build`, a builder folder such as
+The dataset is a project builder's name (casme2, casme3, fourdme, megc2019,
+mmew, samm, smic, synthetic_me: `mol_jax.data.builders`, so an installed
+package needs no checkout), with its config as `--config=NAME` or
+`NAME/CONFIG`, or, as with `tfds build`, a builder folder such as
 `tfds_builders/smic`.
 
 The `tfds` console script imports TensorFlow (and Beam); its `build`
@@ -36,6 +37,7 @@ own options: docs/DATA.md, "Preparation on Apache Beam".
 Our flags:
   --num_workers: pre-processing processes (default: all cores; 0: in process).
   --upsample: dlib HOG detector upsampling (default 1, the official value).
+  --log_level: Python logging level (default INFO).
   --verbose: print the traceback of an error.
 
 Exit codes (`mol_jax.exit_codes`): 0 built; 1 the build failed (one line
@@ -46,6 +48,7 @@ is missing (`--manual_dir` absent or empty: the licensed copy goes there).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -163,10 +166,52 @@ def expand_user_folders(argv: Sequence[str]) -> list[str]:
   return out
 
 
+class _QuietBeam(logging.Filter):
+  """Drops Apache Beam's notes on its own optional dependencies (BigQuery
+  clients, apitools), logged whenever TFDS imports Beam, which say nothing
+  about this build; its errors pass."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return (record.levelno >= logging.ERROR
+            or f'{os.sep}apache_beam{os.sep}' not in record.pathname)
+
+
+class _WithoutDatasetInfo:
+  """stdout without the `tfds.core.DatasetInfo(...)` that TFDS's build
+  prints after every build (60 lines on our sets: features, citation); the
+  summary line and `dataset_info.json` in the built folder say the same."""
+
+  def __init__(self, out):
+    self._out = out
+    self._skipping = False
+    self._pending = ''
+
+  def write(self, text: str) -> int:
+    self._pending += text
+    while '\n' in self._pending:
+      line, self._pending = self._pending.split('\n', 1)
+      if line.startswith('tfds.core.DatasetInfo('):
+        self._skipping = True
+      if not self._skipping:
+        self._out.write(line + '\n')
+      elif line == ')':
+        self._skipping = False
+    return len(text)
+
+  def flush(self) -> None:
+    if self._pending and not self._skipping:
+      self._out.write(self._pending)
+      self._pending = ''
+    self._out.flush()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
   argv = expand_user_folders(sys.argv[1:] if argv is None else argv)
   ours, rest = _split_our_flags(argv)
   logging.basicConfig(level=ours.log_level.upper())
+  if not ours.verbose:
+    for handler in logging.getLogger().handlers:
+      handler.addFilter(_QuietBeam())
   if ours.num_workers is not None:
     os.environ[builder.ENV_NUM_WORKERS] = str(ours.num_workers)
   if ours.upsample is not None:
@@ -188,9 +233,21 @@ def main(argv: Sequence[str] | None = None) -> None:
   from tensorflow_datasets.scripts.cli import build  # pylint: disable=g-import-not-at-top
   from tensorflow_datasets.scripts.cli import cli_utils  # pylint: disable=g-import-not-at-top
   parse = cli_utils.make_flags_parser(build.Args, description=__doc__)
-  args = parse(['tfds_build'] + rest)
+  # TFDS's parser names the command after sys.argv[0] (`tfds_build.py`):
+  # the usage line names it as it is run.
+  argv0, sys.argv[0] = sys.argv[0], 'python -m mol_jax.tfds_build'
   try:
-    args.execute()
+    args = parse(['tfds_build'] + rest)
+  finally:
+    sys.argv[0] = argv0
+  try:
+    if ours.verbose:
+      args.execute()
+    else:
+      stdout = _WithoutDatasetInfo(sys.stdout)
+      with contextlib.redirect_stdout(stdout):
+        args.execute()
+      stdout.flush()
   except Exception as e:  # pylint: disable=broad-except
     if ours.verbose:
       raise

@@ -47,6 +47,14 @@ class ConfigError(ValueError):
   """A config value that cannot work; the message names the field."""
 
 
+class BuildError(RuntimeError):
+  """Building a missing synthetic set failed (the build said why)."""
+
+
+class Interrupted(KeyboardInterrupt):
+  """Ctrl-C during a fold's steps; the message says where it stopped."""
+
+
 @struct.dataclass
 class TrainState:
   """Everything a training step reads and writes.
@@ -602,46 +610,57 @@ def train_fold(config: ml_collections.ConfigDict, fold_dir: str, fold: protocols
   start = int(state.step)
   if start:
     logging.info('fold %s: resumed at step %d', subject, start)
+  # Steps an interrupted run logged after its last checkpoint are replayed now.
+  writer.drop_after((f'{subject}/train', f'{subject}/test'), start)
 
   best = history.get('best_on_test')
   pending, nonfinite = [], None
   progress = reporting.progress(config.num_train_steps, start, f'fold {subject}')
   t_last = time.perf_counter()
   data_wait = 0.0
-  for step in range(start + 1, config.num_train_steps + 1):
-    t0 = time.perf_counter()
-    local = next(datasets.train)
-    data_wait += time.perf_counter() - t0
-    state, step_metrics = steps.train(state, sharding.global_batch(local, steps.mesh))
-    pending.append(step_metrics)
-    nonfinite = step_metrics['nonfinite'] if nonfinite is None else nonfinite + step_metrics['nonfinite']
-    last = step == config.num_train_steps
-    if step % config.log_every_steps == 0 or last:
-      fetched = jax.device_get(pending)
-      if int(jax.device_get(nonfinite)):
-        raise NonFiniteError(
-            f'fold {subject}: non-finite loss or gradient before step {step}; the run stops '
-            f'and keeps the last good checkpoint in {ckpt.directory}. Lower '
-            'config.optimizer.learning_rate or check the data for NaNs.')
-      summary = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0] if k != 'nonfinite'}
-      elapsed = time.perf_counter() - t_last
-      summary['steps_per_second'] = len(fetched) / elapsed
-      summary['data_wait_fraction'] = data_wait / elapsed
-      if config.log_term_grad_norms_every_steps and (
-          step % config.log_term_grad_norms_every_steps == 0):
-        summary.update({k: float(v) for k, v in jax.device_get(
-            steps.term_grad_norms(state, sharding.global_batch(local, steps.mesh))).items()})
-      writer.scalars(f'{subject}/train', step, summary)
-      progress.update(step, summary)
-      pending, t_last, data_wait = [], time.perf_counter(), 0.0
-    if config.eval_every_steps and step % config.eval_every_steps == 0 and not last:
-      result = evaluate(steps, state, datasets.eval, num_classes, datasets.mean_landmarks,
-                        config.eval_unit)
-      writer.scalars(f'{subject}/test', step, reporting.scalar_scores(result))
-      if config.report_best_on_test and (best is None or result['accuracy'] > best['accuracy']):
-        best = dict(result, step=step)
-    if step % config.checkpoint_every_steps == 0 or last:
-      ckpt.save(step, state, datasets.train, {'best_on_test': best})
+  try:
+    for step in range(start + 1, config.num_train_steps + 1):
+      t0 = time.perf_counter()
+      local = next(datasets.train)
+      data_wait += time.perf_counter() - t0
+      state, step_metrics = steps.train(state, sharding.global_batch(local, steps.mesh))
+      pending.append(step_metrics)
+      nonfinite = step_metrics['nonfinite'] if nonfinite is None else nonfinite + step_metrics['nonfinite']
+      last = step == config.num_train_steps
+      if step % config.log_every_steps == 0 or last:
+        fetched = jax.device_get(pending)
+        if int(jax.device_get(nonfinite)):
+          raise NonFiniteError(
+              f'fold {subject}: non-finite loss or gradient before step {step}; the run stops '
+              f'and keeps the last good checkpoint in {ckpt.directory}. Lower '
+              'config.optimizer.learning_rate or check the data for NaNs.')
+        summary = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0] if k != 'nonfinite'}
+        elapsed = time.perf_counter() - t_last
+        summary['steps_per_second'] = len(fetched) / elapsed
+        summary['data_wait_fraction'] = data_wait / elapsed
+        if config.log_term_grad_norms_every_steps and (
+            step % config.log_term_grad_norms_every_steps == 0):
+          summary.update({k: float(v) for k, v in jax.device_get(
+              steps.term_grad_norms(state, sharding.global_batch(local, steps.mesh))).items()})
+        writer.scalars(f'{subject}/train', step, summary)
+        progress.update(step, summary)
+        pending, t_last, data_wait = [], time.perf_counter(), 0.0
+      if config.eval_every_steps and step % config.eval_every_steps == 0 and not last:
+        result = evaluate(steps, state, datasets.eval, num_classes, datasets.mean_landmarks,
+                          config.eval_unit)
+        writer.scalars(f'{subject}/test', step, reporting.scalar_scores(result))
+        if config.report_best_on_test and (best is None or result['accuracy'] > best['accuracy']):
+          best = dict(result, step=step)
+      if step % config.checkpoint_every_steps == 0 or last:
+        ckpt.save(step, state, datasets.train, {'best_on_test': best})
+  except KeyboardInterrupt:
+    progress.close()
+    # A save in flight finishes, so that the next run resumes from it.
+    saved = ckpt.close()
+    raise Interrupted(
+        f'fold {subject} stopped before step {config.num_train_steps}; '
+        + (f'its last checkpoint is step {saved}' if saved else 'it had no checkpoint yet')
+        ) from None
   progress.close()
 
   final = evaluate(steps, state, datasets.eval, num_classes, datasets.mean_landmarks,
@@ -755,7 +774,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> tuple
                       'training, and config.init_from is empty: name a checkpoint (a fold model '
                       'directory or a python -m mol_jax.convert output), or train at least 1 step')
   try:
-    sources.dataset_names(config.dataset)
+    sources.check_builder_configs(config.dataset)
   except ValueError as e:
     raise ConfigError(str(e)) from e
   dataset_alignment(config.dataset)
@@ -868,16 +887,23 @@ def dataset_ready(config: ml_collections.ConfigDict) -> None:
       missing = e
     name, _, builder_config = dataset.partition('/')
     if not (config.build_if_missing and name == 'synthetic_me'):
+      where = data_dir or f'{sources.default_data_dir()} (the TFDS default)'
+      # Built elsewhere, the set is found with --config.data_dir=DIR.
+      elsewhere = '' if data_dir else ' (building elsewhere? pass --config.data_dir=DIR too)'
       raise FileNotFoundError(
-          f'dataset {dataset} is not built in data_dir={config.data_dir or "(TFDS default)"}. '
-          f'It needs your licensed copy: see docs/DATA.md, then run '
-          f'`python -m mol_jax.tfds_build {name} --manual_dir=RAW --data_dir=DIR` '
-          f'and pass --config.data_dir=DIR.') from missing
+          f'dataset {dataset} is not built in data_dir={where}. It needs your licensed copy '
+          f'(docs/DATA.md): run `{sources.build_command(dataset, data_dir)}` with RAW the '
+          f'folder that holds it{elsewhere}.') from missing
     logging.info('building %s (first run only)', dataset)
     # A separate process: the TFDS build CLI parses flags of its own, which
     # clash with this program's absl flags.
-    subprocess.run([sys.executable, '-m', 'mol_jax.tfds_build', name]
-                   + ([f'--config={builder_config}'] if builder_config else [])
-                   + ([f'--data_dir={config.data_dir}'] if config.data_dir else []),
-                   check=True)
+    build = subprocess.run([sys.executable, '-m', 'mol_jax.tfds_build', name]
+                           + ([f'--config={builder_config}'] if builder_config else [])
+                           + ([f'--data_dir={config.data_dir}'] if config.data_dir else []),
+                           check=False)
+    if build.returncode:
+      # The build printed its own error line above this one.
+      raise BuildError(f'building {dataset} failed (exit {build.returncode}); rerun '
+                       f'`{sources.build_command(dataset, data_dir)}` with --verbose for '
+                       'the traceback')
     sources.list_subjects(dataset, data_dir)

@@ -1,5 +1,7 @@
 """Importing official weights: file formats, the CLI, and every bad input."""
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -175,3 +177,44 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
   (tmp_path / 'empty').mkdir()
   with pytest.raises(FileNotFoundError, match='mol_jax.convert'):
     checkpointing.load_model(str(tmp_path / 'empty'))
+
+
+def test_missing_pytorch_is_exit_2_in_convert_and_predict(tmp_path, capsys, monkeypatch):
+  """A .pth without PyTorch installed: the same one line and code in both
+  commands (a missing dependency, as Beam is for tfds_build)."""
+  from mol_jax import predict  # pylint: disable=import-outside-toplevel
+  weights = tmp_path / 'official.pth'
+  weights.write_bytes(b'a .pth file')
+  video = tmp_path / 'face.avi'
+  video.write_bytes(b'')
+  monkeypatch.setitem(sys.modules, 'torch', None)  # `import torch` fails
+  assert convert.main(['--weights', str(weights), '--out', str(tmp_path / 'out')]) == (
+      exit_codes.USAGE)
+  from_convert = capsys.readouterr().err
+  assert predict.main(['--official_weights', str(weights), '--input', str(video), '--out',
+                       str(tmp_path / 'pred'), '--quiet']) == exit_codes.USAGE
+  from_predict = capsys.readouterr().err
+  assert from_convert == from_predict
+  assert from_convert.startswith(f'error: reading {weights} needs PyTorch: pip install')
+  assert from_convert.count('\n') == 1
+
+
+@pytest.mark.parametrize('command', ['convert', 'predict', 'explain'])
+def test_verbose_adds_the_traceback(tmp_path, capsys, command):
+  """Every command's --verbose prints the traceback before the one line."""
+  import importlib  # pylint: disable=import-outside-toplevel
+  main = importlib.import_module(f'mol_jax.{command}').main
+  video = tmp_path / 'face.avi'
+  video.write_bytes(b'')
+  missing = str(tmp_path / 'absent')
+  args = {'convert': ['--weights', missing + '.npz', '--out', str(tmp_path / 'out')],
+          'predict': ['--checkpoint', missing, '--input', str(video), '--out',
+                      str(tmp_path / 'out'), '--quiet'],
+          'explain': ['--checkpoint', missing, '--input', str(video), '--out',
+                      str(tmp_path / 'out')]}[command]
+  assert main(args) == exit_codes.BAD_WEIGHTS
+  quiet = capsys.readouterr().err
+  assert quiet.count('\n') == 1 and 'Traceback' not in quiet
+  assert main(args + ['--verbose']) == exit_codes.BAD_WEIGHTS
+  verbose = capsys.readouterr().err
+  assert verbose.startswith('Traceback') and verbose.endswith(quiet)

@@ -316,6 +316,24 @@ def test_docs_name_the_classes_in_label_order():
     assert ', '.join(layouts.THREE_CLASS) in text, config
 
 
+def test_tfds_build_help_and_the_docs_name_every_builder():
+  """`tfds_build --help` (its description is the module docstring) and
+  docs/DATA.md list every builder, and the usage names the command as it is run."""
+  import subprocess  # pylint: disable=import-outside-toplevel
+  from mol_jax import tfds_build  # pylint: disable=import-outside-toplevel
+  listed = tfds_build.__doc__.split('project builder\'s name (')[1].split(':')[0]
+  data_md = open(os.path.join(REPO, 'docs', 'DATA.md')).read()
+  paragraph = data_md.split("The dataset is a builder's name")[1].split(':')[0]
+  for name in builder.BUILDER_NAMES:
+    assert name in listed.replace(',', ' ').split(), name
+    assert f'`{name}`' in paragraph, name
+  usage = subprocess.run([sys.executable, '-m', 'mol_jax.tfds_build', '--help'], cwd=REPO,
+                         capture_output=True, text=True, timeout=300)
+  assert usage.returncode == 0, usage.stderr[-2000:]
+  assert usage.stdout.startswith('usage: python -m mol_jax.tfds_build '), usage.stdout[:200]
+  assert all(name in usage.stdout for name in builder.BUILDER_NAMES)
+
+
 def test_tfds_build_expands_a_tilde_after_the_equals_sign(monkeypatch, tmp_path):
   """`--data_dir=~/x` reaches us unexpanded from a shell (README's line)."""
   from mol_jax import tfds_build  # pylint: disable=import-outside-toplevel

@@ -1,6 +1,9 @@
 """Region maps (`mol_jax.explain`): the attribution, the scores, the pictures, predict --explain."""
 
 import json
+import os
+import subprocess
+import sys
 
 import jax.numpy as jnp
 import numpy as np
@@ -132,3 +135,27 @@ def test_explain_cli_errors(tmp_path, capsys):
   assert explain.main(['--checkpoint', str(tmp_path), '--dataset', 'synthetic_me/small',
                        '--out', str(tmp_path / 'o')]) == 2
   assert '--subject' in capsys.readouterr().err
+
+
+@pytest.fixture(scope='module')
+def model_dir(model, tmp_path_factory):
+  path = str(tmp_path_factory.mktemp('explain') / 'model')
+  checkpointing.save_model(path, model, metadata={'class_names': CLASSES,
+                                                  'dataset': 'synthetic_me/small'})
+  return path
+
+
+def test_explain_without_data_dir_names_the_default_folder_in_one_line(model_dir, tmp_path):
+  """Without --data_dir TFDS looks in its default folder: the line names it
+  and the build command, not every dataset TFDS knows (460 lines)."""
+  empty = tmp_path / 'default_tfds'
+  env = dict(os.environ, TFDS_DATA_DIR=str(empty))
+  proc = subprocess.run([sys.executable, '-m', 'mol_jax.explain', '--checkpoint', model_dir,
+                         '--dataset', 'synthetic_me/small', '--subject', 'sy01', '--out',
+                         str(tmp_path / 'out')], capture_output=True, text=True, env=env,
+                        timeout=600)
+  assert proc.returncode == 3, proc.stderr[-3000:]
+  assert proc.stderr.count('\n') == 1, proc.stderr[-3000:]
+  assert f'data_dir={empty} (the TFDS default)' in proc.stderr
+  assert (f'python -m mol_jax.tfds_build synthetic_me --config=small --data_dir={empty}'
+          in proc.stderr)

@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from mol_jax import checkpointing, exit_codes
 from mol_jax.data import input_pipeline
 from mol_jax.data import records
 from mol_jax.tools import input_benchmark
+import random_weights
 
 SUBJECTS = {'a': 5, 'b': 3, 'c': 4}  # Clips per subject.
 CLASSES = ('surprise', 'positive', 'negative')
@@ -363,3 +365,22 @@ def test_grain_worker_processes_give_the_same_batches(data_dir):
     a, b = next(threads.train), next(workers.train)
     for key in a:
       np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_explain_names_a_subject_the_set_lacks(data_dir, tmp_path, capsys):
+  """`explain --subject` of no subject of the set: one line, exit 2, before
+  any clip is read or anything written."""
+  from mol_jax import explain  # pylint: disable=import-outside-toplevel
+  with pytest.raises(explain.SubjectError,
+                     match="--subject sy09: fake_me has no subject 'sy09'; its subjects are "
+                     'a, b, c'):
+    explain.dataset_clips(NAME, data_dir, 'sy09')
+  checkpointing.save_model(str(tmp_path / 'model'), random_weights.random_model())
+  code = explain.main(['--checkpoint', str(tmp_path / 'model'), '--dataset', NAME,
+                       '--data_dir', data_dir, '--subject', 'sy09', '--out',
+                       str(tmp_path / 'out')])
+  stderr = capsys.readouterr().err
+  assert code == exit_codes.USAGE
+  assert stderr == ("error: --subject sy09: fake_me has no subject 'sy09'; its subjects are "
+                    'a, b, c\n')
+  assert not (tmp_path / 'out').exists()

@@ -4,9 +4,11 @@ one line and a documented exit code for every bad input."""
 import os
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
+from mol_jax import files
 from mol_jax.tools import benchmark
 from mol_jax.files import config_root
 
@@ -58,6 +60,13 @@ def test_help_names_the_configs_and_the_docs(tmp_path):
     (['--config=configs/test.py', '--config.batch_size=abc'], 'batch_size'),
     (['--config=configs/test.py', '--config.batch_size=-3'],
      'config.batch_size must be at least 1, got -3'),
+    (['--config=configs/test.py', '--config.dataset=synthetic_me/small,,'],
+     "config.dataset='synthetic_me/small,,' has an empty entry"),
+    # A misspelt config is named before the set is built (it was a build's
+    # CalledProcessError).
+    (['--config=configs/test.py', '--config.protocol=lodo',
+      '--config.dataset=synthetic_me/small,synthetic_me/smal'],
+     "config.dataset: synthetic_me has no config 'smal'; its configs are default,"),
 ])
 def test_bad_config_is_one_line_and_exit_2(tmp_path, args, expected):
   work, data = tmp_path / 'work', tmp_path / 'tfds'
@@ -67,6 +76,62 @@ def test_bad_config_is_one_line_and_exit_2(tmp_path, args, expected):
   assert 'Traceback' not in proc.stderr and lines[-1].startswith('error: '), proc.stderr[-3000:]
   assert expected in lines[-1], lines[-1]
   assert not work.exists() and not data.exists()  # nothing written, nothing built
+
+
+@pytest.mark.parametrize('config, build', [
+    ('casme3_3cls', 'casme3 --config=3class'), ('casme3_4cls', 'casme3 --config=4class'),
+    ('samm_3cls', 'samm --config=3class'), ('casme2_3cls', 'casme2 --config=3class')])
+def test_not_built_names_the_exact_build_and_the_default_folder(tmp_path, config, build):
+  """Without --config.data_dir the data is looked for in TFDS's default
+  folder: the line names it, and the build command builds the config's own
+  set (without --config, casme3 would build 7class)."""
+  default = tmp_path / 'tfds_default'
+  proc = subprocess.run([sys.executable, '-m', 'mol_jax.main', f'--config=configs/{config}.py',
+                         f'--workdir={tmp_path / "work"}'], cwd=REPO, capture_output=True,
+                        text=True, timeout=600, env=dict(os.environ, TFDS_DATA_DIR=str(default)))
+  assert proc.returncode == 3, proc.stderr[-3000:]
+  line = proc.stderr.strip().splitlines()[-1]
+  assert 'Traceback' not in proc.stderr
+  assert f'data_dir={default} (the TFDS default)' in line, line
+  assert (f'`python -m mol_jax.tfds_build {build} --manual_dir=RAW --data_dir={default}`'
+          in line), line
+  assert not (tmp_path / 'work').exists()
+
+
+@pytest.mark.parametrize('where, expected', [
+    ('file', 'WORK: --workdir is a file, not a folder; name a folder'),
+    ('under_file', 'WORK: --workdir cannot be created: FILE is a file, not a folder')])
+def test_unusable_workdir_is_one_line_and_exit_2(tmp_path, where, expected):
+  afile = tmp_path / 'afile'
+  afile.write_text('mine')
+  work = afile if where == 'file' else afile / 'work'
+  proc = _main(tmp_path, '--config=configs/test.py', f'--workdir={work}',
+               f'--config.data_dir={tmp_path / "tfds"}')
+  assert proc.returncode == 2, proc.stderr[-3000:]
+  assert proc.stderr.count('\n') == 1, proc.stderr[-3000:]
+  assert proc.stderr == 'error: ' + expected.replace('WORK', str(work)).replace(
+      'FILE', str(afile)) + '\n'
+  assert afile.read_text() == 'mine' and not (tmp_path / 'tfds').exists()
+
+
+def test_read_only_workdir_is_refused(tmp_path, monkeypatch):
+  """What main checks first (`files.folder_problem`) on a folder that refuses
+  files; root writes through mode bits (CI runs as root), so the folder
+  refuses the probe file as a read-only mount would."""
+  locked = tmp_path / 'locked'
+  locked.mkdir()
+  mkstemp = tempfile.mkstemp
+
+  def refusing(*args, dir=None, **kwargs):  # pylint: disable=redefined-builtin
+    if dir is not None and os.path.samefile(dir, locked):
+      raise PermissionError(13, 'Permission denied', str(dir))
+    return mkstemp(*args, dir=dir, **kwargs)
+  monkeypatch.setattr(tempfile, 'mkstemp', refusing)
+  assert files.folder_problem(str(locked / 'work'), '--workdir') == (
+      f'{locked / "work"}: --workdir cannot be written (Permission denied); choose a '
+      'writable folder')
+  assert files.folder_problem(str(tmp_path / 'work'), '--workdir') is None
+  assert sorted(p.name for p in tmp_path.iterdir()) == ['locked']  # no probe left
 
 
 def test_missing_workdir_is_exit_2(tmp_path):

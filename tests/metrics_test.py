@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from mol_jax import losses, metrics
+from mol_jax import losses, metrics, reporting
 
 
 @pytest.mark.parametrize('seed', range(20))
@@ -114,3 +114,23 @@ def test_frame_difference_features_take_the_peak_change_per_cell():
   video[5:, :8, 8:] = 0.5  # the top-right quarter brightens from frame 5 on
   features = flow_baseline.frame_difference_features(video, grid=2)
   np.testing.assert_allclose(features, [0.0, 0.5, 2.0, 0.0])
+
+
+def test_metric_writer_drops_the_steps_a_resumed_fold_replays(tmp_path):
+  """A fold killed after logging steps 1-3 with its checkpoint at step 2
+  replays step 3: metrics.jsonl then holds each (fold, step) once."""
+  import json  # pylint: disable=import-outside-toplevel
+  writer = reporting.MetricWriter(str(tmp_path))
+  for step in (1, 2, 3):
+    writer.scalars('sy01/train', step, {'loss': float(step)})
+  writer.scalars('sy01/test', 3, {'accuracy': 0.5})
+  writer.scalars('sy02/train', 3, {'loss': 9.0})  # Another fold keeps its rows.
+  writer.close()
+  resumed = reporting.MetricWriter(str(tmp_path))
+  assert resumed.drop_after(('sy01/train', 'sy01/test'), 2) == 2
+  resumed.scalars('sy01/train', 3, {'loss': 3.5})
+  resumed.close()
+  rows = [json.loads(line) for line in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
+  assert [(r['prefix'], r['step']) for r in rows] == [
+      ('sy01/train', 1), ('sy01/train', 2), ('sy02/train', 3), ('sy01/train', 3)]
+  assert rows[-1]['loss'] == 3.5

@@ -36,9 +36,13 @@ def _tfds():
 
 def dataset_names(dataset: str) -> list[str]:
   """The TFDS names of `dataset` ('a/x,b/y' -> ['a/x', 'b/y'])."""
-  names = [n.strip() for n in str(dataset).split(',') if n.strip()]
+  entries = [n.strip() for n in str(dataset).split(',')]
+  names = [n for n in entries if n]
   if not names:
     raise ValueError('config.dataset is empty; name a built set such as smic/3class.')
+  if len(names) != len(entries):
+    raise ValueError(f'config.dataset={dataset!r} has an empty entry; separate the names '
+                     'with single commas, e.g. casme2/3class,samm/3class')
   if len(set(names)) != len(names):
     raise ValueError(f'config.dataset names a dataset twice: {dataset!r}')
   return names
@@ -52,6 +56,45 @@ def aliases(dataset: str) -> dict[str, str]:
           for base, name in zip(bases, names)}
 
 
+def default_data_dir() -> str:
+  """The folder TFDS reads and writes when no data_dir is given
+  ($TFDS_DATA_DIR, else ~/tensorflow_datasets)."""
+  from tensorflow_datasets.core import constants  # pylint: disable=g-import-not-at-top
+  return constants.DATA_DIR
+
+
+def build_command(dataset: str, data_dir: str | None) -> str:
+  """The command that builds exactly `dataset`, its builder and config, into
+  `data_dir` (without a config the CLI builds the builder's first one, which
+  need not be the one a training config reads)."""
+  name, _, config = dataset.partition('/')
+  words = ['python -m mol_jax.tfds_build', name]
+  if config:
+    words.append(f'--config={config}')
+  # synthetic_me generates its data; every other set reads the licensed copy.
+  if name != 'synthetic_me':
+    words.append('--manual_dir=RAW')
+  words.append(f'--data_dir={data_dir or default_data_dir()}')
+  return ' '.join(words)
+
+
+def check_builder_configs(dataset: str) -> None:
+  """Each entry of `dataset` with a project builder names one of its configs.
+
+  Raises:
+    ValueError: an entry names a config its builder does not have (a
+      misspelling that would otherwise fail inside a build or TFDS).
+  """
+  from mol_jax.data import builder  # pylint: disable=g-import-not-at-top
+  for name in dataset_names(dataset):
+    base, _, config = name.partition('/')
+    cls = builder.builder_class(base)
+    configs = [c.name for c in getattr(cls, 'BUILDER_CONFIGS', None) or []]
+    if config and configs and config not in configs:
+      raise ValueError(f'config.dataset: {base} has no config {config!r}; its configs are '
+                       f'{", ".join(configs)}')
+
+
 @functools.lru_cache(maxsize=16)
 def built_builder(dataset: str, data_dir: str | None):
   """The TFDS builder of one built set, checked to hold array_record splits.
@@ -60,13 +103,15 @@ def built_builder(dataset: str, data_dir: str | None):
     FileNotFoundError: not built (or built in another format), with the command that builds it.
   """
   tfds = _tfds()
-  message = (f'Dataset {dataset!r} not found in data_dir={data_dir!r}; build it with '
-             f'`python -m mol_jax.tfds_build {dataset.split("/")[0]} '
-             f'--data_dir=...`')
+  message = (f'Dataset {dataset!r} not found in data_dir='
+             f'{data_dir or default_data_dir() + " (the TFDS default)"}; build it with '
+             f'`{build_command(dataset, data_dir)}`')
   try:
     builder = tfds.builder(dataset, data_dir=data_dir)
   except Exception as e:  # pylint: disable=broad-except
-    raise FileNotFoundError(f'{message} ({e}).') from e
+    # TFDS's first line says what it missed; the rest lists every dataset it knows.
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    raise FileNotFoundError(f'{message} ({first}).') from e
   # Once a builder class is imported (registered), tfds.builder returns it
   # even where nothing was built: check that the data is there.
   if not builder.info.splits:
