@@ -22,7 +22,8 @@ from mol_jax import exit_codes, files
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', None, 'Directory for checkpoints, logs and results.')
-flags.DEFINE_bool('verbose', False, 'Print the traceback of an error.')
+flags.DEFINE_bool('verbose', False, 'Print the traceback of an error, and the checkpoint '
+                  "library's INFO lines.")
 config_flags.DEFINE_config_file('config', None, 'Training configuration file.',
                                 lock_config=True)
 flags.mark_flags_as_required(['config', 'workdir'])
