@@ -28,6 +28,7 @@ import jax
 import orbax.checkpoint as ocp
 from flax import nnx
 
+from mol_jax.model import flow_refine
 from mol_jax.model.mol import MOL, abstract_model
 
 
@@ -122,9 +123,12 @@ def model_config(model: MOL) -> dict[str, Any]:
   # Checkpoints from before the ablation switches have neither flag: the full
   # MOL; from before the flow refinement, no `flow_refinement`: the official
   # flow head alone. `abstract_model`'s defaults are those values.
-  return {'num_classes': model.num_classes, 'neighbor_num': model.neighbor_num,
-          'dropout_rate': model.mer_3dcnn.dropout_rate, 'use_fcc': model.use_fcc,
-          'use_ccc': model.use_ccc, 'flow_refinement': model.flow_refinement}
+  config = {'num_classes': model.num_classes, 'neighbor_num': model.neighbor_num,
+            'dropout_rate': model.mer_3dcnn.dropout_rate, 'use_fcc': model.use_fcc,
+            'use_ccc': model.use_ccc, 'flow_refinement': model.flow_refinement}
+  if model.flow_refinement:
+    config['flow_refinement_version'] = flow_refine.VERSION
+  return config
 
 
 def model_variables(model: MOL) -> dict:
@@ -216,6 +220,13 @@ def load_model(directory: str, step: int | None = None) -> MOL:
     step = _existing_step(manager, step, directory, '; write one with python -m mol_jax.convert')
     config = manager.restore(step, args=ocp.args.Composite(
         model_config=ocp.args.JsonRestore()))['model_config']
+    # A refinement without a version is version 1, from before it was recorded.
+    version = config.pop('flow_refinement_version', 1)
+    if config.get('flow_refinement') and version != flow_refine.VERSION:
+      raise CheckpointError(
+          f'{directory}: its flow refinement is version {version}, whose layers this '
+          f'mol_jax no longer builds (version {flow_refine.VERSION} reads Lucas-Kanade '
+          'estimates too); train the model again, or load it with the mol_jax that wrote it')
     abstract = abstract_model(**config)
     # Restore onto this process's first device, whatever topology wrote it
     # (e.g. a multi-host training run).

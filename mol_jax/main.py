@@ -109,6 +109,12 @@ class _LibraryInfo(py_logging.Filter):
             or f'{os.sep}orbax{os.sep}' not in record.pathname)
 
 
+def quiet_checkpoint_library() -> None:
+  """Hides the checkpoint library's INFO lines (not its warnings) for the
+  rest of the process; the training tools call it unless `--verbose`."""
+  py_logging.getLogger('absl').addFilter(_LibraryInfo())
+
+
 def main(argv):
   if len(argv) > 1:
     _fail(f'unexpected arguments {argv[1:]}: every flag is --name=value '
@@ -119,7 +125,7 @@ def main(argv):
   if problem:
     _fail(problem, exit_codes.USAGE)
   if not FLAGS.verbose:
-    py_logging.getLogger('absl').addFilter(_LibraryInfo())
+    quiet_checkpoint_library()
   import jax  # pylint: disable=import-outside-toplevel
   from mol_jax import train  # pylint: disable=import-outside-toplevel
 

@@ -7,7 +7,7 @@ import pytest
 from flax import nnx
 
 from mol_jax import checkpointing, convert, inference
-from mol_jax.model import initialisers
+from mol_jax.model import flow_refine, initialisers
 from mol_jax.model import mol as models
 from mol_jax.model.flow_refine import FlowRefinement, gaussian_blur, lucas_kanade, spatial_gradient
 from random_weights import random_model
@@ -197,8 +197,7 @@ def test_official_weights_load_into_every_official_layer():
   """The official state_dict into a refinement model: official layers exactly
   as in the official import, the refinement at its initialisation, and the
   same outputs."""
-  if not golden.available():
-    pytest.skip(f'golden files not found in {golden.GOLDEN_DIR}')
+  golden.require()
   state_dict = golden.official_state_dict(num_classes=3)
   plain = convert.import_official(state_dict, 3)
   refined = convert.import_official(state_dict, 3, flow_refinement=True)
@@ -245,6 +244,24 @@ def test_checkpoint_without_the_field_loads_as_official(official, tmp_path):
     manager.wait_until_finished()
   model = checkpointing.load_model(directory)
   assert not model.flow_refinement and not hasattr(model, 'flow_refine')
+
+
+def test_checkpoint_of_an_earlier_refinement_is_one_clear_error(official, tmp_path):
+  """A refinement checkpoint without `flow_refinement_version` (version 1,
+  before the Lucas-Kanade inputs) is refused by name, not as a damaged file."""
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  refined = _with_refinement(official)
+  config = checkpointing.model_config(refined)
+  assert config['flow_refinement_version'] == flow_refine.VERSION
+  del config['flow_refinement_version']
+  directory = str(tmp_path / 'v1')
+  with ocp.CheckpointManager(directory) as manager:
+    manager.save(0, args=ocp.args.Composite(
+        model=ocp.args.StandardSave(checkpointing.model_variables(refined)),
+        model_config=ocp.args.JsonSave(config)), force=True)
+    manager.wait_until_finished()
+  with pytest.raises(checkpointing.CheckpointError, match='flow refinement is version 1'):
+    checkpointing.load_model(directory)
 
 
 def test_refinement_weights_do_not_fit_an_official_model(official):

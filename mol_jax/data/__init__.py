@@ -2,7 +2,8 @@
 
 `layouts` lists the videos of a raw folder; `faces`, `registration` and
 `preprocess` detect, align and register faces and compute the TV-L1 flow
-targets; `builder` and `builders/` are the TFDS builders; `beam_build` runs
+targets; `records` is the clip record both build paths write; `builder` and
+`builders/` are the TFDS builders; `beam_build` runs
 the builders' pre-processing on Apache Beam; `synthetic` makes the
 licence-free set; `sources` reads built sets (one, or several as one);
 `input_pipeline` makes their batches.

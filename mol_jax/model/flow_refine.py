@@ -44,6 +44,10 @@ from mol_jax.model.layers import Conv2d, leaky_relu
 LK_WINDOWS = (2.0, 4.0, 8.0)
 LK_PRE_BLUR = 0.7
 LK_DAMPING = 1e-3
+# The module's layout, stored with a checkpoint's model config: version 1
+# (before the Lucas-Kanade inputs) read 7 input channels, and its weights do
+# not fit this module.
+VERSION = 2
 # first frame, second frame, their difference, the flow (2), the first
 # frame's spatial gradient (2), one Lucas-Kanade flow (2) per window.
 INPUT_CHANNELS = 7 + 2 * len(LK_WINDOWS)

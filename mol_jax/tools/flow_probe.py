@@ -220,7 +220,9 @@ def main(argv: Sequence[str]) -> None:
   fail = lambda message, code, error=None: exit_codes.fail(message, code, error, FLAGS.verbose)
   if len(argv) > 1:
     fail(f'unexpected arguments {argv[1:]}: every flag is --name=value', exit_codes.USAGE)
-  from mol_jax import train  # pylint: disable=import-outside-toplevel
+  from mol_jax import main as main_lib, train  # pylint: disable=import-outside-toplevel
+  if not FLAGS.verbose:
+    main_lib.quiet_checkpoint_library()
   workdir = os.path.abspath(FLAGS.workdir)
   try:
     probe = run_probe(FLAGS.config, workdir, FLAGS.fold, FLAGS.eval_every)
