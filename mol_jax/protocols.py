@@ -31,22 +31,31 @@ class Fold:
   dataset: str
 
 
+def check(protocol: str, names: list[str]) -> None:
+  """Whether `protocol` suits the datasets `names` (checked before any data is read).
+
+  Raises:
+    ValueError: an unknown protocol, or one the number of datasets does not suit.
+  """
+  if protocol not in PROTOCOLS:
+    raise ValueError(f'config.protocol must be one of {PROTOCOLS}, got {protocol!r}')
+  if protocol == 'loso' and len(names) > 1:
+    raise ValueError(f"config.protocol='loso' holds out subjects of one dataset; config.dataset "
+                     f"names {len(names)} ({','.join(names)}): use 'composite' (leave one "
+                     "subject out of all of them) or 'lodo' (leave one dataset out).")
+  if protocol == 'lodo' and len(names) < 2:
+    raise ValueError(f"config.protocol='lodo' needs at least two datasets in config.dataset "
+                     f"(comma-separated, e.g. 'casme2/3class,samm/3class'), got "
+                     f"{','.join(names)!r}")
+
+
 def folds(protocol: str, dataset: str, data_dir: str | None) -> list[Fold]:
   """The folds of `protocol` over `dataset` (one name, or several comma-separated).
 
   Raises:
     ValueError: an unknown protocol, or one the number of datasets does not suit.
   """
-  names = sources.dataset_names(dataset)
-  if protocol not in PROTOCOLS:
-    raise ValueError(f'config.protocol must be one of {PROTOCOLS}, got {protocol!r}')
-  if protocol == 'loso' and len(names) > 1:
-    raise ValueError(f"config.protocol='loso' holds out subjects of one dataset; config.dataset "
-                     f"names {len(names)} ({dataset}): use 'composite' (leave one subject out "
-                     "of all of them) or 'lodo' (leave one dataset out).")
-  if protocol == 'lodo' and len(names) < 2:
-    raise ValueError(f"config.protocol='lodo' needs at least two datasets in config.dataset "
-                     f"(comma-separated, e.g. 'casme2/3class,samm/3class'), got {dataset!r}")
+  check(protocol, sources.dataset_names(dataset))
   by_dataset = sources.subjects_by_dataset(dataset, data_dir)
   sources.class_names(dataset, data_dir)  # The datasets must share their classes.
   if protocol == 'lodo':

@@ -17,6 +17,8 @@ from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
 DATA_AXIS = 'data'
 # Parameters smaller than this stay replicated even under FSDP.
 FSDP_MIN_SIZE = 2 ** 18
+# `config.mesh.param_sharding`: every parameter on every device, or the large ones split.
+PARAM_SHARDINGS = ('replicated', 'fsdp')
 
 
 def create_mesh(num_devices: int = -1) -> jax.sharding.Mesh:
@@ -58,7 +60,7 @@ def state_shardings(abstract_state: Any, mesh: jax.sharding.Mesh, mode: str = 'r
     return jax.tree.map(
         lambda x: NamedSharding(mesh, _fsdp_spec(tuple(getattr(x, 'shape', ())), size)),
         abstract_state)
-  raise ValueError(f"config.mesh.param_sharding must be 'replicated' or 'fsdp', got {mode!r}")
+  raise ValueError(f'config.mesh.param_sharding must be one of {PARAM_SHARDINGS}, got {mode!r}')
 
 
 def global_batch(local_batch: dict[str, Any], mesh: jax.sharding.Mesh) -> dict[str, jax.Array]:

@@ -14,8 +14,6 @@ import dataclasses
 import functools
 import json
 import os
-import subprocess
-import sys
 import time
 from typing import Any
 
@@ -30,8 +28,13 @@ from jax.experimental import multihost_utils
 
 from mol_jax import files
 from mol_jax import clip_format
-from mol_jax import checkpointing, losses, metrics as metrics_lib, protocols, reporting, sharding
-from mol_jax.data import builder, sources
+from mol_jax import checkpointing, experiment, losses, metrics as metrics_lib, protocols
+from mol_jax import reporting, sharding
+# Re-exported: callers catch train.ConfigError and train.BuildError.
+from mol_jax.experiment import (EVAL_UNITS, PARAMETER_GROUPS, ConfigError,  # pylint: disable=unused-import
+                                Experiment, parse_lr_multipliers, parse_seeds)
+from mol_jax.data import input_pipeline, sources
+from mol_jax.data.sources import BuildError  # pylint: disable=unused-import
 from mol_jax.model import MOL, abstract_model, create_model
 from mol_jax.model.initialisers import (flow_at_zero, landmarks_at_mean_shape, load_weights,
                                        still_blind_time_taps, tie_pair_streams,
@@ -41,14 +44,6 @@ from mol_jax.model.initialisers import (flow_at_zero, landmarks_at_mean_shape, l
 
 class NonFiniteError(RuntimeError):
   """Training produced a NaN or infinite loss or gradient."""
-
-
-class ConfigError(ValueError):
-  """A config value that cannot work; the message names the field."""
-
-
-class BuildError(RuntimeError):
-  """Building a missing synthetic set failed (the build said why)."""
 
 
 class Interrupted(KeyboardInterrupt):
@@ -134,37 +129,11 @@ def create_learning_rate_fn(config: ml_collections.ConfigDict) -> optax.Schedule
     schedule = optax.cosine_decay_schedule(opt.learning_rate, max(steps - opt.warmup_steps, 1))
   else:
     raise ConfigError(f"config.optimizer.schedule must be 'constant' or 'cosine', got "
-                     f'{opt.schedule!r}')
+                      f'{opt.schedule!r}')
   if opt.warmup_steps:
     warmup = optax.linear_schedule(0.0, opt.learning_rate, opt.warmup_steps)
     schedule = optax.join_schedules([warmup, schedule], [opt.warmup_steps])
   return schedule
-
-
-# MOL's top-level parameter groups, the units `config.optimizer.lr_multipliers` names.
-PARAMETER_GROUPS = ('conv_stack', 'fcc_1', 'fcc_2', 'ccc_1', 'ccc_2', 'flownet', 'flow_refine',
-                    'ldm_predictor', 'mer_3dcnn')
-
-
-def parse_lr_multipliers(text: str) -> dict[str, float]:
-  """`config.optimizer.lr_multipliers`: '' or 'group=m,group=m' -> {group: m}.
-
-  Raises:
-    ConfigError: naming the field, for an unknown group or a multiplier not > 0.
-  """
-  multipliers = {}
-  for item in filter(None, (t.strip() for t in str(text).split(','))):
-    group, _, value = item.partition('=')
-    try:
-      multiplier = float(value)
-    except ValueError:
-      multiplier = float('nan')
-    if group.strip() not in PARAMETER_GROUPS or not (np.isfinite(multiplier) and multiplier > 0):
-      raise ConfigError(
-          f'config.optimizer.lr_multipliers: {item!r} is not GROUP=MULTIPLIER with GROUP one '
-          f"of {', '.join(PARAMETER_GROUPS)} and MULTIPLIER > 0 (e.g. 'flow_refine=10')")
-    multipliers[group.strip()] = multiplier
-  return multipliers
 
 
 def create_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
@@ -525,8 +494,6 @@ class Steps:
     return jax.device_put(state, self.state_sharding)
 
 
-EVAL_UNITS = ('video', 'clip')
-
 
 def evaluate(steps: Steps, state: TrainState, eval_ds, num_classes: int,
              mean_landmarks: np.ndarray, unit: str = 'video') -> dict:
@@ -577,19 +544,19 @@ def evaluate(steps: Steps, state: TrainState, eval_ds, num_classes: int,
 
 
 def train_fold(config: ml_collections.ConfigDict, fold_dir: str, fold: protocols.Fold,
-               fold_index: int, steps: Steps, class_names: list[str],
+               fold_index: int, steps: Steps, exp: Experiment,
                writer, start_from: StartingWeights | None = None) -> tuple[TrainState, dict]:
   """Trains and evaluates one fold, resuming from its checkpoint.
 
   `start_from` (`load_init_from`) is the model's starting point instead of
   its initialisation; with `config.num_train_steps` 0 the fold only scores it.
   """
-  from mol_jax.data import input_pipeline  # pylint: disable=import-outside-toplevel
+  class_names = list(exp.class_names)
   num_classes = len(class_names)
   seed = config.seed + fold_index
   subject = fold.name
   datasets = input_pipeline.create_datasets(
-      config.dataset, config.data_dir or None, list(fold.test_subjects),
+      exp.dataset, exp.data_dir, list(fold.test_subjects),
       batch_size=config.batch_size,
       eval_batch_size=config.eval_batch_size, seed=seed, grain_workers=config.grain_workers,
       flip=config.augment.flip, intensity=config.augment.intensity,
@@ -681,26 +648,14 @@ def train_fold(config: ml_collections.ConfigDict, fold_dir: str, fold: protocols
   checkpointing.save_model(os.path.join(fold_dir, 'model'),
                            nnx.merge(steps.graphdef, state.params, state.batch_stats),
                            step=int(state.step), overwrite=True,
-                           metadata={'class_names': list(class_names), 'dataset': config.dataset,
-                                     'alignment': dataset_alignment(config.dataset),
+                           metadata={'class_names': class_names, 'dataset': exp.dataset,
+                                     'alignment': exp.alignment,
                                      'protocol': config.protocol,
                                      ('held_out_dataset' if config.protocol == 'lodo'
                                       else 'held_out_subject'): subject,
                                      **({'init_from': start_from.source()}
                                         if start_from is not None else {})})
   return state, result
-
-
-def parse_seeds(text: str) -> list[int]:
-  """`config.seeds` ('0,1,2') as distinct integers; '' gives none."""
-  try:
-    seeds = [int(s) for s in str(text).split(',') if s.strip()]
-  except ValueError:
-    raise ConfigError(f"config.seeds must be comma-separated integers such as '0,1,2', got "
-                      f'{text!r}') from None
-  if len(set(seeds)) != len(seeds):
-    raise ConfigError(f'config.seeds repeats a seed: {text!r}')
-  return seeds
 
 
 def _train_and_evaluate_seeds(config: ml_collections.ConfigDict, workdir: str,
@@ -720,127 +675,76 @@ def _train_and_evaluate_seeds(config: ml_collections.ConfigDict, workdir: str,
   return state, summary
 
 
-def dataset_alignment(dataset: str) -> str:
-  """The alignment every dataset of `dataset` was built with.
-
-  Raises:
-    ConfigError: the datasets of a collection were aligned differently.
-  """
-  found = {n: builder.dataset_alignment(n) for n in sources.dataset_names(dataset)}
-  if len(set(found.values())) > 1:
-    raise ConfigError(f'config.dataset mixes alignments {found}; a collection needs one '
-                      "(e.g. every dataset's 3class config, or every '_per_clip' one)")
-  return next(iter(found.values()))
-
-
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> tuple[Any, dict]:
   """Training and evaluation by `config.protocol` (once per seed of `config.seeds`, if any).
 
   Returns:
     (state of the last fold trained here, or None if every fold was already
     finished; the summary dict also written to `workdir/results.json`).
+
+  Raises:
+    ConfigError: a config mistake, found before anything is trained or written.
   """
-  from mol_jax.data import input_pipeline  # pylint: disable=import-outside-toplevel
+  # Both configs of a pre-training run are checked before either trains.
+  experiment.validate(config)
+  exp = experiment.resolve(config)
   if config.get('pretrain'):
     config = pretrained_start(config, workdir)
   seeds = parse_seeds(config.get('seeds', ''))
   if seeds:
     return _train_and_evaluate_seeds(config, workdir, seeds)
-  if config.model.compute_dtype not in ('float32', 'bfloat16'):
-    raise ConfigError("config.model.compute_dtype must be 'float32' or 'bfloat16', got "
-                      f'{config.model.compute_dtype!r}')
-  if config.batch_sampling not in input_pipeline.SAMPLINGS:
-    raise ConfigError(f'config.batch_sampling must be one of {input_pipeline.SAMPLINGS}, got '
-                      f'{config.batch_sampling!r}')
-  if config.eval_unit not in EVAL_UNITS:
-    raise ConfigError(f'config.eval_unit must be one of {EVAL_UNITS}, got {config.eval_unit!r}')
-  try:
-    flow_options = losses.flow_loss_options(config.loss)
-  except ValueError as e:
-    raise ConfigError(str(e)) from e
-  parse_lr_multipliers(config.optimizer.get('lr_multipliers', ''))
-  try:
-    input_pipeline.training_crop_offsets(clip_format.CROP_SIZE, config.augment.crop_jitter,
-                                         config.augment.scale)
-  except ValueError as e:
-    raise ConfigError(f'config.augment.{e}') from e
-  for field in ('batch_size', 'eval_batch_size', 'num_train_steps'):
-    # num_train_steps 0 is evaluation only: config.init_from's weights scored.
-    if config[field] < (0 if field == 'num_train_steps' else 1):
-      raise ConfigError(f'config.{field} must be at least '
-                        f'{0 if field == "num_train_steps" else 1}, got {config[field]}')
-  if config.num_train_steps == 0 and not config.get('init_from', ''):
-    raise ConfigError('config.num_train_steps=0 scores config.init_from\'s weights without '
-                      'training, and config.init_from is empty: name a checkpoint (a fold model '
-                      'directory or a python -m mol_jax.convert output), or train at least 1 step')
-  try:
-    sources.check_builder_configs(config.dataset)
-  except ValueError as e:
-    raise ConfigError(str(e)) from e
-  dataset_alignment(config.dataset)
-  dataset_ready(config)
-  if flow_options.target == 'true_flow' and not sources.has_truth(config.dataset,
-                                                                  config.data_dir or None):
-    raise ConfigError(f"config.loss.flow_target='true_flow' needs the exact motion, which "
-                      f'only synthetic_me records carry; {config.dataset} has none: use '
-                      "config.loss.flow_target='flow' (the TV-L1 targets)")
-  try:
-    all_folds = protocols.folds(config.protocol, config.dataset, config.data_dir or None)
-  except ValueError as e:
-    raise ConfigError(str(e)) from e
-  class_names = input_pipeline.class_names(config.dataset, config.data_dir or None)
-  names = [f.name for f in all_folds]
-  chosen = [s.strip() for s in config.folds.split(',') if s.strip()] or names
-  unknown = sorted(set(chosen) - set(names))
-  if unknown:
-    raise ConfigError(f'config.folds names folds {unknown} that {config.protocol} over '
-                      f'{config.dataset} does not have; its folds are {names}')
-  num_classes = len(class_names)
-  mesh = sharding.create_mesh(config.mesh.num_devices)
-  if config.batch_size % mesh.size or config.eval_batch_size % mesh.size:
-    raise ConfigError(f'config.batch_size={config.batch_size} and config.eval_batch_size='
-                     f'{config.eval_batch_size} must be multiples of the {mesh.size} devices')
-  start_from = load_init_from(config, num_classes)
+  start_from = load_init_from(config, exp.num_classes)
   # Written only once the config and the data are known to be usable.
   os.makedirs(workdir, exist_ok=True)
 
   tx = create_optimizer(config)
-  graphdef, template = create_train_state(config, num_classes, config.seed, tx)
-  steps = Steps(config, graphdef, tx, template, mesh)
+  graphdef, template = create_train_state(config, exp.num_classes, config.seed, tx)
+  steps = Steps(config, graphdef, tx, template, exp.mesh)
   del template
 
   writer = reporting.MetricWriter(workdir)
   fold_results, state = [], None
-  for index, fold in enumerate(all_folds):
-    if fold.name not in chosen:
+  for index, fold in enumerate(exp.folds):
+    if fold.name not in exp.chosen:
       continue
     fold_dir = os.path.join(workdir, 'folds', fold.name)
-    result_path = os.path.join(fold_dir, 'result.json')
-    if os.path.exists(result_path):
-      with open(result_path) as f:
-        finished = json.load(f)
-      if finished.get('fixed', {}).get('unit', config.eval_unit) != config.eval_unit:
-        raise ConfigError(f'{result_path} counted {finished["fixed"]["unit"]}s, this run asks '
-                          f'config.eval_unit={config.eval_unit!r}: use another workdir or the '
-                          'same eval_unit')
+    finished = finished_fold(config, fold_dir)
+    if finished is not None:
       fold_results.append(finished)
-      logging.info('fold %s already finished; skipping', fold.name)
       continue
     os.makedirs(fold_dir, exist_ok=True)
-    state, result = train_fold(config, fold_dir, fold, index, steps, class_names, writer,
-                               start_from)
+    state, result = train_fold(config, fold_dir, fold, index, steps, exp, writer, start_from)
     if jax.process_index() == 0:
-      files.write_json(result_path, result)
+      files.write_json(os.path.join(fold_dir, 'result.json'), result)
     fold_results.append(result)
 
-  summary = reporting.summarize_folds(fold_results, class_names, config)
+  summary = reporting.summarize_folds(fold_results, list(exp.class_names), config)
   # Where every fold's weights started: a checkpoint (`config.init_from`),
   # or None, each fold's own initialisation.
   summary['init_from'] = start_from.source() if start_from is not None else None
   if jax.process_index() == 0:
-    reporting.write_results(workdir, summary, class_names)
+    reporting.write_results(workdir, summary, list(exp.class_names))
   writer.close()
   return state, summary
+
+
+def finished_fold(config: ml_collections.ConfigDict, fold_dir: str) -> dict | None:
+  """The result of a fold an earlier run finished (None: not finished).
+
+  Raises:
+    ConfigError: it was counted in another `config.eval_unit`.
+  """
+  result_path = os.path.join(fold_dir, 'result.json')
+  if not os.path.exists(result_path):
+    return None
+  with open(result_path) as f:
+    finished = json.load(f)
+  if finished.get('fixed', {}).get('unit', config.eval_unit) != config.eval_unit:
+    raise ConfigError(f'{result_path} counted {finished["fixed"]["unit"]}s, this run asks '
+                      f'config.eval_unit={config.eval_unit!r}: use another workdir or the '
+                      'same eval_unit')
+  logging.info('fold %s already finished; skipping', os.path.basename(fold_dir))
+  return finished
 
 
 def pretrained_start(config: ml_collections.ConfigDict, workdir: str
@@ -853,57 +757,23 @@ def pretrained_start(config: ml_collections.ConfigDict, workdir: str
 
   Raises:
     ConfigError: the stage names other than one fold, or this config already
-      has an `init_from`.
+      has an `init_from` (`experiment.validate` checks both first).
   """
-  stage = config.pretrain.copy_and_resolve_references()
-  folds = [s.strip() for s in stage.get('folds', '').split(',') if s.strip()]
-  if len(folds) != 1:
-    raise ConfigError(f'config.pretrain.folds must name the one fold whose model starts this '
-                      f"run (its held-out subject scores the pre-training), got {stage.get('folds', '')!r}")
-  if config.get('init_from', ''):
-    raise ConfigError('config.pretrain and config.init_from both say where the weights start: '
-                      'keep one')
-  if not stage.data_dir:
-    stage.data_dir = config.data_dir
+  fold = experiment.pretrain_fold(config)
+  stage = experiment.pretrain_stage(config)
   stage_dir = os.path.join(workdir, 'pretrain')
   logging.info('pre-training stage into %s (%s, %d steps)', stage_dir, stage.dataset,
                stage.num_train_steps)
   train_and_evaluate(stage, stage_dir)
   config = config.copy_and_resolve_references()
   config.pretrain = ml_collections.ConfigDict()
-  config.init_from = os.path.join(stage_dir, 'folds', folds[0], 'model')
+  config.init_from = os.path.join(stage_dir, 'folds', fold, 'model')
   return config
 
 
 def dataset_ready(config: ml_collections.ConfigDict) -> None:
-  """Builds each `synthetic_me` set of `config.dataset` when asked and
-  missing; a clear error for any other set that is not built."""
-  data_dir = config.data_dir or None
-  for dataset in sources.dataset_names(config.dataset):
-    try:
-      sources.list_subjects(dataset, data_dir)
-      continue
-    except FileNotFoundError as e:
-      missing = e
-    name, _, builder_config = dataset.partition('/')
-    if not (config.build_if_missing and name == 'synthetic_me'):
-      where = data_dir or f'{sources.default_data_dir()} (the TFDS default)'
-      # Built elsewhere, the set is found with --config.data_dir=DIR.
-      elsewhere = '' if data_dir else ' (building elsewhere? pass --config.data_dir=DIR too)'
-      raise FileNotFoundError(
-          f'dataset {dataset} is not built in data_dir={where}. It needs your licensed copy '
-          f'(docs/DATA.md): run `{sources.build_command(dataset, data_dir)}` with RAW the '
-          f'folder that holds it{elsewhere}.') from missing
-    logging.info('building %s (first run only)', dataset)
-    # A separate process: the TFDS build CLI parses flags of its own, which
-    # clash with this program's absl flags.
-    build = subprocess.run([sys.executable, '-m', 'mol_jax.tfds_build', name]
-                           + ([f'--config={builder_config}'] if builder_config else [])
-                           + ([f'--data_dir={config.data_dir}'] if config.data_dir else []),
-                           check=False)
-    if build.returncode:
-      # The build printed its own error line above this one.
-      raise BuildError(f'building {dataset} failed (exit {build.returncode}); rerun '
-                       f'`{sources.build_command(dataset, data_dir)}` with --verbose for '
-                       'the traceback')
-    sources.list_subjects(dataset, data_dir)
+  """Builds each missing `synthetic_me` set of `config.dataset` when
+  `config.build_if_missing` (`sources.ensure_built`); a clear error for any
+  other set that is not built."""
+  sources.ensure_built(sources.dataset_names(config.dataset), config.data_dir or None,
+                       config.build_if_missing)

@@ -67,6 +67,12 @@ def test_help_names_the_configs_and_the_docs(tmp_path):
     (['--config=configs/test.py', '--config.protocol=lodo',
       '--config.dataset=synthetic_me/small,synthetic_me/smal'],
      "config.dataset: synthetic_me has no config 'smal'; its configs are default,"),
+    # The mesh's checks raise plain ValueErrors in `sharding`; main still
+    # ends them in one line and exit 2.
+    (['--config=configs/test.py', '--config.mesh.num_devices=1000'],
+     'config.mesh.num_devices=1000, but'),
+    (['--config=configs/test.py', '--config.mesh.param_sharding=zero'],
+     'config.mesh.param_sharding must be one of'),
 ])
 def test_bad_config_is_one_line_and_exit_2(tmp_path, args, expected):
   work, data = tmp_path / 'work', tmp_path / 'tfds'

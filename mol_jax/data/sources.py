@@ -21,12 +21,19 @@ from __future__ import annotations
 
 import functools
 import re
+import subprocess
+import sys
 from typing import Any, Sequence
 
 import numpy as np
+from absl import logging
 
 # The exact motion that synthetic records hold beside their training targets.
 TRUTH_KEYS = ('true_flow', 'true_landmarks')
+
+
+class BuildError(RuntimeError):
+  """Building a missing synthetic set failed (the build said why)."""
 
 
 def _tfds():
@@ -93,6 +100,46 @@ def check_builder_configs(dataset: str) -> None:
     if config and configs and config not in configs:
       raise ValueError(f'config.dataset: {base} has no config {config!r}; its configs are '
                        f'{", ".join(configs)}')
+
+
+def ensure_built(names: Sequence[str], data_dir: str | None, build_if_missing: bool) -> None:
+  """Builds each missing `synthetic_me` set of `names` when `build_if_missing`
+  (the first run of a config builds its own data); a clear error for any
+  other set that is not built.
+
+  Raises:
+    FileNotFoundError: a set is not built and cannot be built here; the
+      message names the command that builds it.
+    BuildError: the build of a synthetic set failed.
+  """
+  for dataset in names:
+    try:
+      list_subjects(dataset, data_dir)
+      continue
+    except FileNotFoundError as e:
+      missing = e
+    name, _, builder_config = dataset.partition('/')
+    if not (build_if_missing and name == 'synthetic_me'):
+      where = data_dir or f'{default_data_dir()} (the TFDS default)'
+      # Built elsewhere, the set is found with --config.data_dir=DIR.
+      elsewhere = '' if data_dir else ' (building elsewhere? pass --config.data_dir=DIR too)'
+      raise FileNotFoundError(
+          f'dataset {dataset} is not built in data_dir={where}. It needs your licensed copy '
+          f'(docs/DATA.md): run `{build_command(dataset, data_dir)}` with RAW the '
+          f'folder that holds it{elsewhere}.') from missing
+    logging.info('building %s (first run only)', dataset)
+    # A separate process: the TFDS build CLI parses flags of its own, which
+    # clash with the calling program's absl flags.
+    build = subprocess.run([sys.executable, '-m', 'mol_jax.tfds_build', name]
+                           + ([f'--config={builder_config}'] if builder_config else [])
+                           + ([f'--data_dir={data_dir}'] if data_dir else []),
+                           check=False)
+    if build.returncode:
+      # The build printed its own error line above this one.
+      raise BuildError(f'building {dataset} failed (exit {build.returncode}); rerun '
+                       f'`{build_command(dataset, data_dir)}` with --verbose for '
+                       'the traceback')
+    list_subjects(dataset, data_dir)
 
 
 @functools.lru_cache(maxsize=16)
