@@ -51,21 +51,6 @@ def get_config() -> ml_collections.ConfigDict:
   # loss weights (config.loss).
   config.model.use_fcc = True
   config.model.use_ccc = True
-  # Start the second frame's FCC/CCC (FCC_2, CCC_2) as copies of the first
-  # frame's, so that a pair's maps differ by the motion alone at step 0
-  # (`initialisers.tie_pair_streams`). The official code initialises them
-  # independently.
-  config.model.tie_pair_streams_at_init = False
-  # Start the MER head's 3-D convolution with zero-mean time taps, so that it
-  # answers change over time and not a still face (`initialisers.zero_mean_time_taps`).
-  config.model.zero_mean_time_taps_at_init = False
-  # Keep the MER head's 3-D convolution blind to still clips for the whole
-  # run: after every update its even and odd time taps (the two interleaved
-  # streams of each frame pair) are projected to zero sum
-  # (`initialisers.still_blind_time_taps`), so the class can only come from change
-  # over time, never from what a subject's face looks like. Off in the
-  # official recipe.
-  config.model.still_blind_head = False
   # Start the landmark head as the mean-shape predictor: its last layer's
   # bias at the training clips' mean landmarks, its kernel at 0
   # (`initialisers.landmarks_at_mean_shape`). The official initialisation
@@ -145,11 +130,6 @@ def get_config() -> ml_collections.ConfigDict:
 
   # Global batch size (split over all devices of all processes).
   config.batch_size = 32
-  # 'shuffle' (official: a random permutation every epoch) or 'stratified':
-  # rounds of one clip per (training subject, class), so a batch of a multiple
-  # of their number has every class of every subject equally often, and a
-  # per-subject bias of the logits cannot lower the loss by chance.
-  config.batch_sampling = 'shuffle'
   # Global evaluation batch size; the last batch is padded and masked.
   config.eval_batch_size = 32
   # Training steps per LOSO fold (official 1000). 0 = evaluation only: every

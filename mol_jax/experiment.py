@@ -174,9 +174,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if config.model.compute_dtype not in COMPUTE_DTYPES:
     raise ConfigError(f"config.model.compute_dtype must be 'float32' or 'bfloat16', got "
                       f'{config.model.compute_dtype!r}')
-  if config.batch_sampling not in input_pipeline.SAMPLINGS:
-    raise ConfigError(f'config.batch_sampling must be one of {input_pipeline.SAMPLINGS}, got '
-                      f'{config.batch_sampling!r}')
   if config.eval_unit not in EVAL_UNITS:
     raise ConfigError(f'config.eval_unit must be one of {EVAL_UNITS}, got {config.eval_unit!r}')
   try:

@@ -37,8 +37,7 @@ from mol_jax.data import input_pipeline, sources
 from mol_jax.data.sources import BuildError  # pylint: disable=unused-import
 from mol_jax.model import MOL, abstract_model, create_model
 from mol_jax.model.initialisers import (flow_at_zero, landmarks_at_mean_shape, load_weights,
-                                       still_blind_time_taps, tie_pair_streams,
-                                       weights_mismatch, zero_mean_time_taps)
+                                       weights_mismatch)
 
 
 
@@ -178,10 +177,6 @@ def create_train_state(config: ml_collections.ConfigDict, num_classes: int, seed
     landmarks_at_mean_shape(model, mean_landmarks)
   if config.model.flow_at_zero:
     flow_at_zero(model)
-  if config.model.tie_pair_streams_at_init:
-    tie_pair_streams(model)
-  if config.model.zero_mean_time_taps_at_init:
-    zero_mean_time_taps(model)
   if start is not None:
     kept = load_weights(model, start.weights)
     if kept:
@@ -195,8 +190,6 @@ def state_from_model(config: ml_collections.ConfigDict, model: MOL, seed: int,
   """The training state that starts from `model`'s weights (for example the
   official ones, `convert.import_official`): step 0, a fresh optimiser."""
   graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
-  if config.model.still_blind_head:
-    params = project_still_blind(params)
   trainable, _ = split_frozen(params, frozen_heads(config.loss.of_weight,
                                                    config.loss.ldm_weight))
   state = TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
@@ -230,17 +223,6 @@ def _join(trainable: dict, frozen: dict, template: nnx.State) -> nnx.State:
   groups = [trainable[k] if k in trainable else frozen[k] for k in template.keys()]
   return jax.tree.unflatten(jax.tree.structure(template),
                             [leaf for group in groups for leaf in jax.tree.leaves(group)])
-
-
-def project_still_blind(params: nnx.State) -> nnx.State:
-  """`params` with the MER head's 3-D kernel made blind to still clips
-  (`initialisers.still_blind_time_taps`); everything else unchanged."""
-  def project(path, leaf):
-    # The leaf's path is mer_3dcnn/conv3d/kernel, plus the Variable's own
-    # attribute in some flax versions.
-    names = [str(getattr(k, 'key', getattr(k, 'name', k))) for k in path]
-    return still_blind_time_taps(leaf) if names[:3] == ['mer_3dcnn', 'conv3d', 'kernel'] else leaf
-  return jax.tree_util.tree_map_with_path(project, params)
 
 
 def _merge(graphdef: nnx.GraphDef, params, batch_stats, compute_dtype: str) -> MOL:
@@ -349,13 +331,9 @@ def loss_and_grads(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
 def train_step(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
                tx: optax.GradientTransformation, of_weight: float, ldm_weight: float,
                flow_pairs_per_step: int, compute_dtype: str = 'float32',
-               still_blind_head: bool = False,
                flow_options: losses.FlowLossOptions = losses.OFFICIAL_FLOW
                ) -> tuple[TrainState, dict]:
   """One AdamW step on the multi-task loss (heads with loss weight 0 stay frozen).
-
-  With `still_blind_head` the updated MER head is projected back onto the
-  kernels that cannot see a still clip (`project_still_blind`).
 
   A step whose loss or gradient is not finite leaves the state unchanged and
   reports `nonfinite` = 1; the loop stops the run on it.
@@ -367,8 +345,6 @@ def train_step(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
   trainable, frozen = split_frozen(state.params, frozen_heads(of_weight, ldm_weight))
   updates, opt_state = tx.update(grads, state.opt_state, trainable)
   params = _join(optax.apply_updates(trainable, updates), frozen, state.params)
-  if still_blind_head:
-    params = project_still_blind(params)
   grad_norm = optax.global_norm(grads)
   finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
   new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
@@ -477,8 +453,7 @@ class Steps:
                      compute_dtype=config.model.compute_dtype,
                      flow_options=losses.flow_loss_options(config.loss))
     self.train = jax.jit(
-        functools.partial(train_step, tx=tx, still_blind_head=config.model.still_blind_head,
-                          **loss_args),
+        functools.partial(train_step, tx=tx, **loss_args),
         in_shardings=(self.state_sharding, data),
         out_shardings=(self.state_sharding, sharding.replicated(mesh)),
         donate_argnums=0)
@@ -561,7 +536,6 @@ def train_fold(config: ml_collections.ConfigDict, fold_dir: str, fold: protocols
       eval_batch_size=config.eval_batch_size, seed=seed, grain_workers=config.grain_workers,
       flip=config.augment.flip, intensity=config.augment.intensity,
       crop_jitter=config.augment.crop_jitter, scale=config.augment.scale,
-      sampling=config.batch_sampling,
       train_truth=losses.flow_loss_options(config.loss).target == 'true_flow')
   tx = create_optimizer(config)
   _, state = create_train_state(config, num_classes, seed, tx, datasets.mean_landmarks,

@@ -326,37 +326,6 @@ def test_scale_augmentation_zooms_training_crops(data_dir):
     _make(data_dir, scale=1.0)
 
 
-def test_stratified_order():
-  strata = [[0, 1, 2, 3], [10, 11], [20]]
-  order = input_pipeline.stratified_order(strata, seed=0, epoch=0)
-  assert order.shape == (12,)
-  for start in range(0, 12, 3):
-    assert sorted(x // 10 for x in order[start:start + 3]) == [0, 1, 2]
-  # Every example of the largest stratum once; smaller ones cycled in full.
-  assert sorted(x for x in order if x < 10) == [0, 1, 2, 3]
-  assert sorted(x for x in order if 10 <= x < 20) == [10, 10, 11, 11]
-  np.testing.assert_array_equal(order, input_pipeline.stratified_order(strata, 0, 0))
-  assert not np.array_equal(order, input_pipeline.stratified_order(strata, 0, 1))
-
-
-def test_stratified_batches_hold_every_subject_and_class(data_dir):
-  ds = _make(data_dir, batch_size=6, sampling='stratified')
-  labels = {s: {_record(s, j)['label'] for j in range(SUBJECTS[s])} for s in ('a', 'c')}
-  strata = sorted((s, l) for s in labels for l in labels[s])
-  assert len(strata) == 6
-  seen = set()
-  for b in itertools.islice(ds.train, 8):
-    keys = []
-    for i in range(6):
-      _, _, idx = _decode(b, i)
-      keys.append(('a' if idx < 100 else 'c', int(b['label'][i])))
-      seen.add(idx)
-    assert sorted(keys) == strata
-  assert len(seen) == 9  # Every training clip is used.
-  with pytest.raises(ValueError, match='sampling'):
-    _make(data_dir, sampling='balanced')
-
-
 @pytest.mark.slow  # Starts a grain worker process (imports the package).
 def test_grain_worker_processes_give_the_same_batches(data_dir):
   threads = _make(data_dir, seed=4)

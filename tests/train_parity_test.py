@@ -111,7 +111,6 @@ def parity_config(ref: dict):
   config.model.dropout_rate = 0.0
   config.model.neighbor_num = int(ref['neighbor_num'])
   config.model.compute_dtype = 'float32'
-  config.model.still_blind_head = False
   config.seed = int(ref['seed'])
   config.mesh.num_devices = 1
   return config
@@ -200,9 +199,7 @@ def test_default_config_is_the_recipe_the_file_ran():
   assert config.loss.flow_pairs_per_step == clip_format.NUM_PAIRS
   assert config.model.compute_dtype == 'float32'
   assert config.model.use_fcc and config.model.use_ccc
-  assert not any(config.model[name] for name in (
-      'tie_pair_streams_at_init', 'zero_mean_time_taps_at_init', 'still_blind_head',
-      'landmarks_at_mean_shape', 'flow_at_zero'))
+  assert not any(config.model[name] for name in ('landmarks_at_mean_shape', 'flow_at_zero'))
 
 
 def official_shapes(ref: dict) -> dict[str, tuple[int, ...]]:

@@ -135,8 +135,7 @@ def test_unknown_compute_dtype(tmp_path):
     train.train_and_evaluate(config, str(tmp_path / 'run'))
 
 
-@pytest.mark.parametrize('field, value', [('batch_sampling', 'balanced'),
-                                           ('eval_unit', 'frame'),
+@pytest.mark.parametrize('field, value', [('eval_unit', 'frame'),
                                            ('augment.crop_jitter', 9),
                                            ('augment.scale', 1.0)])
 def test_bad_training_option_fails_before_writing(tmp_path, field, value):
@@ -144,43 +143,6 @@ def test_bad_training_option_fails_before_writing(tmp_path, field, value):
   with pytest.raises(train.ConfigError, match=f'config.{field}'):
     train.train_and_evaluate(config, str(tmp_path / 'run'))
   assert not (tmp_path / 'run').exists()
-
-
-def test_initialisation_options_reach_the_train_state(tmp_path):
-  import jax
-  config = _config(str(tmp_path), **{'model.tie_pair_streams_at_init': True,
-                                     'model.zero_mean_time_taps_at_init': True})
-  tx = train.create_optimizer(config)
-  _, state = train.create_train_state(config, 3, 0, tx)
-  for first, second in (('fcc_1', 'fcc_2'), ('ccc_1', 'ccc_2')):
-    for a, b in zip(jax.tree.leaves(state.params[first]), jax.tree.leaves(state.params[second])):
-      np.testing.assert_array_equal(a, b)
-  kernel = np.asarray(state.params['mer_3dcnn']['conv3d']['kernel'][...])
-  np.testing.assert_allclose(kernel.sum(axis=2), 0, atol=1e-6)
-  assert np.abs(kernel).max() > 0
-
-
-def test_still_blind_head_holds_at_init_and_after_a_step():
-  import jax  # pylint: disable=g-import-not-at-top
-  from mol_jax import sharding  # pylint: disable=g-import-not-at-top
-  config = _config('unused', **{'loss.of_weight': 0.0, 'loss.ldm_weight': 0.0,
-                                'model.still_blind_head': True})
-  mesh = sharding.create_mesh(1)
-  tx = train.create_optimizer(config)
-  graphdef, state = train.create_train_state(config, 3, 0, tx)
-
-  def assert_blind(params):
-    kernel = np.asarray(params['mer_3dcnn']['conv3d']['kernel'][...])
-    np.testing.assert_allclose(kernel[:, :, 0::2].sum(axis=2), 0, atol=1e-6)
-    np.testing.assert_allclose(kernel[:, :, 1::2].sum(axis=2), 0, atol=1e-6)
-    return kernel
-
-  before = assert_blind(state.params)
-  steps = train.Steps(config, graphdef, tx, state, mesh)
-  new_state, _ = steps.train(steps.place(state),
-                             sharding.global_batch(_random_batch(), mesh))
-  after = assert_blind(jax.device_get(new_state.params))
-  assert not np.allclose(before, after)  # Trained, then projected.
 
 
 def test_heads_with_zero_loss_weight_stay_frozen():

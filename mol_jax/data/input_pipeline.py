@@ -67,8 +67,6 @@ from mol_jax.data import sources
 # Reading built sets (one, or several as one collection), part of this API.
 from mol_jax.data.sources import TRUTH_KEYS, built_dir, class_names, has_truth, list_subjects  # pylint: disable=g-multiple-import,unused-import
 
-SAMPLINGS = ('shuffle', 'stratified')
-
 
 @functools.lru_cache(maxsize=256)
 def _subject_statistics(dataset: str, data_dir: str | None, subject: str,
@@ -268,38 +266,6 @@ def augment_example(example: dict[str, Any], rng: np.random.Generator, *,
   return example
 
 
-def stratified_order(strata: Sequence[Sequence[int]], seed: int, epoch: int) -> np.ndarray:
-  """One epoch of example indices, one example of every stratum per round.
-
-  Args:
-    strata: example indices of each stratum (e.g. one per (subject, class)).
-    seed, epoch: the order is a function of both.
-
-  Returns:
-    int64 [max stratum size x number of strata]: consecutive runs of
-    len(strata) indices hold one example of each stratum, in random order.
-    Smaller strata are cycled (reshuffled each time round), so they are
-    oversampled.
-  """
-  rng = np.random.default_rng([seed, epoch])
-  longest = max(len(s) for s in strata)
-  columns = []
-  for stratum in strata:
-    cycles = -(-longest // len(stratum))
-    columns.append(np.concatenate([rng.permutation(np.asarray(stratum, np.int64))
-                                   for _ in range(cycles)])[:longest])
-  rounds = np.stack(columns, axis=1)
-  return rng.permuted(rounds, axis=1).reshape(-1)
-
-
-def _strata(source) -> list[list[int]]:
-  groups: dict[tuple[str, int], list[int]] = {}
-  for i in range(len(source)):
-    record = source[i]
-    groups.setdefault((_text(record['subject']), int(record['label'])), []).append(i)
-  return [groups[k] for k in sorted(groups)]
-
-
 def _padding(crop_size: int, with_truth: bool) -> dict[str, Any]:
   flow = np.zeros((clip_format.NUM_PAIRS, crop_size, crop_size, 2), np.float32)
   points = np.zeros((clip_format.NUM_PAIRS, clip_format.NUM_LANDMARKS, 2), np.float32)
@@ -402,7 +368,7 @@ def create_datasets(dataset: str, data_dir: str | None,
                     train_subjects: Sequence[str] | None = None,
                     crop_size: int = clip_format.CROP_SIZE, grain_workers: int = 0,
                     read_threads: int = 2, flip: bool = False,
-                    intensity: float = 0.0, sampling: str = 'shuffle',
+                    intensity: float = 0.0,
                     crop_jitter: int | None = None, scale: float = 0.0,
                     train_truth: bool = False,
                     process_index: int | None = None,
@@ -422,10 +388,6 @@ def create_datasets(dataset: str, data_dir: str | None,
     read_threads: grain reading threads.
     flip, intensity: training augmentation (see `augment_example`); off by
       default, as in the official code.
-    sampling: 'shuffle' (official: every epoch a random permutation) or
-      'stratified' (`stratified_order` over the (subject, class) strata: a
-      batch of a multiple of their number holds the same number of clips of
-      every class of every training subject).
     crop_jitter: training crops are drawn within this many pixels of the
       centred evaluation crop, per axis; None = the whole stored frame
       (offsets 0..16 for 128 of 144, +-8 px: the official augmentation).
@@ -459,7 +421,7 @@ def create_datasets(dataset: str, data_dir: str | None,
     train, num_train = training_batches(
         dataset, data_dir, train_subjects, stats, batch_size=batch_size, seed=seed,
         crop_size=crop_size, grain_workers=grain_workers, read_options=read_options,
-        flip=flip, intensity=intensity, sampling=sampling, crop_jitter=crop_jitter,
+        flip=flip, intensity=intensity, crop_jitter=crop_jitter,
         scale=scale, with_truth=train_truth, process_index=process_index,
         process_count=process_count)
   evaluation = None
@@ -479,7 +441,7 @@ def create_datasets(dataset: str, data_dir: str | None,
 def training_batches(dataset: str, data_dir: str | None, train_subjects: Sequence[str],
                      stats: dict[str, tuple[float, float]], *, batch_size: int, seed: int,
                      crop_size: int, grain_workers: int, read_options, flip: bool,
-                     intensity: float, sampling: str, crop_jitter: int | None, scale: float,
+                     intensity: float, crop_jitter: int | None, scale: float,
                      process_index: int | None, process_count: int | None,
                      with_truth: bool = False
                      ) -> tuple[Iterator[dict[str, np.ndarray]], int]:
@@ -508,24 +470,12 @@ def training_batches(dataset: str, data_dir: str | None, train_subjects: Sequenc
     cropped = crop_example(example, dy, dx, stats, crop_size, side, with_truth=with_truth)
     return augment_example(cropped, rng, flip=flip, intensity=intensity)
 
-  # Shuffle, repeat and crop one global stream. Process p then reads rows
+  # Shuffle (every epoch a random permutation, as the official code),
+  # repeat and crop one global stream. Process p then reads rows
   # [p * local, (p + 1) * local) of every global batch, the rows its devices
   # hold in jax.make_array_from_process_local_data, so global batch j is the
   # same array (examples, crops and order) for any process count.
-  if sampling == 'shuffle':
-    examples = grain.MapDataset.source(source).shuffle(seed=seed).repeat(None)
-  elif sampling == 'stratified':
-    strata = _strata(source)
-    epoch_length = max(len(s) for s in strata) * len(strata)
-    epoch_order = functools.lru_cache(maxsize=4)(
-        lambda epoch: stratified_order(strata, seed, epoch))
-
-    def stratified_example(i):
-      return source[int(epoch_order(i // epoch_length)[i % epoch_length])]
-
-    examples = grain.MapDataset.range(sys.maxsize).map(stratified_example)
-  else:
-    raise ValueError(f'sampling must be one of {SAMPLINGS}, got {sampling!r}')
+  examples = grain.MapDataset.source(source).shuffle(seed=seed).repeat(None)
   global_stream = examples.random_map(random_crop, seed=seed + 1)
 
   def fetch_local(i):

@@ -1,72 +1,19 @@
 """Training-time weight choices that are not part of the network.
 
-Each function changes weights a training run starts from (or projects them
-onto after every update); the network computes the same function of its
-weights either way. `mol_jax.train` applies them when the config asks.
+Each function changes weights a training run starts from; the network
+computes the same function of its weights either way. `mol_jax.train`
+applies them when the config asks.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 from mol_jax.model.mol import MOL
-
-
-def tie_pair_streams(model: MOL) -> MOL:
-  """Copies the first frame's FCC and CCC weights into the second frame's.
-
-  A training choice, not part of the network: with independent random
-  streams, a pair's two maps differ mostly because their weights do, and the
-  MER head must first learn to cancel that before frame-to-frame motion
-  shows. Equal streams make the difference of a pair's maps motion alone at
-  step 0; training then lets them drift apart.
-  """
-  pairs = ([(model.fcc_1, model.fcc_2)] if model.use_fcc else []) + (
-      [(model.ccc_1, model.ccc_2)] if model.use_ccc else [])
-  for first, second in pairs:
-    nnx.update(second, jax.tree.map(jnp.copy, nnx.state(first)))
-  return model
-
-
-def zero_mean_time_taps(model: MOL) -> MOL:
-  """Makes every output of the MER head's 3-D convolution blind to still clips.
-
-  A training choice like `tie_pair_streams`: subtracting, for each spatial
-  tap and channel pair, the kernel's mean over its 5 time taps leaves a
-  kernel whose response to a sequence of identical maps is its bias alone.
-  At step 0 the class logits then depend on change over time (motion,
-  blinks, flicker) and not on the face's appearance, which is what differs
-  most between subjects.
-  """
-  kernel = model.mer_3dcnn.conv3d.kernel  # [kh, kw, kt, in, out]
-  kernel[...] = kernel[...] - jnp.mean(kernel[...], axis=2, keepdims=True)
-  return model
-
-
-def still_blind_time_taps(kernel: jax.Array) -> jax.Array:
-  """The MER head's 3-D kernel projected so that it cannot see a still clip.
-
-  Args:
-    kernel: [kh, kw, 5 time taps, in, out].
-
-  The head's input interleaves the two streams of every frame pair (FCC/CCC
-  1 and 2, with their own weights), so a still clip is not one repeated map
-  but two alternating ones. Taps at even time offsets and taps at odd ones
-  are each made to sum to zero: at either alignment of the window each
-  stream then meets taps that cancel, and the response to any still clip is
-  the bias alone, whatever the face looks like. Unlike
-  `zero_mean_time_taps`, this holds with untied streams, and training keeps
-  it by projecting after every update (`config.model.still_blind_head`).
-  """
-  even = kernel[:, :, 0::2]
-  odd = kernel[:, :, 1::2]
-  return (kernel.at[:, :, 0::2].set(even - jnp.mean(even, axis=2, keepdims=True))
-          .at[:, :, 1::2].set(odd - jnp.mean(odd, axis=2, keepdims=True)))
 
 
 def landmarks_at_mean_shape(model: MOL, mean_landmarks) -> MOL:
