@@ -21,7 +21,6 @@ from flax import nnx
 from mol_jax import clip_format
 from mol_jax import metrics
 from mol_jax import video as video_lib
-from mol_jax.data import builder
 from mol_jax.data import faces
 from mol_jax.model import MOL
 
@@ -148,6 +147,9 @@ class Predictor:
       return str(self.metadata['alignment']), 'checkpoint metadata'
     dataset = str(self.metadata.get('dataset', ''))
     if dataset:
+      # Checkpoints older than the `alignment` metadata only: imported here,
+      # so that `import mol_jax` does not import TensorFlow Datasets.
+      from mol_jax.data import builder  # pylint: disable=import-outside-toplevel
       return builder.dataset_alignment(dataset), f'dataset {dataset}'
     return 'per_frame', 'official alignment (no training set known)'
 
