@@ -27,7 +27,8 @@ predictors (docs/RESULTS.md). What differs from the official recipe
   steps, so that a short run starts to generalise;
 - the small-displacement refinement after the flow head
   (`model.flow_refinement`, mol_jax/model/flow_refine.py), which sees both
-  frames at full resolution, and 10x the learning rate for the flow layers
+  frames at full resolution with Lucas-Kanade estimates of their motion,
+  and 10x the learning rate for the flow layers
   (`optimizer.lr_multipliers`): the official head sees the second frame
   only through correlations in 16 px steps and stays at zero flow on 0.1-3
   px motion under every loss option (docs/RESULTS.md, "The flow head").

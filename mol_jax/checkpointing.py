@@ -107,11 +107,11 @@ def _silence_abandoned_reads() -> None:
 @contextlib.contextmanager
 def _readable(directory: str) -> Iterator[None]:
   """Turns any failure to read `directory` into one CheckpointError that
-  names it (our own FileNotFoundError passes through)."""
+  names it (our own FileNotFoundError and CheckpointError pass through)."""
   _silence_abandoned_reads()
   try:
     yield
-  except FileNotFoundError:
+  except (FileNotFoundError, CheckpointError):
     raise
   except Exception as e:  # Orbax and TensorStore raise many types, bare Exception too.
     raise CheckpointError(
