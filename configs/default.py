@@ -123,7 +123,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.optimizer.warmup_steps = 0
   # Learning rates of named parameter groups as multiples of the schedule's:
   # '' = one learning rate for every layer (official), or e.g.
-  # 'flow_refine=10' (groups: train.PARAMETER_GROUPS). Under AdamW a layer's
+  # 'flow_refine=10' (groups: experiment.PARAMETER_GROUPS). Under AdamW a layer's
   # step does not grow with its loss weight, so this is what moves one group
   # faster (docs/RESULTS.md measures it on the flow layers).
   config.optimizer.lr_multipliers = ''

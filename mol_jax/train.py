@@ -30,9 +30,9 @@ from mol_jax import files
 from mol_jax import clip_format
 from mol_jax import checkpointing, experiment, losses, metrics as metrics_lib, protocols
 from mol_jax import reporting, sharding
-# Re-exported: callers catch train.ConfigError and train.BuildError.
-from mol_jax.experiment import (EVAL_UNITS, PARAMETER_GROUPS, ConfigError,  # pylint: disable=unused-import
-                                Experiment, parse_lr_multipliers, parse_seeds)
+# ConfigError and BuildError are also train's: callers catch train.ConfigError.
+from mol_jax.experiment import (EVAL_UNITS, ConfigError, Experiment, parse_lr_multipliers,
+                                parse_seeds)
 from mol_jax.data import input_pipeline, sources
 from mol_jax.data.sources import BuildError  # pylint: disable=unused-import
 from mol_jax.model import MOL, abstract_model, create_model
