@@ -119,7 +119,9 @@ def test_flow_refinement_learns_motion_it_was_not_trained_on(clips, subjects):
       'optimizer.lr_multipliers': 'flownet=10,flow_refine=10'})
   print('held-out flow', before, after)
   assert before['flow_epe_vs_truth'] == pytest.approx(before['zero_flow_epe_vs_truth'], rel=1e-3)
-  assert after['flow_epe_vs_truth'] < 0.9 * after['zero_flow_epe_vs_truth']
+  # With its Lucas-Kanade inputs the held-out error falls to about 0.4 of
+  # zero flow in these 40 steps (2026-12-07).
+  assert after['flow_epe_vs_truth'] < 0.6 * after['zero_flow_epe_vs_truth']
 
 
 def test_landmark_head_learns_the_landmarks(clips):
