@@ -235,17 +235,19 @@ def flow_comparison_panel(frames: np.ndarray, flows: Sequence[tuple[str, np.ndar
 
   Returns:
     uint8 RGB image: the second frame of each pair, then one column per flow,
-    all in `flow_to_color`'s coding with full colour at the largest speed of
-    every column but the first (the model's own flow never sets its scale),
-    and at least `FLOW_FULL_SCALE_PX`.
+    all in `flow_to_color`'s coding with full colour at the truth's largest
+    speed (without a 'truth' column: that of every column but the first; the
+    model's own flow never sets the scale, nor does one outlier of TV-L1's
+    when the truth is there), and at least `FLOW_FULL_SCALE_PX`.
   """
   frames = np.asarray(frames, np.float32)
   lo, hi = float(frames.min()), float(frames.max())
   frames = np.round((frames - lo) / max(hi - lo, 1e-6) * 255).astype(np.uint8)
   fields = [(name, np.nan_to_num(np.asarray(f, np.float32))) for name, f in flows]
-  speed = max([FLOW_FULL_SCALE_PX] + [float(np.hypot(f[..., 0], f[..., 1]).max())
-                                      for _, f in fields[1:]])
   truth = dict(fields).get('truth')
+  references = [f for _, f in fields[1:]] if truth is None else [truth]
+  speed = max([FLOW_FULL_SCALE_PX] + [float(np.hypot(f[..., 0], f[..., 1]).max())
+                                      for f in references])
   pairs = range(frames.shape[0] - 1) if pairs is None else pairs
   rows = [[upscale(to_rgb(frames[i + 1]), scale)]
           + [upscale(flow_to_color(f[i], speed), scale) for _, f in fields] for i in pairs]
