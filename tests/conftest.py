@@ -52,3 +52,19 @@ def pytest_runtest_makereport(item, call):  # pylint: disable=unused-argument
 def pytest_make_collect_report(collector):  # pylint: disable=unused-argument
   outcome = yield
   _fail_unallowed_skip(outcome.get_result())
+
+
+@pytest.fixture
+def refuse_writes_in(monkeypatch):
+  """`refuse_writes_in(folder)`: `tempfile.mkstemp` in `folder` fails as on a
+  read-only mount. Mode bits cannot show that: root writes through them, and
+  CI runs as root."""
+  mkstemp = tempfile.mkstemp
+
+  def refuse(folder):
+    def refusing(*args, dir=None, **kwargs):  # pylint: disable=redefined-builtin
+      if dir is not None and os.path.samefile(dir, folder):
+        raise PermissionError(13, 'Permission denied', str(dir))
+      return mkstemp(*args, dir=dir, **kwargs)
+    monkeypatch.setattr(tempfile, 'mkstemp', refusing)
+  return refuse

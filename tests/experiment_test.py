@@ -4,20 +4,8 @@ the outer config's alike); experiment.resolve: the experiment read once."""
 
 import pytest
 
-from configs import test as test_config
 from mol_jax import experiment, protocols, train
-
-
-def _config(data_dir, **overrides):
-  config = test_config.get_config()
-  config.data_dir = data_dir
-  for key, value in overrides.items():
-    node = config
-    *parents, leaf = key.split('.')
-    for p in parents:
-      node = getattr(node, p)
-    setattr(node, leaf, value)
-  return config
+from tiny_config import tiny_config as _config
 
 
 BAD = [

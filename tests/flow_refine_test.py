@@ -231,17 +231,23 @@ def test_checkpoint_records_and_rebuilds_the_refinement(official, tmp_path):
   assert not checkpointing.load_model(str(tmp_path / 'official')).flow_refinement
 
 
-def test_checkpoint_without_the_field_loads_as_official(official, tmp_path):
-  """Checkpoints written before the option have no `flow_refinement`."""
+def _save_with_model_config(directory: str, model: models.MOL, config: dict) -> str:
+  """A model checkpoint as `save_model` writes it, with `config` as its
+  model config: what an older mol_jax wrote."""
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
-  config = checkpointing.model_config(official)
-  del config['flow_refinement']
-  directory = str(tmp_path / 'old')
   with ocp.CheckpointManager(directory) as manager:
     manager.save(0, args=ocp.args.Composite(
-        model=ocp.args.StandardSave(checkpointing.model_variables(official)),
+        model=ocp.args.StandardSave(checkpointing.model_variables(model)),
         model_config=ocp.args.JsonSave(config)), force=True)
     manager.wait_until_finished()
+  return directory
+
+
+def test_checkpoint_without_the_field_loads_as_official(official, tmp_path):
+  """Checkpoints written before the option have no `flow_refinement`."""
+  config = checkpointing.model_config(official)
+  del config['flow_refinement']
+  directory = _save_with_model_config(str(tmp_path / 'old'), official, config)
   model = checkpointing.load_model(directory)
   assert not model.flow_refinement and not hasattr(model, 'flow_refine')
 
@@ -249,17 +255,11 @@ def test_checkpoint_without_the_field_loads_as_official(official, tmp_path):
 def test_checkpoint_of_an_earlier_refinement_is_one_clear_error(official, tmp_path):
   """A refinement checkpoint without `flow_refinement_version` (version 1,
   before the Lucas-Kanade inputs) is refused by name, not as a damaged file."""
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
   refined = _with_refinement(official)
   config = checkpointing.model_config(refined)
   assert config['flow_refinement_version'] == flow_refine.VERSION
   del config['flow_refinement_version']
-  directory = str(tmp_path / 'v1')
-  with ocp.CheckpointManager(directory) as manager:
-    manager.save(0, args=ocp.args.Composite(
-        model=ocp.args.StandardSave(checkpointing.model_variables(refined)),
-        model_config=ocp.args.JsonSave(config)), force=True)
-    manager.wait_until_finished()
+  directory = _save_with_model_config(str(tmp_path / 'v1'), refined, config)
   with pytest.raises(checkpointing.CheckpointError) as error:
     checkpointing.load_model(directory)
   assert str(error.value).startswith(f'{directory}: its flow refinement is version 1,')

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from configs import test as test_config
 from mol_jax import checkpointing, train
 from random_weights import random_model
+from tiny_config import tiny_config as _config
 
 
 @pytest.fixture(scope='module')
@@ -25,18 +25,6 @@ def checkpoint(tmp_path_factory):
   directory = str(tmp_path_factory.mktemp('ckpt') / 'model')
   checkpointing.save_model(directory, random_model(3, seed=11), step=3)
   return directory
-
-
-def _config(data_dir, **overrides):
-  config = test_config.get_config()
-  config.data_dir = data_dir
-  for key, value in overrides.items():
-    node = config
-    *parents, leaf = key.split('.')
-    for p in parents:
-      node = getattr(node, p)
-    setattr(node, leaf, value)
-  return config
 
 
 def _assert_same(a, b):

@@ -4,7 +4,6 @@ one line and a documented exit code for every bad input."""
 import os
 import subprocess
 import sys
-import tempfile
 
 import pytest
 
@@ -120,19 +119,12 @@ def test_unusable_workdir_is_one_line_and_exit_2(tmp_path, where, expected):
   assert afile.read_text() == 'mine' and not (tmp_path / 'tfds').exists()
 
 
-def test_read_only_workdir_is_refused(tmp_path, monkeypatch):
+def test_read_only_workdir_is_refused(tmp_path, refuse_writes_in):
   """What main checks first (`files.folder_problem`) on a folder that refuses
-  files; root writes through mode bits (CI runs as root), so the folder
-  refuses the probe file as a read-only mount would."""
+  files."""
   locked = tmp_path / 'locked'
   locked.mkdir()
-  mkstemp = tempfile.mkstemp
-
-  def refusing(*args, dir=None, **kwargs):  # pylint: disable=redefined-builtin
-    if dir is not None and os.path.samefile(dir, locked):
-      raise PermissionError(13, 'Permission denied', str(dir))
-    return mkstemp(*args, dir=dir, **kwargs)
-  monkeypatch.setattr(tempfile, 'mkstemp', refusing)
+  refuse_writes_in(locked)
   assert files.folder_problem(str(locked / 'work'), '--workdir') == (
       f'{locked / "work"}: --workdir cannot be written (Permission denied); choose a '
       'writable folder')

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 
 import cv2
 import numpy as np
@@ -436,20 +435,12 @@ def test_out_that_cannot_be_written_is_refused_first(tmp_path, capsys):
   assert afile.read_text() == 'mine'
 
 
-def test_read_only_out_is_refused(tmp_path, capsys, monkeypatch):
+def test_read_only_out_is_refused(tmp_path, capsys, refuse_writes_in):
   locked = tmp_path / 'locked'
   locked.mkdir()
   locked.chmod(0o500)
   if os.geteuid() == 0:
-    # Root writes through the mode bits (CI runs as root): the folder then
-    # refuses the probe file as a read-only mount would.
-    mkstemp = tempfile.mkstemp
-
-    def refusing(*args, dir=None, **kwargs):  # pylint: disable=redefined-builtin
-      if dir is not None and os.path.samefile(dir, locked):
-        raise PermissionError(13, 'Permission denied', str(dir))
-      return mkstemp(*args, dir=dir, **kwargs)
-    monkeypatch.setattr(tempfile, 'mkstemp', refusing)
+    refuse_writes_in(locked)
   try:
     code, _, stderr = _run(capsys, '--checkpoint', str(tmp_path / 'm'), '--input',
                            str(tmp_path / 'v.mp4'), '--out', str(locked / 'predictions'))

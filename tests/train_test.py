@@ -10,23 +10,12 @@ from configs import test as test_config
 from mol_jax import checkpointing, train
 from mol_jax.data import input_pipeline
 from mol_jax.tools import still_check
+from tiny_config import tiny_config as _config
 
 
 @pytest.fixture(scope='module')
 def data_dir(tmp_path_factory):
   return str(tmp_path_factory.mktemp('tfds'))
-
-
-def _config(data_dir, **overrides):
-  config = test_config.get_config()
-  config.data_dir = data_dir
-  for key, value in overrides.items():
-    node = config
-    *parents, leaf = key.split('.')
-    for p in parents:
-      node = getattr(node, p)
-    setattr(node, leaf, value)
-  return config
 
 
 def test_train_and_evaluate_writes_results_and_resumes(data_dir, tmp_path):
