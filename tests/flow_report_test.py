@@ -141,3 +141,19 @@ def test_builder_configs_are_read_from_the_builders():
   assert builder.dataset_alignment('synthetic_me/demo') == 'registered'
   assert builder.builder_config('smic/3class_registered').version == '1.3.0'
   assert builder.dataset_alignment('') == 'per_frame'
+
+
+def test_figure_command_errors_are_one_line(tmp_path, capsys):
+  afile = tmp_path / 'afile'
+  afile.write_text('x')
+  with pytest.raises(SystemExit) as exit_info:
+    flow_figure.main([str(tmp_path / 'none'), 'synthetic_me/small', '--subject', 'sy01',
+                      '--out', str(afile / 'figure.png')])
+  assert exit_info.value.code == 2
+  with pytest.raises(SystemExit) as exit_info:
+    flow_figure.main([str(tmp_path / 'none'), 'synthetic_me/small', '--subject', 'sy01',
+                      '--out', str(tmp_path / 'figure.png')])
+  assert exit_info.value.code == 3
+  lines = capsys.readouterr().err.strip().splitlines()
+  assert len(lines) == 2 and all(line.startswith('error: ') for line in lines)
+  assert 'synthetic_me/small' in lines[1] and not (tmp_path / 'figure.png').exists()

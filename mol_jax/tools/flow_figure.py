@@ -16,11 +16,12 @@ picture is this tool's output on the demo's sy01 fold.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import numpy as np
 
-from mol_jax import inference, visualize
+from mol_jax import checkpointing, exit_codes, files, inference, visualize
 from mol_jax.data import input_pipeline
 
 
@@ -58,9 +59,24 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument('--clip', type=int, default=None)
   parser.add_argument('--pairs', default='', help='comma-separated frame pairs 0-6; default all')
   parser.add_argument('--out', required=True, help='PNG file to write')
+  parser.add_argument('--verbose', action='store_true', help='the traceback of an error too')
   args = parser.parse_args(argv)
-  pairs = [int(p) for p in args.pairs.split(',') if p.strip()] or None
-  panel, scores = figure(args.model, args.dataset, args.data_dir, args.subject, args.clip, pairs)
+  try:
+    pairs = [int(p) for p in args.pairs.split(',') if p.strip()] or None
+  except ValueError as e:
+    exit_codes.fail(f'--pairs={args.pairs}: give frame pairs 0-6, e.g. 1,3,5', exit_codes.USAGE, e)
+  # Checked before the model runs: a figure that cannot be written is known at once.
+  problem = files.folder_problem(os.path.dirname(os.path.abspath(args.out)), '--out folder')
+  if problem:
+    exit_codes.fail(problem, exit_codes.USAGE)
+  try:
+    panel, scores = figure(args.model, args.dataset, args.data_dir, args.subject, args.clip,
+                           pairs)
+  except checkpointing.CheckpointError as e:
+    exit_codes.fail(str(e), exit_codes.BAD_WEIGHTS, e, args.verbose)
+  except FileNotFoundError as e:
+    exit_codes.fail(f'{e}; give a model folder (WORKDIR/folds/<subject>/model) and a built '
+                    'synthetic_me set (--data_dir)', exit_codes.NO_INPUT, e, args.verbose)
   print(f'{args.out}: {scores}')
   visualize.save_png(args.out, panel)
 
