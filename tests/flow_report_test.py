@@ -152,7 +152,7 @@ def test_figure_command_errors_are_one_line(tmp_path, capsys):
   assert exit_info.value.code == 2
   with pytest.raises(SystemExit) as exit_info:
     flow_figure.main([str(tmp_path / 'none'), 'synthetic_me/small', '--subject', 'sy01',
-                      '--out', str(tmp_path / 'figure.png')])
+                      '--data_dir', str(tmp_path / 'empty'), '--out', str(tmp_path / 'figure.png')])
   assert exit_info.value.code == 3
   lines = capsys.readouterr().err.strip().splitlines()
   assert len(lines) == 2 and all(line.startswith('error: ') for line in lines)
