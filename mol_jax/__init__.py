@@ -3,8 +3,6 @@
 from mol_jax.inference import Predictor, from_checkpoint, from_official_weights, from_state_dict
 from mol_jax.model.mol import MOL, create_model
 
-load_model = from_checkpoint
-
 __all__ = ['MOL', 'Predictor', 'create_model', 'from_checkpoint', 'from_official_weights',
-           'from_state_dict', 'load_model']
+           'from_state_dict']
 __version__ = '0.1.0'

@@ -3,7 +3,7 @@
 A checkpoint directory is an Orbax `CheckpointManager` directory whose steps
 hold a `model` item (parameters and BatchNorm statistics as a nested dict)
 and a `model_config` item (JSON: `num_classes`, `neighbor_num`,
-`dropout_rate`, `use_fcc`, `use_ccc`, `flow_refinement`), so `load_model`
+`dropout_rate`, `use_fcc`, `use_ccc`, `flow_refinement`), so `restore_model`
 rebuilds the model without a config file (a field a checkpoint predates
 takes the official network's value).
 An optional `metadata` item (JSON, e.g. `class_names`, `dataset`) says what
@@ -208,7 +208,7 @@ def _checkpoint_dir(directory: str) -> str:
   return directory
 
 
-def load_model(directory: str, step: int | None = None) -> MOL:
+def restore_model(directory: str, step: int | None = None) -> MOL:
   """Restores a model written by `save_model` or by training.
 
   Args:
@@ -246,7 +246,7 @@ def load_model(directory: str, step: int | None = None) -> MOL:
 
 
 def checkpoint_step(directory: str, step: int | None = None) -> int:
-  """The step `load_model(directory, step)` reads (default the latest), e.g.
+  """The step `restore_model(directory, step)` reads (default the latest), e.g.
   to report where a run's starting weights came from.
 
   Raises:

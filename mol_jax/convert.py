@@ -5,7 +5,7 @@
 
 reads a `state_dict` (`.pth` saved with `torch.save`, read with
 `torch.load(weights_only=True)`; or an `.npz` with the same keys) and writes
-an Orbax checkpoint that `mol_jax.load_model(DIR)` and the trainer read.
+an Orbax checkpoint that `mol_jax.from_checkpoint(DIR)` and the trainer read.
 
 Every official key is either mapped to exactly one parameter of the Flax model
 or deliberately ignored (the FCC feed-forward branch the official forward

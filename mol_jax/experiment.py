@@ -127,7 +127,7 @@ def _dataset_names(dataset: str) -> list[str]:
     raise ConfigError(str(e)) from e
 
 
-def dataset_alignment(names: list[str]) -> str:
+def collection_alignment(names: list[str]) -> str:
   """The alignment every dataset of a collection was built with.
 
   Raises:
@@ -204,7 +204,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     protocols.check(config.protocol, names)
   except ValueError as e:
     raise ConfigError(str(e)) from e
-  dataset_alignment(names)
+  collection_alignment(names)
   create_mesh(config)
 
 
@@ -238,6 +238,6 @@ def resolve(config: ml_collections.ConfigDict) -> Experiment:
     raise ConfigError(f'config.folds names folds {unknown} that {config.protocol} over '
                       f'{config.dataset} does not have; its folds are {every}')
   return Experiment(dataset=config.dataset, names=tuple(names), data_dir=data_dir,
-                    alignment=dataset_alignment(names), folds=tuple(folds),
+                    alignment=collection_alignment(names), folds=tuple(folds),
                     chosen=frozenset(chosen), class_names=tuple(class_names),
                     mesh=create_mesh(config))

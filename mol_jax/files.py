@@ -1,5 +1,4 @@
-"""Files written whole or not at all, output folders checked before any work,
-and where config files import from."""
+"""Files written whole or not at all, and output folders checked before any work."""
 
 from __future__ import annotations
 
@@ -45,27 +44,3 @@ def folder_problem(path: str, flag: str) -> str | None:
   except OSError as e:
     return f'{path}: {flag} cannot be written ({e.strerror or e}); choose a writable folder'
   return None
-
-
-def config_path(argv: list[str]) -> str | None:
-  """The `--config` file named in `argv` (without a `:override` suffix)."""
-  for i, arg in enumerate(argv):
-    # absl takes `--config=X`, `-config=X` and `--config X`.
-    name, has_value, value = arg.lstrip('-').partition('=')
-    if not arg.startswith('-') or name != 'config':
-      continue
-    path = value if has_value else (argv[i + 1] if i + 1 < len(argv) else '')
-    if path:
-      return path.split(':', 1)[0]
-  return None
-
-
-def config_root(argv: list[str]) -> str | None:
-  """The folder that holds the `--config` file's folder.
-
-  Config files import their base as `from configs import default`; with this
-  folder on `sys.path` they load from any working directory, not only from
-  the repository root.
-  """
-  path = config_path(argv)
-  return os.path.dirname(os.path.dirname(os.path.abspath(path))) if path else None

@@ -9,8 +9,6 @@ pre-processing first (`mol_jax.video.prepare_video`) and returns a
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 from typing import Any, Mapping, Sequence
 
 import jax
@@ -295,29 +293,6 @@ def generic_class_names(num_classes: int) -> list[str]:
   return [f'class_{i}' for i in range(num_classes)]
 
 
-def training_metadata(directory: str) -> dict[str, Any]:
-  """What a training work directory says about one of its fold models.
-
-  Training writes fold models to `WORKDIR/folds/<subject>/model` and, when
-  every fold is done, `WORKDIR/results.json` with `dataset` and
-  `class_names`. Returns {} for other directories.
-  """
-  directory = os.path.abspath(directory)
-  fold_dir = os.path.dirname(directory)
-  if os.path.basename(os.path.dirname(fold_dir)) != 'folds':
-    return {}
-  workdir = os.path.dirname(os.path.dirname(fold_dir))
-  info: dict[str, Any] = {'held_out_subject': os.path.basename(fold_dir)}
-  results = os.path.join(workdir, 'results.json')
-  if os.path.isfile(results):
-    with open(results) as f:
-      summary = json.load(f)
-    for key in ('dataset', 'class_names', 'num_train_steps'):
-      if key in summary:
-        info[key] = summary[key]
-  return info
-
-
 def from_official_weights(path: str, num_classes: int | None = None,
                           neighbor_num: int = 4,
                           class_names: Sequence[str] | None = None,
@@ -340,18 +315,14 @@ def from_checkpoint(directory: str, step: int | None = None,
   """Predictor from a checkpoint written by `mol_jax.convert` or training.
 
   Class names, first found: `class_names`; the checkpoint's `metadata`
-  item; the training work directory's `results.json` (for
-  `WORKDIR/folds/<subject>/model`); `class_0`, `class_1`, ...
+  item (training and `mol_jax.convert --class_names` write them);
+  `class_0`, `class_1`, ...
   """
   from mol_jax import checkpointing  # pylint: disable=import-outside-toplevel
-  model = checkpointing.load_model(directory, step)
-  metadata = training_metadata(directory)
+  model = checkpointing.restore_model(directory, step)
+  metadata = checkpointing.load_metadata(directory, step)
   if metadata.get('class_names') is not None:
-    metadata['class_names_source'] = 'results.json of the training run'
-  stored = checkpointing.load_metadata(directory, step)
-  if stored.get('class_names') is not None:
-    stored['class_names_source'] = 'checkpoint metadata'
-  metadata.update(stored)
+    metadata['class_names_source'] = 'checkpoint metadata'
   if class_names is not None:
     metadata['class_names_source'] = 'argument'
   else:

@@ -2,25 +2,23 @@
 
 Any config field can be overridden: `--config.num_train_steps=200`.
 
-Exit codes: 0 done; 1 training stopped (a non-finite loss) or the build of
-a missing synthetic set failed; 2 bad flags or config (unknown field, bad
-value, no such config file, a --workdir that cannot be written); 3 data
-missing (the dataset is not built, the licensed copy is not where the config
-says); 130 interrupted (Ctrl-C): the same command resumes.
-Errors print one line, `error: <what>: <fix>`; `--verbose` adds the
+Exit codes: `EXIT_CODES` below (docs/EXIT_CODES.md). Errors print one line, `error: <what>: <fix>`; `--verbose` adds the
 traceback and the checkpoint library's INFO lines.
 """
 
 import logging as py_logging
 import os
 import sys
+import textwrap
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from mol_jax import exit_codes, files
+from mol_jax import config_files, exit_codes, files
 
 FLAGS = flags.FLAGS
+EXIT_CODES = (exit_codes.OK, exit_codes.FAILED, exit_codes.USAGE, exit_codes.NO_INPUT,
+              exit_codes.INTERRUPTED)
 flags.DEFINE_string('workdir', None, 'Directory for checkpoints, logs and results.')
 flags.DEFINE_bool('verbose', False, 'Print the traceback of an error, and the checkpoint '
                   "library's INFO lines.")
@@ -50,9 +48,7 @@ def help_text() -> str:
       '  configs/demo.py runs on the synthetic set it builds itself; configs/default.py',
       '  documents every field (--config.FIELD=VALUE overrides one).',
       '',
-      'exit codes: 0 done, 1 training stopped (non-finite loss) or a build failed, 2 bad',
-      '  flags, config or --workdir, 3 data missing (dataset not built, licensed copy not',
-      '  found), 130 interrupted (Ctrl-C; the same command resumes).',
+      textwrap.fill(exit_codes.summary(EXIT_CODES), width=80, subsequent_indent='  '),
       '',
       'docs: README.md, docs/TRAINING.md (recipes, options, exit codes), docs/DATA.md',
       '  (building the datasets), docs/INFERENCE.md (predicting on a video).',
@@ -79,8 +75,8 @@ def parse_flags(argv: list[str]) -> list[str]:
   except flags.Error as e:
     _fail(f'{e} (python -m mol_jax.main --help)', exit_codes.USAGE)
   except OSError as e:
-    _fail(f'--config={files.config_path(argv)}: no such config file; configs are Python '
-          'files such as configs/smic.py (python -m mol_jax.main --help lists them)',
+    _fail(f'--config={config_files.path_from_argv(argv)}: no such config file; configs are '
+          'Python files such as configs/smic.py (python -m mol_jax.main --help lists them)',
           exit_codes.USAGE, e)
   except (AttributeError, KeyError) as e:
     name = str(e).strip('\'"')
@@ -154,7 +150,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  root = files.config_root(sys.argv)
-  if root and root not in sys.path:
-    sys.path.insert(0, root)
+  config_files.prepare_command(sys.argv)
   app.run(main, flags_parser=parse_flags)

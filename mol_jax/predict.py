@@ -13,11 +13,8 @@ meaningful and stay out of the video's), and an `--align` other than the
 model's own is recorded; each prints one `warning: <file>: ...` line on
 stderr.
 
-Exit codes: 0 done; 2 bad arguments, or an --out that is a file or cannot be
-written (checked before anything is read); 3 input missing or unreadable;
-4 no face in any frame, or every clip skipped; 5 fewer than 8 frames with a
-face; 6 checkpoint or weights missing or unusable (a fold's training
-`checkpoints/` folder is named as such). Errors print one line,
+Exit codes: `EXIT_CODES` below (docs/EXIT_CODES.md); an --out that cannot be
+written is refused before anything is read. Errors print one line,
 `error: <file>: <reason>`.
 """
 
@@ -33,15 +30,16 @@ from mol_jax import clip_format, exit_codes, files
 from mol_jax.data import preprocess
 from mol_jax import video as video_lib
 
+EXIT_CODES = (exit_codes.OK, exit_codes.USAGE, exit_codes.NO_INPUT, exit_codes.NO_FACE,
+              exit_codes.TOO_FEW_FRAMES, exit_codes.BAD_WEIGHTS)
+
 
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog='python -m mol_jax.predict',
       description='Run MOL on a video file or a folder of frames; write predictions.json '
       'and pictures of the flow and landmarks it estimated.',
-      epilog='Exit codes: 0 done, 2 bad arguments or unwritable --out, 3 unreadable or '
-      'missing input, 4 no face found (or every clip skipped), 5 fewer than 8 frames with a '
-      'face, 6 unusable checkpoint or weights.')
+      epilog=exit_codes.summary(EXIT_CODES))
   weights = parser.add_mutually_exclusive_group(required=True)
   weights.add_argument('--checkpoint', metavar='DIR',
                        help='model directory (training: WORKDIR/folds/<subject>/model)')

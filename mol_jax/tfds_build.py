@@ -40,9 +40,9 @@ Our flags:
   --log_level: Python logging level (default INFO).
   --verbose: print the traceback of an error.
 
-Exit codes (`mol_jax.exit_codes`): 0 built; 1 the build failed (one line
-says why); 2 `--beam_pipeline_options` without Beam installed; 3 the raw data
-is missing (`--manual_dir` absent or empty: the licensed copy goes there).
+Exit codes (docs/EXIT_CODES.md): 0 built; 1 the build failed (one line says
+why); 2 `--beam_pipeline_options` without Beam installed; 3 the raw data is
+missing (`--manual_dir` absent or empty: the licensed copy goes there).
 """
 
 from __future__ import annotations

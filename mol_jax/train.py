@@ -100,7 +100,7 @@ def load_init_from(config: ml_collections.ConfigDict, num_classes: int) -> Start
   where = f'config.init_from={path}'
   try:
     step = checkpointing.checkpoint_step(path)
-    source = checkpointing.load_model(path, step)
+    source = checkpointing.restore_model(path, step)
   except (FileNotFoundError, checkpointing.CheckpointError) as e:
     raise ConfigError(f'{where}: {e} (give a fold model directory, WORKDIR/folds/<fold>/model, '
                       'or a python -m mol_jax.convert output)') from e
@@ -743,11 +743,3 @@ def pretrained_start(config: ml_collections.ConfigDict, workdir: str
   config.pretrain = ml_collections.ConfigDict()
   config.init_from = os.path.join(stage_dir, 'folds', fold, 'model')
   return config
-
-
-def dataset_ready(config: ml_collections.ConfigDict) -> None:
-  """Builds each missing `synthetic_me` set of `config.dataset` when
-  `config.build_if_missing` (`sources.ensure_built`); a clear error for any
-  other set that is not built."""
-  sources.ensure_built(sources.dataset_names(config.dataset), config.data_dir or None,
-                       config.build_if_missing)

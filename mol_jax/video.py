@@ -39,7 +39,7 @@ Steps (see docs/INFERENCE.md):
    video as the subject: over every pixel of the cropped frames of all
    sampled clips, video = (x - mean) / (max - mean).
 
-Errors are `VideoError`s with an `exit_code` (docs/INFERENCE.md).
+Errors are `VideoError`s with an `exit_code` (docs/EXIT_CODES.md).
 """
 
 from __future__ import annotations

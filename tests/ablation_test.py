@@ -93,7 +93,7 @@ def test_variants_import_official_weights_where_the_layers_exist(flags, refused_
 def test_variant_checkpoint_restores_its_architecture(tmp_path):
   model = random_model(seed=7, use_ccc=False)
   checkpointing.save_model(str(tmp_path / 'm'), model)
-  restored = checkpointing.load_model(str(tmp_path / 'm'))
+  restored = checkpointing.restore_model(str(tmp_path / 'm'))
   assert restored.use_ccc is False and restored.use_fcc is True
 
 

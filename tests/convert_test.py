@@ -78,7 +78,7 @@ def test_cli_writes_checkpoint_that_restores(tmp_path):
   out = tmp_path / 'ckpt'
   assert convert.main(['--weights', str(weights), '--num_classes', '5',
                        '--neighbor_num', '6', '--out', str(out)]) == 0
-  restored = checkpointing.load_model(str(out))
+  restored = checkpointing.restore_model(str(out))
   assert (restored.num_classes, restored.neighbor_num) == (5, 6)
   assert _same_variables(restored, convert.import_official(sd, 5, 6))
   # Never overwrites an existing checkpoint silently.
@@ -173,10 +173,10 @@ def test_not_a_state_dict(tmp_path):
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
   with pytest.raises(FileNotFoundError, match='not found'):
-    checkpointing.load_model(str(tmp_path / 'absent'))
+    checkpointing.restore_model(str(tmp_path / 'absent'))
   (tmp_path / 'empty').mkdir()
   with pytest.raises(FileNotFoundError, match='mol_jax.convert'):
-    checkpointing.load_model(str(tmp_path / 'empty'))
+    checkpointing.restore_model(str(tmp_path / 'empty'))
 
 
 def test_missing_pytorch_is_exit_2_in_convert_and_predict(tmp_path, capsys, monkeypatch):

@@ -1,6 +1,7 @@
 """Tests of the raw layouts, class maps and build planning (mol_jax.datasets)."""
 
 import importlib
+import importlib.util
 import os
 import sys
 import types
@@ -19,10 +20,12 @@ BUILDERS = os.path.join(REPO, 'tfds_builders')
 
 
 def _builder_module(name):
-  if BUILDERS not in sys.path:
-    sys.path.insert(0, BUILDERS)
-  module = __import__(f'{name}.{name}_dataset_builder')
-  return getattr(module, f'{name}_dataset_builder')
+  """The file `tfds build tfds_builders/<name>` loads, loaded the same way: by path."""
+  path = os.path.join(BUILDERS, name, f'{name}_dataset_builder.py')
+  spec = importlib.util.spec_from_file_location(f'{name}_dataset_builder', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
 
 
 def test_class_maps():

@@ -218,7 +218,7 @@ def test_checkpoint_records_and_rebuilds_the_refinement(official, tmp_path):
   kernel[...] = 0.05 * jax.random.normal(jax.random.key(4), kernel[...].shape)
   checkpointing.save_model(str(tmp_path / 'refined'), refined, step=5)
   assert checkpointing.checkpoint_step(str(tmp_path / 'refined')) == 5
-  restored = checkpointing.load_model(str(tmp_path / 'refined'))
+  restored = checkpointing.restore_model(str(tmp_path / 'refined'))
   assert restored.flow_refinement
   predictor = inference.from_checkpoint(str(tmp_path / 'refined'))
   assert predictor.model.flow_refinement
@@ -228,7 +228,7 @@ def test_checkpoint_records_and_rebuilds_the_refinement(official, tmp_path):
                              rtol=1e-5, atol=1e-5)
   # The official network still round-trips as itself.
   checkpointing.save_model(str(tmp_path / 'official'), official)
-  assert not checkpointing.load_model(str(tmp_path / 'official')).flow_refinement
+  assert not checkpointing.restore_model(str(tmp_path / 'official')).flow_refinement
 
 
 def _save_with_model_config(directory: str, model: models.MOL, config: dict) -> str:
@@ -248,7 +248,7 @@ def test_checkpoint_without_the_field_loads_as_official(official, tmp_path):
   config = checkpointing.model_config(official)
   del config['flow_refinement']
   directory = _save_with_model_config(str(tmp_path / 'old'), official, config)
-  model = checkpointing.load_model(directory)
+  model = checkpointing.restore_model(directory)
   assert not model.flow_refinement and not hasattr(model, 'flow_refine')
 
 
@@ -261,7 +261,7 @@ def test_checkpoint_of_an_earlier_refinement_is_one_clear_error(official, tmp_pa
   del config['flow_refinement_version']
   directory = _save_with_model_config(str(tmp_path / 'v1'), refined, config)
   with pytest.raises(checkpointing.CheckpointError) as error:
-    checkpointing.load_model(directory)
+    checkpointing.restore_model(directory)
   assert str(error.value).startswith(f'{directory}: its flow refinement is version 1,')
   assert 'damaged' not in str(error.value)
 

@@ -47,7 +47,7 @@ def test_init_from_restores_the_checkpoint_at_step_0(checkpoint):
   config = _config('unused', init_from=checkpoint)
   start = train.load_init_from(config, 3)
   assert start.source() == {'path': checkpoint, 'step': 3}
-  saved = checkpointing.model_variables(checkpointing.load_model(checkpoint))
+  saved = checkpointing.model_variables(checkpointing.restore_model(checkpoint))
   _assert_same(_start_variables(config, start), saved)
 
 
@@ -57,7 +57,7 @@ def test_official_checkpoint_starts_a_refinement_model(checkpoint):
   config = _config('unused', init_from=checkpoint, **{'model.flow_refinement': True})
   start = train.load_init_from(config, 3)
   started = _start_variables(config, start)
-  saved = checkpointing.model_variables(checkpointing.load_model(checkpoint))
+  saved = checkpointing.model_variables(checkpointing.restore_model(checkpoint))
   refinement = started.pop('flow_refine')
   _assert_same(started, saved)
   assert np.abs(np.asarray(refinement['predict']['kernel'])).max() == 0
@@ -72,7 +72,7 @@ def test_zero_steps_scores_the_checkpoint_on_every_fold(data_dir, checkpoint, tm
   source = {'path': checkpoint, 'step': 3}
   with open(os.path.join(workdir, 'results.json')) as f:
     assert json.load(f)['init_from'] == source
-  saved = checkpointing.model_variables(checkpointing.load_model(checkpoint))
+  saved = checkpointing.model_variables(checkpointing.restore_model(checkpoint))
   for subject, fold in summary['folds'].items():
     assert fold['num_examples'] > 0
     with open(os.path.join(workdir, 'folds', subject, 'result.json')) as f:
@@ -83,7 +83,7 @@ def test_zero_steps_scores_the_checkpoint_on_every_fold(data_dir, checkpoint, tm
     # The fold's model is the checkpoint, untouched, written as step 0.
     assert checkpointing.checkpoint_step(model_dir) == 0
     assert checkpointing.load_metadata(model_dir)['init_from'] == source
-    _assert_same(checkpointing.model_variables(checkpointing.load_model(model_dir)), saved)
+    _assert_same(checkpointing.model_variables(checkpointing.restore_model(model_dir)), saved)
 
 
 def test_zero_steps_without_init_from_is_a_config_error(tmp_path):
@@ -123,7 +123,7 @@ def test_refinement_trains_from_an_official_checkpoint(data_dir, checkpoint, tmp
   _, summary = train.train_and_evaluate(config, workdir)
   assert summary['init_from'] == {'path': checkpoint, 'step': 3}
   subject = sorted(summary['folds'])[0]
-  model = checkpointing.load_model(os.path.join(workdir, 'folds', subject, 'model'))
+  model = checkpointing.restore_model(os.path.join(workdir, 'folds', subject, 'model'))
   assert model.flow_refinement
   assert np.abs(np.asarray(model.flow_refine.predict.kernel[...])).max() > 0
 

@@ -11,7 +11,7 @@ def test_import_mol_jax_does_not_import_tensorflow_datasets():
   when it runs; importing it on `import mol_jax` cost start-up time."""
   proc = subprocess.run(
       [sys.executable, '-c', 'import sys, mol_jax; '
-       'assert mol_jax.load_model and mol_jax.from_official_weights; '
+       'assert mol_jax.from_checkpoint and mol_jax.from_official_weights; '
        'print(sorted(m for m in sys.modules if m.split(".")[0] == "tensorflow_datasets"))'],
       capture_output=True, text=True, timeout=300, check=True)
   assert proc.stdout.strip() == '[]', proc.stdout[:2000]

@@ -9,21 +9,8 @@ import pytest
 
 from mol_jax import files
 from mol_jax.tools import benchmark
-from mol_jax.files import config_root
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.mark.parametrize('argv', [['--config=/r/configs/smic.py'],
-                                  ['--config', '/r/configs/smic.py'],
-                                  ['-config=/r/configs/smic.py', '--config.seed=1'],
-                                  ['--config=/r/configs/smic.py:override']])
-def test_config_root_is_the_folder_above_the_config_file(argv):
-  assert config_root(['main.py', '--workdir=w'] + argv) == os.path.abspath('/r')
-
-
-def test_config_root_without_a_config_flag():
-  assert config_root(['main.py', '--workdir=w']) is None
 
 
 def test_main_loads_a_config_from_another_working_directory(tmp_path):

@@ -78,8 +78,8 @@ def test_two_processes_match_one(tmp_path):
   assert sorted(got['folds']) == sorted(expected['folds'])
   for subject in expected['folds']:
     a = checkpointing.model_variables(
-        checkpointing.load_model(os.path.join(single, 'folds', subject, 'model')))
+        checkpointing.restore_model(os.path.join(single, 'folds', subject, 'model')))
     b = checkpointing.model_variables(
-        checkpointing.load_model(os.path.join(multi, 'folds', subject, 'model')))
+        checkpointing.restore_model(os.path.join(multi, 'folds', subject, 'model')))
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
       np.testing.assert_allclose(np.asarray(y), np.asarray(x), rtol=1e-4, atol=1e-6)

@@ -258,23 +258,26 @@ def test_mp4_decodes_like_the_frames(frames, tmp_path):
   assert sorted(source.read([2, 9])) == [2, 9]
 
 
-def test_class_names_from_the_training_run(tmp_path):
-  """A fold model of a training work directory takes names from its results.json."""
+def test_class_names_come_from_the_checkpoint_alone(tmp_path):
+  """A fold model takes its names from its own metadata; a `results.json`
+  beside it in the work directory is not a second source."""
   workdir = tmp_path / 'run'
   model_path = workdir / 'folds' / 'sy02' / 'model'
-  checkpointing.save_model(str(model_path), random_model(num_classes=2))
-  predictor = inference.from_checkpoint(str(model_path))
-  assert predictor.class_names == ['class_0', 'class_1']
-  assert predictor.metadata['held_out_subject'] == 'sy02'
-  (workdir / 'results.json').write_text(json.dumps(
-      {'dataset': 'synthetic_me/default_per_clip', 'class_names': ['a', 'b']}))
+  checkpointing.save_model(str(model_path), random_model(num_classes=2),
+                           metadata={'class_names': ['a', 'b'], 'held_out_subject': 'sy02',
+                                     'dataset': 'synthetic_me/default_per_clip'})
+  (workdir / 'results.json').write_text(json.dumps({'class_names': ['p', 'q']}))
   predictor = inference.from_checkpoint(str(model_path))
   assert predictor.class_names == ['a', 'b']
-  assert predictor.metadata['dataset'] == 'synthetic_me/default_per_clip'
+  assert predictor.metadata['class_names_source'] == 'checkpoint metadata'
+  assert predictor.metadata['held_out_subject'] == 'sy02'
   assert inference.from_checkpoint(str(model_path), class_names=['x', 'y']).class_names == [
       'x', 'y']
   with pytest.raises(ValueError, match='2 classes'):
     inference.from_checkpoint(str(model_path), class_names=['x', 'y', 'z'])
+  bare = tmp_path / 'bare'
+  checkpointing.save_model(str(bare), random_model(num_classes=2))
+  assert inference.from_checkpoint(str(bare)).class_names == ['class_0', 'class_1']
 
 
 def test_sample_clips():

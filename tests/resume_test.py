@@ -83,9 +83,9 @@ def test_killed_run_resumes_to_the_same_result(straight, tmp_path):
     expected = json.load(f)
   for subject in expected['folds']:
     a = checkpointing.model_variables(
-        checkpointing.load_model(os.path.join(straight, 'folds', subject, 'model')))
+        checkpointing.restore_model(os.path.join(straight, 'folds', subject, 'model')))
     b = checkpointing.model_variables(
-        checkpointing.load_model(os.path.join(resumed, 'folds', subject, 'model')))
+        checkpointing.restore_model(os.path.join(resumed, 'folds', subject, 'model')))
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
       np.testing.assert_allclose(np.asarray(y), np.asarray(x), rtol=1e-6, atol=1e-7)
 

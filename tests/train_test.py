@@ -40,7 +40,7 @@ def test_train_and_evaluate_writes_results_and_resumes(data_dir, tmp_path):
   with open(os.path.join(workdir, 'results.json')) as f:
     assert json.load(f)['pooled']['confusion'] == pooled['confusion']
   subject = sorted(summary['folds'])[0]
-  model = checkpointing.load_model(os.path.join(workdir, 'folds', subject, 'model'))
+  model = checkpointing.restore_model(os.path.join(workdir, 'folds', subject, 'model'))
   assert model.num_classes == 3
   metadata = checkpointing.load_metadata(os.path.join(workdir, 'folds', subject, 'model'))
   assert metadata['class_names'] == input_pipeline.class_names(config.dataset, data_dir)

@@ -25,7 +25,7 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from mol_jax import files, reporting
+from mol_jax import config_files, files, reporting
 
 
 def _set(**fields) -> Callable[[ml_collections.ConfigDict], None]:
@@ -137,7 +137,7 @@ def explain_runs(base: ml_collections.ConfigDict, workdir: str, variants: list[s
           if clips['regions'] is None:
             raise ValueError(f'{base.dataset} records hold no moving_region: region scores '
                              'need synthetic_me >= 1.4.0')
-          explain.explain_clips(checkpointing.load_model(model_dir), clips['video'],
+          explain.explain_clips(checkpointing.restore_model(model_dir), clips['video'],
                                 clips['names'], directory,
                                 checkpointing.load_metadata(model_dir)['class_names'],
                                 clips['regions'], steps=steps)
@@ -189,8 +189,9 @@ def run_ablation(base: ml_collections.ConfigDict, workdir: str, variants: list[s
   if unknown:
     raise ValueError(f'unknown ablation variants {unknown}; the variants are {list(VARIANTS)}')
   os.makedirs(workdir, exist_ok=True)
+  # Seed-major: a stopped ablation has every variant at the same seeds.
   records = [run_variant(base, workdir, variant, k)
-             for variant in variants for k in range(seeds)]
+             for k in range(seeds) for variant in variants]
   table = summarize(records)
   missing = [v for v in explain_variants if v not in variants]
   if missing:
@@ -229,9 +230,7 @@ def run_command() -> None:
   flags.DEFINE_integer('explain_steps', 8, 'Integrated-gradients steps of those maps.')
   config_flags.DEFINE_config_file('config', None, 'Base training config (e.g. configs/demo.py).',
                                   lock_config=False)
-  root = files.config_root(sys.argv)
-  if root and root not in sys.path:
-    sys.path.insert(0, root)
+  config_files.prepare_command(sys.argv)
   app.run(main)
 
 

@@ -21,11 +21,9 @@ import collections
 import functools
 import glob
 import gzip
-import importlib.util
 import json
 import os
 import platform
-import sys
 import time
 from typing import Sequence
 
@@ -33,8 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mol_jax import clip_format
-from mol_jax import sharding, train
+from mol_jax import clip_format, config_files, sharding, train
 from mol_jax.model import conv
 from mol_jax.tools import hlo_traffic
 
@@ -404,15 +401,7 @@ def _load_config(name: str):
   if not os.path.isfile(path):
     raise FileNotFoundError(f'no config file {path}: --config takes a config file or the name '
                             'of a file of the checkout\'s configs/ without .py')
-  # Config files import their base as `from configs import default`.
-  root = os.path.dirname(os.path.dirname(os.path.abspath(path)))
-  if root not in sys.path:
-    sys.path.insert(0, root)
-  spec = importlib.util.spec_from_file_location(
-      f'configs.{os.path.splitext(os.path.basename(path))[0]}', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
+  return config_files.load(path)
 
 
 def run(batch_sizes, flow_pairs: int | None = None, repeats: int = 5, num_classes: int = 3,

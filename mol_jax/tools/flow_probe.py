@@ -33,7 +33,7 @@ from typing import Any, Sequence
 
 from absl import app, flags
 
-from mol_jax import exit_codes, files
+from mol_jax import config_files, exit_codes, files
 
 FLAGS = flags.FLAGS
 
@@ -159,15 +159,10 @@ def probe_config(config: Any, fold: str, eval_every: int):
 
 def default_fold(config: Any) -> str:
   """The first of `config.folds`, else the protocol's first fold."""
-  from mol_jax import protocols, train  # pylint: disable=import-outside-toplevel
   chosen = [s.strip() for s in config.folds.split(',') if s.strip()]
   if chosen:
     return chosen[0]
-  train.dataset_ready(config)
-  try:
-    return protocols.folds(config.protocol, config.dataset, config.data_dir or None)[0].name
-  except ValueError as e:
-    raise train.ConfigError(str(e)) from e
+  return experiment.resolve(config).folds[0].name
 
 
 def run_probe(config: Any, workdir: str, fold: str = '', eval_every: int = 25) -> dict:
@@ -245,9 +240,7 @@ def run_command() -> None:
                       'config.folds, else the first of the protocol.')
   flags.DEFINE_integer('eval_every', 25, 'Evaluate the held-out fold every N steps (and after '
                        'the last).')
-  root = files.config_root(sys.argv)
-  if root and root not in sys.path:
-    sys.path.insert(0, root)
+  config_files.prepare_command(sys.argv)
   app.run(main, flags_parser=main_lib.parse_flags)
 
 

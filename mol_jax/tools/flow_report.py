@@ -293,10 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   from mol_jax import inference  # pylint: disable=import-outside-toplevel
   data_dir = args.data_dir or None
   if args.build:
-    import ml_collections  # pylint: disable=import-outside-toplevel
-    from mol_jax import train  # pylint: disable=import-outside-toplevel
-    train.dataset_ready(ml_collections.ConfigDict(
-        {'dataset': args.dataset, 'data_dir': args.data_dir, 'build_if_missing': True}))
+    sources.ensure_built([args.dataset], data_dir, build_if_missing=True)
   predictor = inference.from_checkpoint(args.checkpoint)
   subjects = [s.strip() for s in args.subjects.split(',') if s.strip()]
   if not subjects and predictor.metadata.get('held_out_subject'):
