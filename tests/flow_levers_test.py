@@ -255,7 +255,7 @@ def test_true_flow_target_needs_a_set_with_the_truth(data_dir, tmp_path, monkeyp
 def test_training_batches_carry_the_truth_only_when_asked(data_dir):
   config = test_config.get_config()
   config.data_dir = data_dir
-  train.dataset_ready(config)
+  sources.ensure_built([config.dataset], data_dir, build_if_missing=True)
   subjects = input_pipeline.list_subjects('synthetic_me/small', data_dir)
   common = dict(batch_size=2, seed=0, flip=True, process_index=0, process_count=1)
   plain = next(input_pipeline.create_datasets('synthetic_me/small', data_dir, subjects[:1],

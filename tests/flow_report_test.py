@@ -4,12 +4,12 @@ section, the comparison picture, a tiny run."""
 import json
 import os
 
-import ml_collections
 import numpy as np
 import pytest
 
 from mol_jax import clip_format
-from mol_jax import checkpointing, train, visualize
+from mol_jax import checkpointing, visualize
+from mol_jax.data import sources
 from mol_jax.tools import flow_figure, flow_report
 from random_weights import random_model
 
@@ -60,8 +60,7 @@ def test_section_between_markers(tmp_path):
 @pytest.mark.slow
 def test_report_on_the_small_synthetic_set(tmp_path, capsys):
   data_dir = str(tmp_path / 'tfds')
-  train.dataset_ready(ml_collections.ConfigDict(
-      {'dataset': 'synthetic_me/small', 'data_dir': data_dir, 'build_if_missing': True}))
+  sources.ensure_built(['synthetic_me/small'], data_dir, build_if_missing=True)
   # A fold model: the report takes its held-out subject by default.
   model = str(tmp_path / 'run' / 'folds' / 'sy01' / 'model')
   checkpointing.save_model(model, random_model())

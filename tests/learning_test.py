@@ -17,7 +17,7 @@ import pytest
 
 from configs import test as test_config
 from mol_jax import train
-from mol_jax.data import input_pipeline
+from mol_jax.data import input_pipeline, sources
 
 NUM_CLIPS = 2
 
@@ -28,7 +28,7 @@ def clips(tmp_path_factory):
   evaluation sees them (centred crop, with the truth)."""
   config = test_config.get_config()
   config.data_dir = str(tmp_path_factory.mktemp('tfds'))
-  train.dataset_ready(config)
+  sources.ensure_built([config.dataset], config.data_dir, build_if_missing=True)
   subjects = input_pipeline.list_subjects(config.dataset, config.data_dir)
   examples = [clip for _, clip in input_pipeline.evaluation_clips(
       config.dataset, config.data_dir, subjects, max_clips_per_subject=1)][:NUM_CLIPS]

@@ -25,7 +25,7 @@ def data_dir(tmp_path_factory):
   path = str(tmp_path_factory.mktemp('tfds'))
   config = test_config.get_config()
   config.data_dir, config.dataset = path, TWO
-  train.dataset_ready(config)  # Builds both (build_if_missing).
+  sources.ensure_built(sources.dataset_names(TWO), path, build_if_missing=True)
   return path
 
 
