@@ -27,6 +27,7 @@ from typing import Any, Iterator
 import jax
 import orbax.checkpoint as ocp
 from flax import nnx
+from jax.experimental import multihost_utils
 
 from mol_jax.model import flow_refine
 from mol_jax.model.mol import MOL, abstract_model
@@ -150,7 +151,6 @@ def save_model(directory: str, model: MOL, step: int = 0, overwrite: bool = Fals
     if jax.process_index() == 0:
       shutil.rmtree(directory, ignore_errors=True)
     if jax.process_count() > 1:
-      from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
       multihost_utils.sync_global_devices(f'rmtree {directory}')
   with ocp.CheckpointManager(directory) as manager:
     if step in manager.all_steps():

@@ -24,8 +24,12 @@ import zipfile
 from typing import Callable, Mapping
 
 import numpy as np
+from flax import nnx
 
+from mol_jax import checkpointing
 from mol_jax import exit_codes
+from mol_jax.model.flow_refine import FlowRefinement
+from mol_jax.model.mol import abstract_model
 
 PathTuple = tuple
 # Official keys that exist in the weights but have no counterpart.
@@ -259,8 +263,6 @@ def import_official(state_dict: Mapping[str, np.ndarray], num_classes: int | Non
   Raises:
     WeightsError: naming the key that is unknown, missing or of a wrong shape.
   """
-  from flax import nnx  # pylint: disable=import-outside-toplevel
-  from mol_jax.model.mol import abstract_model  # pylint: disable=import-outside-toplevel
 
   found = num_classes_in(state_dict)
   if num_classes is not None and found != num_classes:
@@ -301,7 +303,6 @@ def import_official(state_dict: Mapping[str, np.ndarray], num_classes: int | Non
           f'{value.shape}, the model needs {tuple(expected[path])}')
   nested: dict = {}
   if flow_refinement:
-    from mol_jax.model.flow_refine import FlowRefinement  # pylint: disable=import-outside-toplevel
     nested['flow_refine'] = nnx.state(FlowRefinement(rngs=nnx.Rngs(0)),
                                       (nnx.Param, nnx.BatchStat)).to_pure_dict()
   for path, value in flat.items():
@@ -328,7 +329,6 @@ def main(argv=None) -> int:
                       "dataset's order)")
   parser.add_argument('--verbose', action='store_true', help='print the traceback of an error')
   args = parser.parse_args(argv)
-  from mol_jax import checkpointing  # pylint: disable=import-outside-toplevel
   names = [c.strip() for c in args.class_names.split(',') if c.strip()]
   try:
     sd = load_state_dict(args.weights)

@@ -36,9 +36,19 @@ import os
 import sys
 from typing import Any, Sequence
 
+import cv2
+import jax
+import jax.numpy as jnp
 import numpy as np
+from flax import nnx
+from matplotlib import colormaps
+from scipy import ndimage
 
 from mol_jax import clip_format, exit_codes, files
+from mol_jax import inference
+from mol_jax import video as video_lib
+from mol_jax import visualize
+from mol_jax.data import input_pipeline, sources
 
 # Integrated-gradients steps (midpoint rule) between the still clip and the clip.
 IG_STEPS = 16
@@ -50,9 +60,6 @@ REGION_DILATION = 3
 
 
 def _attribution_fn():
-  import jax  # pylint: disable=import-outside-toplevel
-  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  from flax import nnx  # pylint: disable=import-outside-toplevel
 
   @functools.partial(jax.jit, static_argnums=(0, 4))
   def attribution(graphdef, state, video, classes, steps):
@@ -87,9 +94,6 @@ _ATTRIBUTION = None
 
 def predicted_classes(model, video: np.ndarray, batch_size: int = 4) -> np.ndarray:
   """int [n]: the class MOL predicts for each of [n, 8, 128, 128, 1] clips."""
-  import jax  # pylint: disable=import-outside-toplevel
-  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  from flax import nnx  # pylint: disable=import-outside-toplevel
   graphdef, state = nnx.split(model)
   logits = jax.jit(lambda s, v: nnx.merge(graphdef, s)(v, train=False, with_flow=False)['logits'])
   return np.concatenate([np.asarray(logits(state, jnp.asarray(video[i:i + batch_size]))).argmax(-1)
@@ -111,8 +115,6 @@ def integrated_gradients(model, video: np.ndarray, classes: np.ndarray,
     a pixel never changes.
   """
   global _ATTRIBUTION  # pylint: disable=global-statement
-  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  from flax import nnx  # pylint: disable=import-outside-toplevel
   if _ATTRIBUTION is None:
     _ATTRIBUTION = _attribution_fn()
   video = np.asarray(video, np.float32)
@@ -143,7 +145,6 @@ def class_map(model, video: np.ndarray, classes: np.ndarray | None = None,
     (maps float32 [n, 128, 128], positive = evidence for the class;
     classes int [n]).
   """
-  from scipy import ndimage  # pylint: disable=import-outside-toplevel
   video = np.asarray(video, np.float32)
   classes = predicted_classes(model, video) if classes is None else np.asarray(classes, np.int32)
   maps = integrated_gradients(model, video, classes, steps).sum(1)
@@ -153,7 +154,6 @@ def class_map(model, video: np.ndarray, classes: np.ndarray | None = None,
 
 def frame_difference_map(video: np.ndarray) -> np.ndarray:
   """Baseline: [n, 8, 128, 128, 1] -> [n, 128, 128] summed |frame t+1 - frame t|, smoothed."""
-  from scipy import ndimage  # pylint: disable=import-outside-toplevel
   diff = np.abs(np.diff(np.asarray(video, np.float32)[..., 0], axis=1)).sum(1)
   return np.stack([ndimage.gaussian_filter(m, SMOOTH_SIGMA) for m in diff]).astype(np.float32)
 
@@ -173,7 +173,6 @@ def score_maps(maps: np.ndarray, regions: np.ndarray,
     `moving_region_area_fraction` (its share of the crop: what a uniform map
     scores), each the mean over scored clips, and `num_clips`.
   """
-  from scipy import ndimage  # pylint: disable=import-outside-toplevel
   hits, masses, areas = [], [], []
   for m, r in zip(np.asarray(maps, np.float64), np.asarray(regions) > 0):
     if not r.any():
@@ -192,9 +191,6 @@ def score_maps(maps: np.ndarray, regions: np.ndarray,
 def _overlay(frame: np.ndarray, attribution: np.ndarray,
              region: np.ndarray | None = None) -> np.ndarray:
   """The map's positive part in a heat colour over the gray face."""
-  import cv2  # pylint: disable=import-outside-toplevel
-  from matplotlib import colormaps  # pylint: disable=import-outside-toplevel
-  from mol_jax import visualize  # pylint: disable=import-outside-toplevel
   face = visualize.to_rgb(frame).astype(np.float32)
   positive = np.maximum(attribution, 0)
   level = positive / max(float(positive.max()), 1e-12)
@@ -219,7 +215,6 @@ def clip_picture(frames: np.ndarray, attribution: np.ndarray, flow: np.ndarray |
       with `visualize.FLOW_FULL_SCALE_PX` px at full colour.
     region: [128, 128] 0/1 true moving region (drawn green), or None.
   """
-  from mol_jax import visualize  # pylint: disable=import-outside-toplevel
   tiles = [visualize.to_rgb(frames[0]), _overlay(frames[0], attribution, region)]
   if flow is not None:
     pair = int(np.argmax(np.abs(flow).sum(axis=(1, 2, 3))))
@@ -231,8 +226,6 @@ def clip_picture(frames: np.ndarray, attribution: np.ndarray, flow: np.ndarray |
 
 
 def _title(text: str, row: list[np.ndarray]) -> np.ndarray:
-  import cv2  # pylint: disable=import-outside-toplevel
-  from mol_jax import visualize  # pylint: disable=import-outside-toplevel
   body = visualize.grid([row])
   band = np.full((18, body.shape[1], 3), 255, np.uint8)
   cv2.putText(band, text, (4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
@@ -261,7 +254,6 @@ def explain_clips(model, video: np.ndarray, names: Sequence[str], out_dir: str,
   Returns:
     {'clips': [{name, class, map_png}], 'region_scores': ... (with regions)}.
   """
-  from mol_jax import visualize  # pylint: disable=import-outside-toplevel
   os.makedirs(out_dir, exist_ok=True)
   maps, classes = class_map(model, video, steps=steps)
   shown = _to_uint8(video)
@@ -299,7 +291,6 @@ def dataset_clips(dataset: str, data_dir: str | None, subject: str,
                   max_clips: int | None = None) -> dict[str, Any]:
   """The held-out clips of `subject` as evaluation sees them, with their
   moving regions in the crop when the records hold them."""
-  from mol_jax.data import input_pipeline, sources  # pylint: disable=import-outside-toplevel
   subjects = sources.list_subjects(dataset, data_dir)
   if subject not in subjects:
     raise SubjectError(f'--subject {subject}: {dataset} has no subject {subject!r}; its '
@@ -337,7 +328,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
   args = build_parser().parse_args(argv)
-  from mol_jax import inference  # pylint: disable=import-outside-toplevel
   if args.dataset and not args.subject:
     return exit_codes.report('--dataset needs --subject (the held-out subject of the '
                              'checkpoint)', exit_codes.USAGE)
@@ -357,7 +347,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = explain_clips(predictor.model, clips['video'], clips['names'], args.out,
                            predictor.class_names, clips['regions'], flows, args.steps)
   else:
-    from mol_jax import video as video_lib  # pylint: disable=import-outside-toplevel
     try:
       prediction = predictor.predict_video(args.input, max_clips=args.max_clips or 8)
     except video_lib.VideoError as e:

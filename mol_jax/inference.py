@@ -9,6 +9,7 @@ pre-processing first (`mol_jax.video.prepare_video`) and returns a
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from typing import Any, Mapping, Sequence
 
 import jax
@@ -16,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from mol_jax import checkpointing
 from mol_jax import clip_format
 from mol_jax import metrics
 from mol_jax import video as video_lib
@@ -302,7 +304,7 @@ def from_official_weights(path: str, num_classes: int | None = None,
   `flow_refinement` builds the model with the flow refinement at its
   initialisation (it then predicts the official flow exactly).
   """
-  from mol_jax import convert  # pylint: disable=import-outside-toplevel
+  convert = _convert()
   state_dict = convert.load_state_dict(path)
   model = convert.import_official(state_dict, num_classes, neighbor_num, source=path,
                                   flow_refinement=flow_refinement)
@@ -318,7 +320,6 @@ def from_checkpoint(directory: str, step: int | None = None,
   item (training and `mol_jax.convert --class_names` write them);
   `class_0`, `class_1`, ...
   """
-  from mol_jax import checkpointing  # pylint: disable=import-outside-toplevel
   model = checkpointing.restore_model(directory, step)
   metadata = checkpointing.load_metadata(directory, step)
   if metadata.get('class_names') is not None:
@@ -332,5 +333,11 @@ def from_checkpoint(directory: str, step: int | None = None,
 
 def from_state_dict(state_dict: Mapping[str, np.ndarray], num_classes: int | None = None,
                     neighbor_num: int = 4) -> Predictor:
-  from mol_jax import convert  # pylint: disable=import-outside-toplevel
-  return Predictor(convert.import_official(state_dict, num_classes, neighbor_num))
+  return Predictor(_convert().import_official(state_dict, num_classes, neighbor_num))
+
+
+def _convert():
+  """`mol_jax.convert`, imported on use: `python -m mol_jax.convert` runs it
+  as `__main__`, and a copy already imported by `import mol_jax` would make
+  runpy warn on every conversion."""
+  return importlib.import_module('mol_jax.convert')

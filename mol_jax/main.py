@@ -2,8 +2,8 @@
 
 Any config field can be overridden: `--config.num_train_steps=200`.
 
-Exit codes: `EXIT_CODES` below (docs/EXIT_CODES.md). Errors print one line, `error: <what>: <fix>`; `--verbose` adds the
-traceback and the checkpoint library's INFO lines.
+Exit codes: `EXIT_CODES` below (docs/EXIT_CODES.md). Errors print one line,
+`error: <what>: <fix>`; `--verbose` adds the traceback and the checkpoint library's INFO lines.
 """
 
 import logging as py_logging
@@ -11,10 +11,12 @@ import os
 import sys
 import textwrap
 
+import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
 from mol_jax import config_files, exit_codes, files
+from mol_jax import train
 
 FLAGS = flags.FLAGS
 EXIT_CODES = (exit_codes.OK, exit_codes.FAILED, exit_codes.USAGE, exit_codes.NO_INPUT,
@@ -122,8 +124,6 @@ def main(argv):
     _fail(problem, exit_codes.USAGE)
   if not FLAGS.verbose:
     quiet_checkpoint_library()
-  import jax  # pylint: disable=import-outside-toplevel
-  from mol_jax import train  # pylint: disable=import-outside-toplevel
 
   dist = config.distributed
   if dist.initialize:

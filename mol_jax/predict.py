@@ -27,8 +27,11 @@ import time
 from typing import Sequence
 
 from mol_jax import clip_format, exit_codes, files
-from mol_jax.data import preprocess
+from mol_jax import explain
+from mol_jax import inference
 from mol_jax import video as video_lib
+from mol_jax import visualize
+from mol_jax.data import preprocess
 
 EXIT_CODES = (exit_codes.OK, exit_codes.USAGE, exit_codes.NO_INPUT, exit_codes.NO_FACE,
               exit_codes.TOO_FEW_FRAMES, exit_codes.BAD_WEIGHTS)
@@ -85,7 +88,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def load_predictor(args: argparse.Namespace):
   """The Predictor named by the flags. Raises ValueError / OSError on bad weights."""
-  from mol_jax import inference  # pylint: disable=import-outside-toplevel
   names = [c.strip() for c in args.class_names.split(',') if c.strip()] or None
   if args.checkpoint:
     return inference.from_checkpoint(args.checkpoint, args.step, class_names=names)
@@ -138,7 +140,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                              e, args.verbose)
   t_load = time.perf_counter() - t0
 
-  from mol_jax import visualize  # pylint: disable=import-outside-toplevel
   t0 = time.perf_counter()
   try:
     prediction = predictor.predict_video(
@@ -155,7 +156,6 @@ def main(argv: Sequence[str] | None = None) -> int:
   visualize.remove_earlier_report(args.out)
   extra = {'seconds': {'load_model': round(t_load, 2), 'predict': round(t_predict, 2)}}
   if args.explain:
-    from mol_jax import explain  # pylint: disable=import-outside-toplevel
     t0 = time.perf_counter()
     extra['explain'] = explain.explain_prediction(predictor, prediction,
                                                   os.path.join(args.out, 'explain'))

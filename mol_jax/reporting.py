@@ -9,6 +9,8 @@ from typing import Any, Sequence
 
 import jax
 import numpy as np
+from matplotlib.figure import Figure
+from tqdm import tqdm
 
 from mol_jax import files
 from mol_jax import metrics as metrics_lib
@@ -20,7 +22,6 @@ class _Progress:
   def __init__(self, total: int, start: int, desc: str):
     self._bar = None
     if jax.process_index() == 0:
-      from tqdm import tqdm  # pylint: disable=import-outside-toplevel
       self._bar = tqdm(total=total, initial=start, desc=desc, unit='step',
                        dynamic_ncols=True, file=sys.stderr)
     self._step = start
@@ -255,11 +256,10 @@ def markdown_table(summary: dict) -> str:
 
 
 def plot_confusion(confusion, class_names: Sequence[str], path: str, title: str) -> None:
-  import matplotlib  # pylint: disable=import-outside-toplevel
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
   confusion = np.asarray(confusion)
-  fig, ax = plt.subplots(figsize=(1.2 * len(class_names) + 2, 1.2 * len(class_names) + 1.5))
+  # A Figure of its own, not pyplot's: no global backend switched in a notebook.
+  fig = Figure(figsize=(1.2 * len(class_names) + 2, 1.2 * len(class_names) + 1.5))
+  ax = fig.subplots()
   ax.imshow(confusion, cmap='Blues')
   ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha='right')
   ax.set_yticks(range(len(class_names)), class_names)
@@ -272,7 +272,6 @@ def plot_confusion(confusion, class_names: Sequence[str], path: str, title: str)
               color='white' if confusion[i, j] > confusion.max() / 2 else 'black')
   fig.tight_layout()
   fig.savefig(path, dpi=100)
-  plt.close(fig)
 
 
 # (train scalar, title) of each loss term, and the held-out errors drawn beside them.
@@ -310,15 +309,13 @@ def plot_learning_curves(metrics_path: str, path: str, title: str) -> str | None
   """Each loss term over training and the held-out errors against the truth
   (or the targets) with their baselines, means over folds; None without a
   term to draw."""
-  import matplotlib  # pylint: disable=import-outside-toplevel
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
   curves = learning_curves(metrics_path)
   terms = [(k, t) for k, t in LOSS_TERMS if k in curves['train']]
   if not terms:
     return None
   panels = len(terms) + 2
-  fig, axes = plt.subplots(1, panels, figsize=(3.6 * panels, 3.2))
+  fig = Figure(figsize=(3.6 * panels, 3.2))
+  axes = fig.subplots(1, panels)
   for ax, (key, label) in zip(axes, terms):
     ax.plot(*curves['train'][key])
     ax.set_title(label)
@@ -341,7 +338,6 @@ def plot_learning_curves(metrics_path: str, path: str, title: str) -> str | None
   fig.suptitle(title)
   fig.tight_layout()
   fig.savefig(path, dpi=100)
-  plt.close(fig)
   return path
 
 

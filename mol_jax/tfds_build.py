@@ -54,6 +54,8 @@ import os
 import sys
 from typing import Sequence
 
+from absl import flags
+
 from mol_jax import exit_codes
 from mol_jax.data import builder
 
@@ -225,7 +227,6 @@ def main(argv: Sequence[str] | None = None) -> None:
   check_manual_dir(rest)
   check_beam(rest, ours)
 
-  from absl import flags  # pylint: disable=g-import-not-at-top
   # absl-based code inside TFDS (and grain) reads FLAGS; mark them parsed so
   # it does not abort when run outside absl.app.
   if not flags.FLAGS.is_parsed():

@@ -51,6 +51,7 @@ from typing import Any, Iterator, Sequence
 
 import cv2
 import numpy as np
+import tqdm
 
 from mol_jax import clip_format, exit_codes
 from mol_jax.data import faces
@@ -269,7 +270,6 @@ def track_faces(source: FrameSource, detector: faces.FaceDetector,
   Raises:
     UnreadableInput: no frame could be decoded.
   """
-  import tqdm  # pylint: disable=g-import-not-at-top
   landmarks, unreadable, without_face, shape = [], [], [], None
   bar = tqdm.tqdm(desc='faces', unit='frame', disable=not progress, mininterval=2.0)
   for i, frame in source:

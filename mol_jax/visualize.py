@@ -24,6 +24,9 @@ from typing import Any, Sequence
 
 import cv2
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from PIL import Image
 
 from mol_jax import files, metrics
 
@@ -302,7 +305,6 @@ def probability_chart(probabilities: np.ndarray, class_names: Sequence[str],
     the matplotlib Figure (also written to `path` as PNG when given).
   """
   # A bare Figure (no pyplot): no GUI backend, nothing left open.
-  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
   probabilities = np.asarray(probabilities, np.float64)
   figure = Figure(figsize=(1.2 + 0.9 * len(class_names), 2.6), dpi=100)
   ax = figure.subplots()
@@ -333,7 +335,6 @@ def probability_chart(probabilities: np.ndarray, class_names: Sequence[str],
 
 def figure_to_array(figure) -> np.ndarray:
   """uint8 RGB pixels of a matplotlib figure."""
-  from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=g-import-not-at-top
   canvas = FigureCanvasAgg(figure)
   canvas.draw()
   return np.asarray(canvas.buffer_rgba())[..., :3].copy()
@@ -373,7 +374,6 @@ def clip_animation(frames: np.ndarray, flows: np.ndarray, landmarks: np.ndarray 
                    _label(flow, f'flow {t - 1}->{t}' if t else f'{speed:.1f} px = full', 14)]])
     images.append(tile)
   if path is not None:
-    from PIL import Image  # pylint: disable=g-import-not-at-top
     # One palette for all frames, no dithering: smaller files, no flicker.
     palette = Image.fromarray(np.concatenate(images, axis=0)).quantize(
         colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
@@ -420,7 +420,6 @@ def image_bytes(image, max_side: int | None = None, fmt: str = 'png',
 
 
 def save_png(path: str, image: np.ndarray) -> str:
-  from PIL import Image  # pylint: disable=g-import-not-at-top
   Image.fromarray(to_rgb(image)).save(path, optimize=True)
   return path
 

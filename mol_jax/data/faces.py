@@ -23,6 +23,7 @@ import importlib.util
 import os
 
 import cv2
+import dlib
 import numpy as np
 
 from mol_jax import clip_format
@@ -111,7 +112,6 @@ class FaceDetector:
     Returns:
       [68, 2] float32 (x, y) pixel coordinates.
     """
-    import dlib  # pylint: disable=g-import-not-at-top
     self._load()
     rect = dlib.rectangle(*(int(v) for v in box))
     shape = self._predictor(np.ascontiguousarray(rgb), rect)
@@ -120,7 +120,6 @@ class FaceDetector:
 
 @functools.lru_cache(maxsize=2)
 def _dlib_models(model_path: str):
-  import dlib  # pylint: disable=g-import-not-at-top
   return dlib.get_frontal_face_detector(), dlib.shape_predictor(model_path)
 
 

@@ -60,7 +60,10 @@ import sys
 from typing import Any, Iterator, Sequence
 
 import cv2
+import grain
+import jax
 import numpy as np
+from absl import flags
 
 from mol_jax import clip_format
 from mol_jax.data import sources
@@ -293,7 +296,6 @@ def mean_landmarks(dataset: str, data_dir: str | None, subjects: Sequence[str],
 def _process_share(global_batch: int, process_index: int | None,
                    process_count: int | None) -> tuple[int, int, int]:
   if process_index is None or process_count is None:
-    import jax  # pylint: disable=g-import-not-at-top
     process_index, process_count = jax.process_index(), jax.process_count()
   if global_batch % process_count:
     raise ValueError(f'Global batch {global_batch} is not divisible by '
@@ -402,7 +404,6 @@ def create_datasets(dataset: str, data_dir: str | None,
   Returns:
     `Datasets`.
   """
-  import grain  # pylint: disable=g-import-not-at-top
   training_crop_offsets(crop_size, crop_jitter, scale)  # Checks them before any reading.
   subjects = list_subjects(dataset, data_dir)
   test_subjects = list(test_subjects)
@@ -450,7 +451,6 @@ def training_batches(dataset: str, data_dir: str | None, train_subjects: Sequenc
   The arguments are `create_datasets`'s (`with_truth` is its `train_truth`);
   `stats` the subjects' normalisation.
   """
-  import grain  # pylint: disable=g-import-not-at-top
   low, high = training_crop_offsets(crop_size, crop_jitter, scale)
   local_batch, index, count = _process_share(batch_size, process_index, process_count)
   source = sources.source(dataset, data_dir, train_subjects)
@@ -485,7 +485,6 @@ def training_batches(dataset: str, data_dir: str | None, train_subjects: Sequenc
         .batch(local_batch, drop_remainder=True, batch_fn=_train_batch_fn))
   ds = ds.to_iter_dataset(read_options)
   if grain_workers > 0:
-    from absl import flags  # pylint: disable=g-import-not-at-top
     # Grain's worker processes read absl flags; outside absl.app they are
     # not parsed yet.
     if not flags.FLAGS.is_parsed():
@@ -499,7 +498,6 @@ def evaluation_batches(dataset: str, data_dir: str | None, test_subjects: Sequen
                        crop_size: int, read_options, process_index: int | None,
                        process_count: int | None) -> 'EvalDataset':
   """The held-out subjects' clips, each exactly once, in padded fixed-size batches."""
-  import grain  # pylint: disable=g-import-not-at-top
   local_batch, index, count = _process_share(batch_size, process_index, process_count)
   source = sources.source(dataset, data_dir, test_subjects)
   n = len(source)

@@ -28,6 +28,8 @@ import os
 import re
 from typing import Callable, Iterable, Sequence
 
+import openpyxl
+
 from mol_jax.data import preprocess
 
 # Class sets, in label order (MOL / MEGC 2019).
@@ -142,11 +144,6 @@ def read_sheet(path: str, required: Sequence[str]) -> list[dict[str, object]]:
   Raises:
     ValueError: no such header, naming the file and the columns.
   """
-  try:
-    import openpyxl  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    raise ImportError('Reading coding sheets needs openpyxl: '
-                      '`pip install openpyxl==3.1.5`.') from e
   workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
   try:
     rows = list(workbook.worksheets[0].iter_rows(values_only=True))

@@ -45,6 +45,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
+import tqdm
 from PIL import Image
 
 from mol_jax import clip_format
@@ -623,7 +624,6 @@ class ClipProcessor:
       progress: progress bar title, or None for no bar.
       total: number of jobs, for the progress bar.
     """
-    import tqdm  # pylint: disable=g-import-not-at-top
     self.options = options
     self.num_workers = default_num_workers() if num_workers is None else num_workers
     self.model_path = model_path

@@ -36,6 +36,11 @@ import numpy as np
 from mol_jax import clip_format
 from mol_jax.data import faces
 
+# scipy.spatial, matplotlib.tri and skimage.data are imported in the three
+# functions that use them: `import mol_jax` loads this module (prediction
+# registers faces), and the three would add about 0.5 s to it
+# (`python -X importtime -c 'import mol_jax'`), for a mesh built once.
+
 # Border anchors per side; they stay in place, so the warp is the identity on
 # the frame border and every pixel lies inside the triangulation.
 _ANCHORS_PER_SIDE = 5

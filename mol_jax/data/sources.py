@@ -26,7 +26,11 @@ import sys
 from typing import Any, Sequence
 
 import numpy as np
+import tensorflow_datasets as tfds
 from absl import logging
+from tensorflow_datasets.core import constants
+
+from mol_jax.data import builder
 
 # The exact motion that synthetic records hold beside their training targets.
 TRUTH_KEYS = ('true_flow', 'true_landmarks')
@@ -37,7 +41,6 @@ class BuildError(RuntimeError):
 
 
 def _tfds():
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   return tfds
 
 
@@ -66,7 +69,6 @@ def aliases(dataset: str) -> dict[str, str]:
 def default_data_dir() -> str:
   """The folder TFDS reads and writes when no data_dir is given
   ($TFDS_DATA_DIR, else ~/tensorflow_datasets)."""
-  from tensorflow_datasets.core import constants  # pylint: disable=g-import-not-at-top
   return constants.DATA_DIR
 
 
@@ -92,7 +94,6 @@ def check_builder_configs(dataset: str) -> None:
     ValueError: an entry names a config its builder does not have (a
       misspelling that would otherwise fail inside a build or TFDS).
   """
-  from mol_jax.data import builder  # pylint: disable=g-import-not-at-top
   for name in dataset_names(dataset):
     base, _, config = name.partition('/')
     cls = builder.builder_class(base)

@@ -36,23 +36,22 @@ Output (written atomically: a temporary folder renamed when complete):
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import functools
 import json
 import os
 import shutil
 import tempfile
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import cv2
 import numpy as np
 
 from mol_jax import clip_format
 from mol_jax.data import faces
+from mol_jax.data import preprocess
 from mol_jax.data import registration
-
-if TYPE_CHECKING:
-  from mol_jax.data import preprocess
 
 CLASSES = ('surprise', 'positive', 'negative')
 NEGATIVE_AUS = ('AU4', 'AU15', 'AU9', 'AU14')
@@ -714,7 +713,6 @@ def clip_truth(raw_dir: str, config: SyntheticConfig, job, clip) -> dict[str, np
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-  import argparse  # pylint: disable=g-import-not-at-top
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('out_dir', nargs='?',
                       help='where to generate a synthetic set (not with --write_video)')

@@ -25,7 +25,7 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from mol_jax import config_files, files, reporting
+from mol_jax import checkpointing, config_files, explain, files, reporting, train
 
 
 def _set(**fields) -> Callable[[ml_collections.ConfigDict], None]:
@@ -74,7 +74,6 @@ def run_dir(workdir: str, variant: str, seed_index: int) -> str:
 def run_variant(base: ml_collections.ConfigDict, workdir: str, variant: str,
                 seed_index: int) -> dict:
   """One variant and seed, resumed or skipped if finished; its run record."""
-  from mol_jax import train  # pylint: disable=import-outside-toplevel
   directory = run_dir(workdir, variant, seed_index)
   record_path = os.path.join(directory, 'run.json')
   if os.path.exists(record_path):
@@ -122,7 +121,6 @@ def explain_runs(base: ml_collections.ConfigDict, workdir: str, variants: list[s
   `<run>/folds/<subject>/explain/` (kept: a rerun reads them); the result
   pools them over folds and seeds, weighted by clips.
   """
-  from mol_jax import checkpointing, explain  # pylint: disable=import-outside-toplevel
   out = {}
   for variant in variants:
     per_map: dict[str, list] = {'mol': [], 'frame_difference': []}
@@ -167,10 +165,9 @@ def markdown(table: dict, base: ml_collections.ConfigDict) -> str:
                  f"{cell(row, 'landmark_nme_vs_truth')} | {row['seconds_mean'] / 60:.1f} min |")
   regions = {v: row['regions'] for v, row in table.items() if 'regions' in row}
   if regions:
-    from mol_jax.explain import REGION_DILATION  # pylint: disable=import-outside-toplevel
     lines += ['', 'Region maps of the held-out clips (`mol_jax.explain`), pooled over folds, '
               'seeds and clips: pointing game = the map maximum inside the moving region '
-              f'(dilated by {REGION_DILATION} px); mass = share of the positive map in it; '
+              f'(dilated by {explain.REGION_DILATION} px); mass = share of the positive map in it; '
               'area = its share of the crop (what a uniform map scores).', '',
               '| variant | clips | MOL pointing game | MOL mass | frame difference pointing '
               'game | frame difference mass | area |', '|---|---|---|---|---|---|---|']

@@ -30,9 +30,13 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
 from mol_jax import clip_format, config_files, sharding, train
+from mol_jax import inference
 from mol_jax.model import conv
+from mol_jax.model import layers as layers_lib
+from mol_jax.model import mol
 from mol_jax.tools import hlo_traffic
 
 
@@ -180,8 +184,6 @@ def _predict_row(graphdef, state, video: np.ndarray, repeats: int, eval_row: dic
   numpy in and numpy out (what `mol_jax.predict` and the notebooks call).
   Its arithmetic is the eval forward's (the eval step adds only per-example
   errors), so its fraction of the peak uses that row's FLOPs."""
-  from flax import nnx  # pylint: disable=import-outside-toplevel
-  from mol_jax import inference  # pylint: disable=import-outside-toplevel
   predictor = inference.Predictor(nnx.merge(graphdef, state.params, state.batch_stats))
   t = time.perf_counter()
   predictor.predict(video)
@@ -309,9 +311,6 @@ def flow_layers(names: Sequence[str] = FLOW_LAYER_NAMES) -> list[tuple]:
   Traced from one forward pass of the model's abstract shapes (nothing is
   computed), so the benchmark times the shapes the network really has.
   """
-  from flax import nnx  # pylint: disable=g-import-not-at-top
-  from mol_jax.model import layers as layers_lib  # pylint: disable=g-import-not-at-top
-  from mol_jax.model import mol  # pylint: disable=g-import-not-at-top
   graphdef, state = nnx.split(mol.abstract_model())
   found: dict[str, tuple] = {}
   module_names: dict[int, str] = {}

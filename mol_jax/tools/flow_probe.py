@@ -33,7 +33,8 @@ from typing import Any, Sequence
 
 from absl import app, flags
 
-from mol_jax import config_files, exit_codes, files
+from mol_jax import config_files, exit_codes, experiment, files, losses, train
+from mol_jax import main as main_lib
 
 FLAGS = flags.FLAGS
 
@@ -172,7 +173,6 @@ def run_probe(config: Any, workdir: str, fold: str = '', eval_every: int = 25) -
     train.ConfigError: a bad config or `eval_every`, or a workdir holding a
       probe of another config (before anything is written).
   """
-  from mol_jax import losses, train  # pylint: disable=import-outside-toplevel
   if eval_every < 1:
     raise train.ConfigError(f'--eval_every must be at least 1, got {eval_every}')
   try:  # The levers are what a probe is about: checked before any data is built.
@@ -215,7 +215,6 @@ def main(argv: Sequence[str]) -> None:
   fail = lambda message, code, error=None: exit_codes.fail(message, code, error, FLAGS.verbose)
   if len(argv) > 1:
     fail(f'unexpected arguments {argv[1:]}: every flag is --name=value', exit_codes.USAGE)
-  from mol_jax import main as main_lib, train  # pylint: disable=import-outside-toplevel
   if not FLAGS.verbose:
     main_lib.quiet_checkpoint_library()
   workdir = os.path.abspath(FLAGS.workdir)
@@ -235,7 +234,6 @@ def run_command() -> None:
   """The command line: `mol_jax.main`'s flags (defined when it is imported,
   so only here: the ablation tool defines a `workdir` flag of its own) and
   this tool's two."""
-  from mol_jax import main as main_lib  # pylint: disable=import-outside-toplevel
   flags.DEFINE_string('fold', '', 'Held-out fold (subject) to train; default the first of '
                       'config.folds, else the first of the protocol.')
   flags.DEFINE_integer('eval_every', 25, 'Evaluate the held-out fold every N steps (and after '

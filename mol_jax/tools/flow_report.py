@@ -43,10 +43,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mol_jax import files
 from mol_jax import clip_format
+from mol_jax import files
+from mol_jax import inference
 from mol_jax import metrics
+from mol_jax.data import builder
 from mol_jax.data import faces
+from mol_jax.data import input_pipeline
 from mol_jax.data import preprocess
 from mol_jax.data import synthetic
 
@@ -76,7 +79,6 @@ def landmark_nme(points: np.ndarray, reference: np.ndarray) -> float:
 
 
 def _builder_config(dataset: str):
-  from mol_jax.data import builder  # pylint: disable=import-outside-toplevel
   config = builder.builder_config(dataset)
   if config is None or not hasattr(config, 'generator'):
     raise ValueError(f'{dataset}: not a config of tfds_builders/synthetic_me')
@@ -95,7 +97,6 @@ def align_mode(dataset: str) -> str:
 
 def data_root(dataset: str, data_dir: str | None) -> str:
   """The TFDS data_dir holding `dataset` (the one given, or TFDS's default)."""
-  from mol_jax.data import input_pipeline  # pylint: disable=import-outside-toplevel
   # <root>/<name>/<config>/<version>
   return os.path.dirname(os.path.dirname(os.path.dirname(
       input_pipeline.built_dir(dataset, data_dir))))
@@ -176,7 +177,6 @@ def evaluate(predictor, dataset: str = 'synthetic_me/default_per_clip',
     {'dataset', 'subjects', 'num_clips', 'metrics': {name: mean over clips},
      'per_subject': {subject: {name: mean}}}.
   """
-  from mol_jax.data import input_pipeline  # pylint: disable=import-outside-toplevel
   if not dataset.startswith('synthetic_me/'):
     raise ValueError(f'{dataset}: the true flow is known for synthetic_me only')
   all_subjects = input_pipeline.list_subjects(dataset, data_dir)
@@ -290,7 +290,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help='a sentence for the section, e.g. how the checkpoint was trained')
   args = parser.parse_args(argv)
 
-  from mol_jax import inference  # pylint: disable=import-outside-toplevel
   data_dir = args.data_dir or None
   if args.build:
     sources.ensure_built([args.dataset], data_dir, build_if_missing=True)

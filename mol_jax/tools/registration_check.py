@@ -30,9 +30,13 @@ import tempfile
 from typing import Sequence
 
 import cv2
+import matplotlib
 import numpy as np
+from scipy import spatial
+from skimage import data
 
 from mol_jax import clip_format
+from mol_jax import video as video_lib
 from mol_jax.data import faces
 from mol_jax.data import registration
 from mol_jax.data import synthetic
@@ -42,8 +46,6 @@ MESHES = {'current': registration.MESH_POINTS, 'inner_face_17_67': np.arange(17,
 
 def photographs(folders: Sequence[str]) -> dict[str, np.ndarray]:
   """{name: RGB uint8} of the image files in `folders`, plus the two packaged portraits."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  from skimage import data  # pylint: disable=g-import-not-at-top
   paths = [os.path.join(matplotlib.get_data_path(), 'sample_data', 'grace_hopper.jpg')]
   for folder in folders:
     paths += sorted(glob.glob(os.path.join(folder, '*')))
@@ -75,7 +77,6 @@ def expressions(aligned: np.ndarray) -> dict[str, np.ndarray]:
 
 def exact_warp_folds(aligned: np.ndarray, mesh_points: np.ndarray) -> bool:
   """Whether the exact warp of these onset landmarks folds a mesh on `mesh_points`."""
-  from scipy import spatial  # pylint: disable=g-import-not-at-top
   anchors = registration.border_anchors(clip_format.STORED_SIZE)
   reference = registration.reference_shape()[mesh_points]
   triangles = spatial.Delaunay(np.concatenate([reference, anchors])).simplices
@@ -105,7 +106,6 @@ def main(argv: Sequence[str] | None = None) -> dict:
                       help='also prepare a synthetic-motion video of every photograph')
   parser.add_argument('--out', default='', help='write the counts as JSON here')
   args = parser.parse_args(argv)
-  from mol_jax import video as video_lib  # pylint: disable=g-import-not-at-top
   detector = faces.FaceDetector(upsample=1)
   counts = collections.Counter()
   lowest_strength = 1.0

@@ -23,6 +23,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from mol_jax import files
+from mol_jax import inference
 from mol_jax.data import input_pipeline
 
 RESULT = 'still_check.json'
@@ -55,7 +56,6 @@ def compare(predict: Callable[[np.ndarray], np.ndarray], video: np.ndarray,
 
 def check_run(workdir: str, data_dir: str | None = None, batch_size: int = 8) -> dict:
   """`compare` for every fold model of a finished run; also writes RESULT."""
-  from mol_jax import inference  # pylint: disable=import-outside-toplevel
   results_path = os.path.join(workdir, 'results.json')
   if not os.path.isfile(results_path):
     raise FileNotFoundError(f'{results_path} not found: still_check needs a finished '

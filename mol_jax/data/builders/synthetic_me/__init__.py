@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import os
 
-from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
+from etils import epath
 
 from mol_jax import clip_format
 from mol_jax.data import builder, layouts
@@ -136,6 +137,5 @@ class Builder(builder.MicroExpressionBuilder):
 
 
 def _fingerprint(config: synthetic.SyntheticConfig) -> str:
-  import hashlib  # pylint: disable=g-import-not-at-top
   text = repr(sorted(dataclasses.asdict(config).items()))
   return hashlib.sha1(text.encode()).hexdigest()[:10]
