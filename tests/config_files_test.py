@@ -7,8 +7,7 @@ import sys
 import pytest
 
 from mol_jax import config_files
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests import REPO
 
 
 @pytest.mark.parametrize('argv', [['--config=/r/configs/smic.py'],

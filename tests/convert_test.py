@@ -1,4 +1,5 @@
-"""Importing official weights: file formats, the CLI, and every bad input."""
+"""Importing official weights: file formats, the CLI, every bad input, and the
+ablation variants (`use_fcc`, `use_ccc`) importing the layers they keep."""
 
 import sys
 
@@ -11,8 +12,7 @@ from flax import nnx
 import mol_jax
 from mol_jax import checkpointing, convert, exit_codes
 from mol_jax.model.mol import create_model
-
-import golden
+from tests import golden
 
 
 def _state_dict(num_classes=3):
@@ -171,12 +171,24 @@ def test_not_a_state_dict(tmp_path):
     convert.load_state_dict(str(garbage))
 
 
-def test_missing_checkpoint_is_a_clear_error(tmp_path):
-  with pytest.raises(FileNotFoundError, match='not found'):
-    checkpointing.restore_model(str(tmp_path / 'absent'))
-  (tmp_path / 'empty').mkdir()
-  with pytest.raises(FileNotFoundError, match='mol_jax.convert'):
-    checkpointing.restore_model(str(tmp_path / 'empty'))
+@pytest.mark.parametrize('flags,refused_prefixes', [
+    ({'use_fcc': False}, ('FCC_1.', 'FCC_2.')),
+    ({'use_ccc': False}, ('CCC_1.', 'CCC_2.')),
+    ({'use_fcc': False, 'use_ccc': False}, ('FCC_', 'CCC_')),
+])
+def test_variants_import_official_weights_where_the_layers_exist(flags, refused_prefixes):
+  golden.require()
+  sd = golden.official_state_dict()
+  refused = {}
+  model = convert.import_official(sd, 3, 4, refused=refused, **flags)
+  assert refused and all(k.startswith(refused_prefixes) for k in refused)
+  assert all('use_' in reason and 'ablation' in reason for reason in refused.values())
+  full = convert.import_official(sd, 3, 4)
+  # Every layer that remains holds the official weights.
+  variant = nnx.to_flat_state(nnx.state(model, (nnx.Param, nnx.BatchStat)))
+  reference = dict(nnx.to_flat_state(nnx.state(full, (nnx.Param, nnx.BatchStat))))
+  for path, value in variant:
+    np.testing.assert_array_equal(np.asarray(value[...]), np.asarray(reference[path][...]))
 
 
 def test_missing_pytorch_is_exit_2_in_convert_and_predict(tmp_path, capsys, monkeypatch):

@@ -4,8 +4,7 @@ import os
 import re
 
 from mol_jax import exit_codes
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests import REPO
 
 
 def test_every_code_has_a_meaning_and_a_row_of_the_table():

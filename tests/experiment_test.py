@@ -5,7 +5,7 @@ the outer config's alike); experiment.resolve: the experiment read once."""
 import pytest
 
 from mol_jax import experiment, protocols, train
-from tiny_config import tiny_config as _config
+from tests.tiny_config import tiny_config as _config
 
 
 BAD = [

@@ -1,4 +1,5 @@
-"""Region maps (`mol_jax.explain`): the attribution, the scores, the pictures, predict --explain."""
+"""Region maps (`mol_jax.explain`): the attribution, the scores, the pictures,
+predict --explain, and the command's errors."""
 
 import json
 import os
@@ -10,9 +11,11 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from mol_jax import checkpointing, explain, predict
+from mol_jax import checkpointing, exit_codes, explain, predict
 from mol_jax.data import synthetic
-from random_weights import random_model
+from tests import fake_me, random_weights
+from tests.fake_me import NAME
+from tests.random_weights import random_model
 
 CLASSES = ['surprise', 'positive', 'negative']
 
@@ -159,3 +162,28 @@ def test_explain_without_data_dir_names_the_default_folder_in_one_line(model_dir
   assert f'data_dir={empty} (the TFDS default)' in proc.stderr
   assert (f'python -m mol_jax.tfds_build synthetic_me --config=small --data_dir={empty}'
           in proc.stderr)
+
+
+@pytest.fixture(scope='module')
+def data_dir(tmp_path_factory):
+  """The small traceable set of `tests/fake_me.py` (subjects a, b, c)."""
+  return fake_me.build(tmp_path_factory.mktemp('tfds'))
+
+
+def test_explain_names_a_subject_the_set_lacks(data_dir, tmp_path, capsys):
+  """`explain --subject` of no subject of the set: one line, exit 2, before
+  any clip is read or anything written."""
+  from mol_jax import explain  # pylint: disable=import-outside-toplevel
+  with pytest.raises(explain.SubjectError,
+                     match="--subject sy09: fake_me has no subject 'sy09'; its subjects are "
+                     'a, b, c'):
+    explain.dataset_clips(NAME, data_dir, 'sy09')
+  checkpointing.save_model(str(tmp_path / 'model'), random_weights.random_model())
+  code = explain.main(['--checkpoint', str(tmp_path / 'model'), '--dataset', NAME,
+                       '--data_dir', data_dir, '--subject', 'sy09', '--out',
+                       str(tmp_path / 'out')])
+  stderr = capsys.readouterr().err
+  assert code == exit_codes.USAGE
+  assert stderr == ("error: --subject sy09: fake_me has no subject 'sy09'; its subjects are "
+                    'a, b, c\n')
+  assert not (tmp_path / 'out').exists()

@@ -7,10 +7,7 @@ import sys
 
 import pytest
 
-from mol_jax import files
-from mol_jax.tools import benchmark
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests import REPO
 
 
 def test_main_loads_a_config_from_another_working_directory(tmp_path):
@@ -106,19 +103,6 @@ def test_unusable_workdir_is_one_line_and_exit_2(tmp_path, where, expected):
   assert afile.read_text() == 'mine' and not (tmp_path / 'tfds').exists()
 
 
-def test_read_only_workdir_is_refused(tmp_path, refuse_writes_in):
-  """What main checks first (`files.folder_problem`) on a folder that refuses
-  files."""
-  locked = tmp_path / 'locked'
-  locked.mkdir()
-  refuse_writes_in(locked)
-  assert files.folder_problem(str(locked / 'work'), '--workdir') == (
-      f'{locked / "work"}: --workdir cannot be written (Permission denied); choose a '
-      'writable folder')
-  assert files.folder_problem(str(tmp_path / 'work'), '--workdir') is None
-  assert sorted(p.name for p in tmp_path.iterdir()) == ['locked']  # no probe left
-
-
 def test_missing_workdir_is_exit_2(tmp_path):
   proc = _main(tmp_path, '--config=configs/test.py')
   assert proc.returncode == 2 and '--workdir' in proc.stderr.strip().splitlines()[-1]
@@ -128,8 +112,3 @@ def test_verbose_adds_the_traceback(tmp_path):
   proc = _main(tmp_path, '--config=configs/test.py', '--config.not_a_field=1', '--verbose',
                f'--workdir={tmp_path / "work"}')
   assert proc.returncode == 2 and 'Traceback' in proc.stderr
-
-
-def test_benchmark_names_a_missing_config():
-  with pytest.raises(FileNotFoundError, match='configs/nope.py'):
-    benchmark._load_config('nope')

@@ -1,11 +1,10 @@
-"""Metrics and losses against scikit-learn and hand-computed values."""
+"""Metrics (`mol_jax.metrics`) against scikit-learn and hand-computed values."""
 
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from mol_jax import losses, metrics, reporting
+from mol_jax import metrics
 
 
 @pytest.mark.parametrize('seed', range(20))
@@ -55,82 +54,3 @@ def test_hand_computed_uf1():
   assert got['uf1'] == pytest.approx((2 / 3 + 2 / 3 + 0) / 3)
   assert got['uar'] == pytest.approx((0.5 + 1 + 0) / 3)
   assert got['accuracy'] == pytest.approx(2 / 3)
-
-
-def _landmarks(rng, batch, pairs):
-  base = rng.uniform(20, 100, (batch, pairs, 68, 2)).astype(np.float32)
-  base[..., 36:42, :] = [40.0, 50.0]  # left eye centre (40, 50)
-  base[..., 42:48, :] = [70.0, 46.0]  # right eye centre (70, 46): distance 30.2655
-  return base
-
-
-def test_landmark_loss_is_official_formula():
-  rng = np.random.default_rng(0)
-  target = _landmarks(rng, 2, 3)
-  pred = target + rng.normal(0, 2, target.shape).astype(np.float32)
-  mask = np.ones(2, np.float32)
-  ipd = np.hypot(30.0, 4.0)
-  expected = np.abs(pred - target).sum(axis=(2, 3)) / ipd  # [b, pairs]
-  expected = expected.sum() / (2 * 68)
-  got = losses.landmark_loss(jnp.asarray(pred), jnp.asarray(target), jnp.asarray(mask))
-  assert float(got) == pytest.approx(expected, rel=1e-5)
-  # Padding does not change it.
-  pad = lambda x: np.concatenate([x, x[:1] * 0 + 7], 0)
-  got_padded = losses.landmark_loss(jnp.asarray(pad(pred)), jnp.asarray(pad(target)),
-                                    jnp.asarray([1, 1, 0], jnp.float32))
-  assert float(got_padded) == pytest.approx(expected, rel=1e-5)
-
-
-def test_flow_loss_is_mse_over_pairs():
-  rng = np.random.default_rng(1)
-  flow = rng.normal(size=(2, 7, 4, 4, 2)).astype(np.float32)
-  target = rng.normal(size=(2, 7, 4, 4, 2)).astype(np.float32)
-  got = losses.flow_loss(jnp.asarray(flow), jnp.asarray(target), jnp.ones(2))
-  assert float(got) == pytest.approx(np.mean((flow - target) ** 2) / 7, rel=1e-5)
-
-
-def test_classification_loss_is_mean_cross_entropy():
-  logits = np.array([[2.0, 0.0, -1.0], [0.0, 0.0, 0.0]], np.float32)
-  labels = np.array([0, 2])
-  expected = np.mean([-np.log(np.exp(2) / (np.exp(2) + 1 + np.exp(-1))), np.log(3)])
-  got = losses.classification_loss(jnp.asarray(logits), jnp.asarray(labels), jnp.ones(2))
-  assert float(got) == pytest.approx(expected, rel=1e-5)
-
-
-def test_flow_baseline_features_pool_magnitude_and_direction():
-  from mol_jax.tools import flow_baseline  # pylint: disable=g-import-not-at-top
-  flow = np.zeros((7, 16, 16, 2), np.float32)
-  flow[3, :8, :8] = (3.0, 4.0)  # one pair moves the top-left quarter by 5 px
-  features = flow_baseline.flow_features(flow, grid=2)
-  np.testing.assert_allclose(features[:4], [5.0, 0.0, 0.0, 0.0])  # peak magnitude
-  np.testing.assert_allclose(features[4:], [3.0, 4.0] + [0.0] * 6)  # summed (x, y)
-
-
-def test_frame_difference_features_take_the_peak_change_per_cell():
-  from mol_jax.tools import flow_baseline  # pylint: disable=g-import-not-at-top
-  video = np.zeros((8, 16, 16), np.float32)
-  video[2, 8:, :8] = -2.0  # frame 2 darkens the bottom-left quarter
-  video[5, 8:, :8] = 1.0
-  video[5:, :8, 8:] = 0.5  # the top-right quarter brightens from frame 5 on
-  features = flow_baseline.frame_difference_features(video, grid=2)
-  np.testing.assert_allclose(features, [0.0, 0.5, 2.0, 0.0])
-
-
-def test_metric_writer_drops_the_steps_a_resumed_fold_replays(tmp_path):
-  """A fold killed after logging steps 1-3 with its checkpoint at step 2
-  replays step 3: metrics.jsonl then holds each (fold, step) once."""
-  import json  # pylint: disable=import-outside-toplevel
-  writer = reporting.MetricWriter(str(tmp_path))
-  for step in (1, 2, 3):
-    writer.scalars('sy01/train', step, {'loss': float(step)})
-  writer.scalars('sy01/test', 3, {'accuracy': 0.5})
-  writer.scalars('sy02/train', 3, {'loss': 9.0})  # Another fold keeps its rows.
-  writer.close()
-  resumed = reporting.MetricWriter(str(tmp_path))
-  assert resumed.drop_after(('sy01/train', 'sy01/test'), 2) == 2
-  resumed.scalars('sy01/train', 3, {'loss': 3.5})
-  resumed.close()
-  rows = [json.loads(line) for line in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
-  assert [(r['prefix'], r['step']) for r in rows] == [
-      ('sy01/train', 1), ('sy01/train', 2), ('sy02/train', 3), ('sy01/train', 3)]
-  assert rows[-1]['loss'] == 3.5

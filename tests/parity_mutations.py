@@ -1,8 +1,9 @@
 """A pytest plugin that changes one setting of the training recipe, to show
-that `train_parity_test.py` notices (docs/RESULTS.md, "Training parity"):
+that `tests/end_to_end/train_parity_test.py` notices (docs/RESULTS.md,
+"Training parity"):
 
-    MOL_PARITY_MUTATION=eps PYTHONPATH=tests .venv/bin/python -m pytest -n 0 -p parity_mutations \
-        tests/train_parity_test.py
+    MOL_PARITY_MUTATION=eps .venv/bin/python -m pytest -n 0 -p tests.parity_mutations \
+        tests/end_to_end/train_parity_test.py
 
 With a mutation set, the module is expected to FAIL. Mutations: of_weight and
 ldm_weight x1.01, eps x10, weight_decay x2, momentum (BatchNorm) 0.1 -> 0.11.
@@ -22,7 +23,7 @@ def pytest_configure(config):
     return
   if mutation not in MUTATIONS:
     raise ValueError(f'MOL_PARITY_MUTATION={mutation!r}; one of {MUTATIONS}')
-  import train_parity_test  # pylint: disable=import-outside-toplevel
+  from tests.end_to_end import train_parity_test  # pylint: disable=import-outside-toplevel
   from mol_jax.model import layers  # pylint: disable=import-outside-toplevel
   recipe = train_parity_test.parity_config
 

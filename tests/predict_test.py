@@ -13,10 +13,10 @@ import cv2
 import numpy as np
 import pytest
 
-from mol_jax import checkpointing, clip_format, exit_codes, inference, predict, video, visualize
+from mol_jax import checkpointing, exit_codes, predict, video
 from mol_jax.data import preprocess, registration, synthetic
-from random_weights import random_model
-import video_test
+from tests import video_test
+from tests.random_weights import random_model
 
 CLASSES = ['surprise', 'positive', 'negative']
 FAST = ['--max_clips', '2', '--batch_size', '2', '--scale', '1', '--quiet']
@@ -247,82 +247,8 @@ def test_truncated_checkpoint_is_one_line_in_every_run(model_dir, frames, tmp_pa
     assert proc.stderr.count('\n') == 1, proc.stderr[-2000:]
 
 
-def test_mp4_decodes_like_the_frames(frames, tmp_path):
-  path = synthetic.write_video_file(str(tmp_path / 'face.mp4'), frames[:16], fps=25)
-  source = video.FrameSource(path)
-  assert source.kind == 'video' and source.fps == pytest.approx(25)
-  decoded = dict(source)
-  assert sorted(decoded) == list(range(16))
-  # Lossy codec: close to the frames, not equal.
-  assert np.abs(decoded[3].astype(int) - frames[3].astype(int)).mean() < 8
-  assert sorted(source.read([2, 9])) == [2, 9]
-
-
-def test_class_names_come_from_the_checkpoint_alone(tmp_path):
-  """A fold model takes its names from its own metadata; a `results.json`
-  beside it in the work directory is not a second source."""
-  workdir = tmp_path / 'run'
-  model_path = workdir / 'folds' / 'sy02' / 'model'
-  checkpointing.save_model(str(model_path), random_model(num_classes=2),
-                           metadata={'class_names': ['a', 'b'], 'held_out_subject': 'sy02',
-                                     'dataset': 'synthetic_me/default_per_clip'})
-  (workdir / 'results.json').write_text(json.dumps({'class_names': ['p', 'q']}))
-  predictor = inference.from_checkpoint(str(model_path))
-  assert predictor.class_names == ['a', 'b']
-  assert predictor.metadata['class_names_source'] == 'checkpoint metadata'
-  assert predictor.metadata['held_out_subject'] == 'sy02'
-  assert inference.from_checkpoint(str(model_path), class_names=['x', 'y']).class_names == [
-      'x', 'y']
-  with pytest.raises(ValueError, match='2 classes'):
-    inference.from_checkpoint(str(model_path), class_names=['x', 'y', 'z'])
-  bare = tmp_path / 'bare'
-  checkpointing.save_model(str(bare), random_model(num_classes=2))
-  assert inference.from_checkpoint(str(bare)).class_names == ['class_0', 'class_1']
-
-
-def test_sample_clips():
-  # Whole video: the builders' rule, s = n // 8 clips, at most max_clips.
-  np.testing.assert_array_equal(video.sample_clips(17, max_clips=None),
-                                [list(range(0, 16, 2)), list(range(1, 16, 2))])
-  assert video.sample_clips(60, max_clips=3)[:, 0].tolist() == [0, 3, 6]
-  # Windows of 16 frames every 8, the last one ending on the last frame.
-  rows = video.sample_clips(40, window=16, hop=8, max_clips=0)
-  assert rows[:, 0].tolist() == [0, 8, 16, 24]
-  assert rows[0].tolist() == list(range(0, 16, 2))
-  assert video.sample_clips(37, window=16, hop=8, max_clips=0)[:, 0].tolist() == [
-      0, 8, 16, 21]
-  assert video.sample_clips(10, window=32)[0].tolist() == list(range(8))
-  with pytest.raises(ValueError):
-    video.sample_clips(7)
-  with pytest.raises(ValueError):
-    video.sample_clips(20, window=5)
-
-
-def test_landmarks_off_the_face_are_measured_in_eye_distances():
-  face = synthetic.make_subject(0, synthetic.SMALL).landmarks[None]  # [1, 68, 2]
-  eyes = float(np.asarray(clip_format.inter_pupil_distance(face))[0])
-  assert visualize.landmark_offset(face, face) == 0
-  assert visualize.landmark_offset(face + [eyes, 0], face) == pytest.approx(1.0)
-  corner = np.zeros_like(face)  # an untrained head: every point near (0, 0)
-  assert visualize.landmark_offset(corner, face) > visualize.OFF_FACE_NME
-
-
-def test_flow_colours_and_landmarks():
-  flow = np.zeros((4, 8, 2), np.float32)
-  flow[:, 4:, 0] = 2.0  # Right half moves right.
-  image = visualize.flow_to_color(flow)
-  assert image.shape == (4, 8, 3) and image.dtype == np.uint8
-  assert (image[:, :4] == 255).all()  # No motion: white.
-  np.testing.assert_array_equal(image[0, 5], [255, 0, 0])  # Right at full speed: red.
-  assert visualize.color_wheel(32).shape == (32, 32, 3)
-  dots = visualize.draw_landmarks(np.zeros((16, 16), np.uint8), np.array([[3.0, 10.0]]),
-                                  (0, 255, 0), radius=1, scale=2)
-  assert dots.shape == (32, 32, 3)
-  assert dots[20:22, 6:8, 1].min() > 100 and dots[..., 1].sum() < 255 * 12
-
-
 def test_official_weights_npz(frames, tmp_path, capsys):
-  import golden  # pylint: disable=import-outside-toplevel
+  from tests import golden  # pylint: disable=import-outside-toplevel
   golden.require()
   weights = str(tmp_path / 'official.npz')
   np.savez(weights, **golden.official_state_dict(3))

@@ -1,19 +1,13 @@
-"""mol_jax.video and the pictures of a prediction, without a model.
-
-Damaged video files are counted honestly, still clips are told from a
-micro-expression, and `visualize` draws flow on a fixed speed scale and
-writes only where it is told. Predictions here are built by hand (no
-network), so each test runs in seconds.
-"""
-
-import os
+"""mol_jax.video without a model: damaged video files are counted honestly,
+clips are sampled as the builders sample them, and still clips are told
+from a micro-expression. Each test runs in seconds."""
 
 import cv2
 import numpy as np
 import pytest
 
-from mol_jax import clip_format, inference, video, visualize
-from mol_jax.data import faces, preprocess, synthetic
+from mol_jax import clip_format, video
+from mol_jax.data import faces, synthetic
 
 NUM = clip_format.NUM_FRAMES
 
@@ -100,85 +94,30 @@ def test_clip_motion_ignores_pixel_noise_but_not_a_moving_edge():
   assert video.clip_motion(edge.astype(np.uint8)) > video.STILL_MOTION
 
 
-# ----------------------------------------------------------------------------
-# Predictions built by hand.
+def test_mp4_decodes_like_the_frames(frames, tmp_path):
+  path = synthetic.write_video_file(str(tmp_path / 'face.mp4'), frames[:16], fps=25)
+  source = video.FrameSource(path)
+  assert source.kind == 'video' and source.fps == pytest.approx(25)
+  decoded = dict(source)
+  assert sorted(decoded) == list(range(16))
+  # Lossy codec: close to the frames, not equal.
+  assert np.abs(decoded[3].astype(int) - frames[3].astype(int)).mean() < 8
+  assert sorted(source.read([2, 9])) == [2, 9]
 
 
-def fake_prediction(motion=(2.0, 2.0), flow_px=0.01, tvl1_px=None, path='face.avi'):
-  """A VideoPrediction of len(motion) clips, a uniform rightward flow."""
-  c = len(motion)
-  rng = np.random.default_rng(0)
-  face = synthetic.face_video('positive', 24, frame_size=192)[0][0]
-  points = np.clip(rng.uniform(30, 110, (68, 2)), 0, 127).astype(np.float32)
-  size = clip_format.STORED_SIZE
-  aligned = np.stack([np.stack([cv2.resize(faces.rgb_to_gray(face), (size, size))] * NUM)] * c)
-  track = video.FaceTrack(24, np.zeros((24, 68, 2), np.float32), [], [], (192, 192))
-  prepared = video.PreparedVideo(
-      path, 'video', 30.0, track, np.stack([np.arange(NUM) * 3 + i for i in range(c)]),
-      aligned, np.broadcast_to(points + clip_format.CROP_OFFSET, (c, NUM, 68, 2)).copy(),
-      np.zeros((c, NUM, 2, 3)), preprocess.PreprocessOptions(), {}, 100.0, 50.0,
-      np.asarray(motion, np.float32))
-  flow = np.zeros((c, NUM - 1, 128, 128, 2), np.float32)
-  flow[..., 0] = flow_px
-  tvl1 = None
-  if tvl1_px is not None:
-    tvl1 = np.zeros_like(flow)
-    tvl1[..., 1] = tvl1_px
-  probabilities = np.array([[0.7, 0.2, 0.1], [0.1, 0.2, 0.7]] * c)[:c]
-  return inference.VideoPrediction(
-      prepared, ['surprise', 'positive', 'negative'], np.log(probabilities), probabilities,
-      flow, np.broadcast_to(points, (c, NUM - 1, 68, 2)).copy(), tvl1,
-      alignment={'used': 'per_clip', 'model': 'per_clip', 'model_source': 'test',
-                 'overridden': False})
-
-
-def _mol_flow_tile(panel, scale=1):
-  """The MOL flow tile (third column) of a clip panel's last row."""
-  side, gap = 128 * scale, 2
-  return panel[-side:, 2 * (side + gap):2 * (side + gap) + side]
-
-
-def test_tiny_flow_is_not_drawn_at_full_colour():
-  """MOL's flow of 0.01 px used to fill the panel with full colour."""
-  prediction = fake_prediction(flow_px=0.01)
-  assert visualize.flow_scale(prediction, 0) == visualize.FLOW_FULL_SCALE_PX
-  tile = _mol_flow_tile(visualize.clip_panel(prediction, 0, scale=1))
-  assert tile.min() >= 245, tile.min()  # Nearly white: hardly any motion.
-  # One pixel of motion is full colour (rightward: red).
-  full = _mol_flow_tile(visualize.clip_panel(fake_prediction(flow_px=1.0), 0, scale=1))
-  np.testing.assert_array_equal(full[64, 64], [255, 0, 0])
-
-
-def test_tvl1_widens_the_scale_for_both_flows():
-  prediction = fake_prediction(flow_px=1.0, tvl1_px=4.0)
-  assert visualize.flow_scale(prediction, 0) == pytest.approx(4.0)
-  # TV-L1's 4 px is full colour, so MOL's 1 px is a quarter saturated.
-  pixel = _mol_flow_tile(visualize.clip_panel(prediction, 0, scale=1))[64, 64]
-  assert pixel[0] == 255 and 180 < pixel[1] < 205, pixel
-  # Below the floor, TV-L1 does not narrow it.
-  assert visualize.flow_scale(fake_prediction(tvl1_px=0.2), 0) == 1.0
-
-
-def test_still_clips_are_left_out_of_the_video():
-  prediction = fake_prediction(motion=(0.1, 2.0))
-  np.testing.assert_allclose(prediction.video_probabilities, [0.1, 0.2, 0.7])
-  assert prediction.label == 'negative' and not prediction.still
-  report = prediction.to_json()
-  assert [c['still'] for c in report['clips']] == [True, False]
-  assert [c['probabilities_meaningful'] for c in report['clips']] == [False, True]
-  assert report['video']['pooled_clips'] == [1] and report['video']['still'] is False
-  assert any('clip 0' in w and 'is still' in w for w in prediction.warnings)
-  every = fake_prediction(motion=(0.1, 0.0))
-  assert every.still and every.to_json()['video']['still'] is True
-  assert every.to_json()['video']['label'] == every.label
-  np.testing.assert_allclose(every.video_probabilities, [0.4, 0.2, 0.4])
-
-
-def test_save_report_writes_only_into_a_relative_out(tmp_path, monkeypatch):
-  monkeypatch.chdir(tmp_path)
-  report = visualize.save_report(fake_prediction(), 'predictions/', scale=1)
-  assert sorted(os.listdir(tmp_path)) == ['predictions']
-  assert sorted(os.listdir(tmp_path / 'predictions')) == [
-      'clip_00.gif', 'clip_00.png', 'clip_01.gif', 'clip_01.png', 'predictions.json',
-      'probabilities.png']
-  assert report['pictures']['clips'][1]['panel'] == 'clip_01.png'
+def test_sample_clips():
+  # Whole video: the builders' rule, s = n // 8 clips, at most max_clips.
+  np.testing.assert_array_equal(video.sample_clips(17, max_clips=None),
+                                [list(range(0, 16, 2)), list(range(1, 16, 2))])
+  assert video.sample_clips(60, max_clips=3)[:, 0].tolist() == [0, 3, 6]
+  # Windows of 16 frames every 8, the last one ending on the last frame.
+  rows = video.sample_clips(40, window=16, hop=8, max_clips=0)
+  assert rows[:, 0].tolist() == [0, 8, 16, 24]
+  assert rows[0].tolist() == list(range(0, 16, 2))
+  assert video.sample_clips(37, window=16, hop=8, max_clips=0)[:, 0].tolist() == [
+      0, 8, 16, 21]
+  assert video.sample_clips(10, window=32)[0].tolist() == list(range(8))
+  with pytest.raises(ValueError):
+    video.sample_clips(7)
+  with pytest.raises(ValueError):
+    video.sample_clips(20, window=5)

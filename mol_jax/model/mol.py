@@ -181,6 +181,3 @@ def abstract_model(num_classes: int = 3, neighbor_num: int = 4,
   return nnx.eval_shape(lambda: MOL(num_classes, neighbor_num, dropout_rate, use_fcc,
                                     use_ccc, flow_refinement, rngs=nnx.Rngs(0)))
 
-
-def count_parameters(tree: Any) -> int:
-  return sum(int(x.size) for x in jax.tree_util.tree_leaves(tree))

@@ -1,4 +1,5 @@
-"""MOL against the official model's golden outputs, plus shape and step tests."""
+"""MOL (`mol_jax.model.mol`) against the official model's golden outputs, plus
+shape and step tests and the ablation switches (`use_fcc`, `use_ccc`)."""
 
 import chex
 import jax
@@ -10,10 +11,10 @@ import torch
 from flax import nnx
 
 import mol_jax
-from mol_jax import convert
-from mol_jax.model.mol import count_parameters, create_model
-
-import golden
+from mol_jax.model import mol as models
+from mol_jax.model.mol import create_model
+from tests import golden
+from tests.random_weights import random_model
 
 # Float32 against the float64 reference: measured 2.8e-7 to 6.5e-7 relative
 # error on a 2-core CPU (up to 9e-7 in other runs); 3e-6 keeps a margin of 3
@@ -146,16 +147,6 @@ def test_other_sizes_train_step_finite_and_no_retrace():
   assert all(jax.tree.leaves(moved))
 
 
-def test_dropout_only_in_training():
-  from mol_jax.model.heads import MicroExpressionHead
-  head = MicroExpressionHead(3, rngs=nnx.Rngs(0))
-  x = jnp.asarray(np.random.default_rng(0).standard_normal((2, 14, 16, 16, 128)), jnp.float32)
-  np.testing.assert_array_equal(head(x), head(x))
-  a, b = head(x, jax.random.key(0)), head(x, jax.random.key(1))
-  assert not np.allclose(a, b)
-  np.testing.assert_array_equal(a, head(x, jax.random.key(0)))
-
-
 def test_bad_video_shape_is_a_clear_error():
   model = create_model()
   with pytest.raises(ValueError, match=r'\[batch, 8, 128, 128, 1\]'):
@@ -171,3 +162,57 @@ def test_create_model_is_the_eager_initialisation():
     if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
       a, b = jax.random.key_data(a), jax.random.key_data(b)
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
+
+
+def count_parameters(tree) -> int:
+  return sum(int(x.size) for x in jax.tree.leaves(tree))
+
+
+def _parameters(model):
+  return count_parameters(nnx.state(model, nnx.Param))
+
+
+def test_variants_build_without_their_blocks():
+  full = models.abstract_model(3)
+  no_fcc = models.abstract_model(3, use_fcc=False)
+  no_ccc = models.abstract_model(3, use_ccc=False)
+  fcc = _parameters(full.fcc_1) + _parameters(full.fcc_2)
+  ccc = _parameters(full.ccc_1) + _parameters(full.ccc_2)
+  assert _parameters(no_fcc) == _parameters(full) - fcc
+  assert _parameters(no_ccc) == _parameters(full) - ccc
+  assert not hasattr(no_fcc, 'fcc_1') and not hasattr(no_ccc, 'ccc_2')
+
+
+def test_without_ccc_equals_ccc_that_adds_nothing():
+  """use_ccc=False is the full network whose CCC update is zero (ReLU of a
+  negative constant), every other weight equal."""
+  full = random_model(seed=5)
+  for block in (full.ccc_1, full.ccc_2):
+    block.w1[...] = jnp.zeros_like(block.w1[...])
+    block.w2[...] = jnp.zeros_like(block.w2[...])
+    block.b1[...] = -jnp.ones_like(block.b1[...])
+  no_ccc = models.abstract_model(3, use_ccc=False)
+  weights = nnx.state(full, (nnx.Param, nnx.BatchStat)).to_pure_dict()
+  state = nnx.state(no_ccc, (nnx.Param, nnx.BatchStat))
+  state.replace_by_pure_dict({k: v for k, v in weights.items() if not k.startswith('ccc_')})
+  nnx.update(no_ccc, state)
+  video = jnp.asarray(np.random.default_rng(0).normal(size=(1, 8, 128, 128, 1)), jnp.float32)
+  a, b = full(video, train=False), no_ccc(video, train=False)
+  for key in ('logits', 'landmarks', 'flow'):
+    np.testing.assert_allclose(np.asarray(a[key]), np.asarray(b[key]), rtol=1e-5, atol=1e-5)
+
+
+def test_without_fcc_passes_the_conv_features_through():
+  """use_fcc=False feeds the conv-stack features to the CCC unchanged."""
+  model = random_model(seed=6, use_fcc=False)
+  video = jnp.asarray(np.random.default_rng(1).normal(size=(1, 8, 128, 128, 1)), jnp.float32)
+  model(video, train=False)
+  inter = nnx.state(model, nnx.Intermediate).to_pure_dict()
+  assert 'fcc_1_features' not in inter
+  features = np.asarray(inter['conv_stack_features'][0])
+  update = np.asarray(inter['ccc_1']['update'][0])
+  flat = features[:, :7].reshape(1, 7, 256, 128)
+  neighbours = np.asarray(inter['ccc_1']['neighbors'][0])
+  from mol_jax.model import ccc  # pylint: disable=import-outside-toplevel
+  np.testing.assert_array_equal(neighbours, np.asarray(ccc.cosine_knn(jnp.asarray(flat), 4)))
+  assert update.shape == features[:, :7].shape

@@ -15,8 +15,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from mol_jax import checkpointing
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests import REPO
 
 
 def _env(cache_dir):

@@ -1,5 +1,5 @@
-"""mol_jax.tools.flow_report and flow_figure: the error functions by hand, the markdown
-section, the comparison picture, a tiny run."""
+"""mol_jax.tools.flow_report: the error functions by hand, the markdown section,
+and a tiny run with flow_figure's picture of it."""
 
 import json
 import os
@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from mol_jax import clip_format
-from mol_jax import checkpointing, visualize
+from mol_jax import checkpointing
 from mol_jax.data import sources
 from mol_jax.tools import flow_figure, flow_report
-from random_weights import random_model
+from tests.random_weights import random_model
 
 
 def test_epe_by_hand():
@@ -96,63 +96,3 @@ def test_report_on_the_small_synthetic_set(tmp_path, capsys):
   assert out.stat().st_size > 0
   with pytest.raises(SystemExit, match='has clips 0..2'):
     flow_figure.figure(model, 'synthetic_me/small', data_dir, 'sy01', clip=3)
-
-
-def _disc_flow(speed: float) -> np.ndarray:
-  """[7, 32, 32, 2]: `speed` px to the right inside a disc, still outside it."""
-  y, x = np.mgrid[:32, :32]
-  inside = (x - 16) ** 2 + (y - 16) ** 2 < 64
-  flow = np.zeros((7, 32, 32, 2), np.float32)
-  flow[:, inside, 0] = speed
-  return flow
-
-
-def test_comparison_panel_shares_the_references_scale():
-  frames = np.random.default_rng(0).uniform(size=(8, 32, 32)).astype(np.float32)
-  truth = _disc_flow(2.0)
-  # The model's flow (first column) never sets the scale: a model 10x too fast
-  # does not wash the truth out.
-  wild = visualize.flow_comparison_panel(frames, [('MOL', 10 * truth), ('truth', truth)], [0], scale=1)
-  tame = visualize.flow_comparison_panel(frames, [('MOL', truth), ('truth', truth)], [0], scale=1)
-  assert wild.shape == tame.shape
-  bottom = slice(wild.shape[0] - 32, wild.shape[0])
-  truth_tile = slice(2 * (32 + 2), 2 * (32 + 2) + 32)
-  np.testing.assert_array_equal(wild[bottom, truth_tile], tame[bottom, truth_tile])
-  # Full colour at the truth's 2 px: the disc's centre is saturated red.
-  centre = tame[wild.shape[0] - 16, 2 * (32 + 2) + 16]
-  assert centre[0] == 255 and centre[1] < 10 and centre[2] < 10
-  # Under 1 px of motion, full colour stays at FLOW_FULL_SCALE_PX.
-  faint = visualize.flow_comparison_panel(frames, [('MOL', truth), ('truth', truth / 4)], [0], scale=1)
-  pixel = faint[faint.shape[0] - 16, 2 * (32 + 2) + 16]
-  assert 100 < int(pixel[1]) < 160  # 0.5 px of 1 px: half saturated
-
-
-def test_builder_configs_are_read_from_the_builders():
-  from mol_jax.data import builder, layouts
-  from mol_jax.data import synthetic
-  assert builder.builder_config('synthetic_me/small').generator == synthetic.SMALL
-  assert flow_report.align_mode('synthetic_me/default_per_clip') == 'per_clip'
-  assert flow_report.align_mode('synthetic_me/default') == 'per_frame'
-  assert builder.builder_config('casme2/5class_per_clip').classes == layouts.CASME2_5
-  assert builder.builder_config('nobody/x') is None
-  assert builder.dataset_alignment('samm/3class_per_clip') == 'per_clip'
-  assert builder.dataset_alignment('samm/3class_registered') == 'registered'
-  assert builder.dataset_alignment('synthetic_me/demo') == 'registered'
-  assert builder.builder_config('smic/3class_registered').version == '1.3.0'
-  assert builder.dataset_alignment('') == 'per_frame'
-
-
-def test_figure_command_errors_are_one_line(tmp_path, capsys):
-  afile = tmp_path / 'afile'
-  afile.write_text('x')
-  with pytest.raises(SystemExit) as exit_info:
-    flow_figure.main([str(tmp_path / 'none'), 'synthetic_me/small', '--subject', 'sy01',
-                      '--out', str(afile / 'figure.png')])
-  assert exit_info.value.code == 2
-  with pytest.raises(SystemExit) as exit_info:
-    flow_figure.main([str(tmp_path / 'none'), 'synthetic_me/small', '--subject', 'sy01',
-                      '--data_dir', str(tmp_path / 'empty'), '--out', str(tmp_path / 'figure.png')])
-  assert exit_info.value.code == 3
-  lines = capsys.readouterr().err.strip().splitlines()
-  assert len(lines) == 2 and all(line.startswith('error: ') for line in lines)
-  assert 'synthetic_me/small' in lines[1] and not (tmp_path / 'figure.png').exists()

@@ -11,13 +11,11 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from mol_jax import exit_codes
-from mol_jax import tfds_build
 from mol_jax.data import builder
 from mol_jax.data import preprocess
 from mol_jax.data import synthetic
+from tests import REPO
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The DirectRunner's own batch engine, named: `runner=DirectRunner` would
 # first download Beam's Prism runner where the internet is reachable (as in
 # CI) and run the workers inside the launching process.
@@ -115,16 +113,6 @@ def test_beam_build_equals_the_default_build(tmp_path):
       for k, example in enumerate((a, b)):
         keys[k].append(f'{example["video_id"].decode()}_c{example["frame_indices"][0]:03d}')
     assert keys[0] == keys[1] and len(keys[0]) == len(sources[0]) == len(sources[1])
-
-
-def test_beam_options_without_beam_are_one_line_and_exit_2(monkeypatch, capsys):
-  # `tfds build` would drop the options and build without Beam.
-  monkeypatch.setitem(sys.modules, 'apache_beam', None)  # `import` raises ImportError.
-  with pytest.raises(SystemExit) as exit_info:
-    tfds_build.main(['synthetic_me', '--config=small',
-                     '--beam_pipeline_options=runner=FnApiRunner'])
-  assert exit_info.value.code == exit_codes.USAGE
-  assert 'error: --beam_pipeline_options needs Apache Beam' in capsys.readouterr().err
 
 
 def test_the_builders_and_the_cli_import_no_beam():

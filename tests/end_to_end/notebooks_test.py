@@ -10,11 +10,11 @@ import shutil
 
 import pytest
 
+from tests import REPO
+
 nbclient = pytest.importorskip('nbclient', reason="pip install -e '.[test]' installs nbclient")
 nbformat = pytest.importorskip('nbformat', reason="pip install -e '.[test]' installs nbformat")
-
-NOTEBOOKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                         'notebooks')
+NOTEBOOKS = os.path.join(REPO, 'notebooks')
 
 
 def execute(name: str, cwd: str, timeout: int = 1800):

@@ -1,4 +1,4 @@
-"""Tests of mol_jax.tools.still_check (the run-level check is in train_test)."""
+"""Tests of mol_jax.tools.still_check (the run-level check is in tests/train_test.py)."""
 
 import numpy as np
 

@@ -10,9 +10,8 @@ from mol_jax import checkpointing, convert, inference
 from mol_jax.model import flow_refine, initialisers
 from mol_jax.model import mol as models
 from mol_jax.model.flow_refine import FlowRefinement, gaussian_blur, lucas_kanade, spatial_gradient
-from random_weights import random_model
-
-import golden
+from tests import golden
+from tests.random_weights import random_model
 
 
 def _with_refinement(official: models.MOL, seed: int = 0) -> models.MOL:

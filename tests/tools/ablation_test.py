@@ -1,4 +1,6 @@
-"""The ablation switches, the ablation tool and region maps of a trained model."""
+"""The ablation tool (`mol_jax.tools.ablation`): its variants' configs, its
+flags, a reproducible and resumable table, and region maps of the fold
+models it trained."""
 
 import json
 import os
@@ -6,107 +8,23 @@ import shutil
 import subprocess
 import sys
 
-import jax.numpy as jnp
-import numpy as np
 import pytest
-from flax import nnx
 
 from configs import test as test_config
-from mol_jax import checkpointing, convert, explain
-from mol_jax.model import mol as models
+from mol_jax import explain
 from mol_jax.tools import ablation
-from random_weights import random_model
-
-import golden
-
-
-def _parameters(model):
-  return models.count_parameters(nnx.state(model, nnx.Param))
-
-
-def test_variants_build_without_their_blocks():
-  full = models.abstract_model(3)
-  no_fcc = models.abstract_model(3, use_fcc=False)
-  no_ccc = models.abstract_model(3, use_ccc=False)
-  fcc = _parameters(full.fcc_1) + _parameters(full.fcc_2)
-  ccc = _parameters(full.ccc_1) + _parameters(full.ccc_2)
-  assert _parameters(no_fcc) == _parameters(full) - fcc
-  assert _parameters(no_ccc) == _parameters(full) - ccc
-  assert not hasattr(no_fcc, 'fcc_1') and not hasattr(no_ccc, 'ccc_2')
-
-
-def test_without_ccc_equals_ccc_that_adds_nothing():
-  """use_ccc=False is the full network whose CCC update is zero (ReLU of a
-  negative constant), every other weight equal."""
-  full = random_model(seed=5)
-  for block in (full.ccc_1, full.ccc_2):
-    block.w1[...] = jnp.zeros_like(block.w1[...])
-    block.w2[...] = jnp.zeros_like(block.w2[...])
-    block.b1[...] = -jnp.ones_like(block.b1[...])
-  no_ccc = models.abstract_model(3, use_ccc=False)
-  weights = nnx.state(full, (nnx.Param, nnx.BatchStat)).to_pure_dict()
-  state = nnx.state(no_ccc, (nnx.Param, nnx.BatchStat))
-  state.replace_by_pure_dict({k: v for k, v in weights.items() if not k.startswith('ccc_')})
-  nnx.update(no_ccc, state)
-  video = jnp.asarray(np.random.default_rng(0).normal(size=(1, 8, 128, 128, 1)), jnp.float32)
-  a, b = full(video, train=False), no_ccc(video, train=False)
-  for key in ('logits', 'landmarks', 'flow'):
-    np.testing.assert_allclose(np.asarray(a[key]), np.asarray(b[key]), rtol=1e-5, atol=1e-5)
-
-
-def test_without_fcc_passes_the_conv_features_through():
-  """use_fcc=False feeds the conv-stack features to the CCC unchanged."""
-  model = random_model(seed=6, use_fcc=False)
-  video = jnp.asarray(np.random.default_rng(1).normal(size=(1, 8, 128, 128, 1)), jnp.float32)
-  model(video, train=False)
-  inter = nnx.state(model, nnx.Intermediate).to_pure_dict()
-  assert 'fcc_1_features' not in inter
-  features = np.asarray(inter['conv_stack_features'][0])
-  update = np.asarray(inter['ccc_1']['update'][0])
-  flat = features[:, :7].reshape(1, 7, 256, 128)
-  neighbours = np.asarray(inter['ccc_1']['neighbors'][0])
-  from mol_jax.model import ccc  # pylint: disable=import-outside-toplevel
-  np.testing.assert_array_equal(neighbours, np.asarray(ccc.cosine_knn(jnp.asarray(flat), 4)))
-  assert update.shape == features[:, :7].shape
-
-
-@pytest.mark.parametrize('flags,refused_prefixes', [
-    ({'use_fcc': False}, ('FCC_1.', 'FCC_2.')),
-    ({'use_ccc': False}, ('CCC_1.', 'CCC_2.')),
-    ({'use_fcc': False, 'use_ccc': False}, ('FCC_', 'CCC_')),
-])
-def test_variants_import_official_weights_where_the_layers_exist(flags, refused_prefixes):
-  golden.require()
-  sd = golden.official_state_dict()
-  refused = {}
-  model = convert.import_official(sd, 3, 4, refused=refused, **flags)
-  assert refused and all(k.startswith(refused_prefixes) for k in refused)
-  assert all('use_' in reason and 'ablation' in reason for reason in refused.values())
-  full = convert.import_official(sd, 3, 4)
-  # Every layer that remains holds the official weights.
-  variant = nnx.to_flat_state(nnx.state(model, (nnx.Param, nnx.BatchStat)))
-  reference = dict(nnx.to_flat_state(nnx.state(full, (nnx.Param, nnx.BatchStat))))
-  for path, value in variant:
-    np.testing.assert_array_equal(np.asarray(value[...]), np.asarray(reference[path][...]))
-
-
-def test_variant_checkpoint_restores_its_architecture(tmp_path):
-  model = random_model(seed=7, use_ccc=False)
-  checkpointing.save_model(str(tmp_path / 'm'), model)
-  restored = checkpointing.restore_model(str(tmp_path / 'm'))
-  assert restored.use_ccc is False and restored.use_fcc is True
+from tests import REPO
 
 
 def test_the_tool_and_main_import_in_one_process_and_the_command_keeps_its_flags(tmp_path):
   """absl flags are global to a process: the tool defines its own (`workdir`
   among them, as `mol_jax.main` does) only when run as a command."""
-  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   code = ('from absl import flags; import mol_jax.main; from mol_jax.tools import ablation; '
           "assert 'seeds' not in flags.FLAGS and 'workdir' in flags.FLAGS")
-  subprocess.run([sys.executable, '-c', code], cwd=repo, check=True, timeout=300)
+  subprocess.run([sys.executable, '-c', code], cwd=REPO, check=True, timeout=300)
   command = subprocess.run([sys.executable, '-m', 'mol_jax.tools.ablation',
                             f'--workdir={tmp_path}', '--seeds=1', '--variants=mol'],
-                           cwd=repo, capture_output=True, text=True, timeout=300)
+                           cwd=REPO, capture_output=True, text=True, timeout=300)
   assert command.returncode != 0
   assert '--config and --workdir are required' in command.stderr
   assert not os.listdir(tmp_path)

@@ -14,8 +14,8 @@ import tensorflow_datasets as tfds
 from mol_jax.data import faces
 from mol_jax.data import preprocess
 from mol_jax.data import synthetic
+from tests import REPO
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = synthetic.SyntheticConfig(num_subjects=2, videos_per_class=1,
                                  min_frames=8, max_frames=12, seed=5)
 

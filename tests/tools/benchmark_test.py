@@ -1,4 +1,5 @@
-"""The benchmark runs end to end at a tiny size, so that it cannot rot."""
+"""The benchmark runs end to end at a tiny size, so that it cannot rot; its FLOP
+count, its trace summary and its config lookup."""
 
 import json
 
@@ -124,3 +125,8 @@ def test_summarise_trace_on_a_cpu_skips_the_runtime_and_groups_by_kind(tmp_path)
 def test_summarise_trace_without_a_trace_names_the_folder(tmp_path):
   with pytest.raises(FileNotFoundError, match=str(tmp_path)):
     benchmark.summarise_trace(str(tmp_path), steps=1)
+
+
+def test_benchmark_names_a_missing_config():
+  with pytest.raises(FileNotFoundError, match='configs/nope.py'):
+    benchmark._load_config('nope')

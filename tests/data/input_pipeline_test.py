@@ -1,68 +1,23 @@
-"""Tests of mol_jax.data.input_pipeline on a small TFDS set with traceable values.
-
-The records are made so that every value says where it came from: flow holds
-the pixel's own (x, y) in the 144x144 record (so the crop offset can be read
-back), landmarks encode the record index and frame, and the video is a
-known pattern.
-"""
+"""Tests of mol_jax.data.input_pipeline on a small TFDS set with traceable values
+(`tests/fake_me.py`), and of the exact-motion truth it carries from
+synthetic_me/small."""
 
 import itertools
 
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
 
-from mol_jax import checkpointing, exit_codes
+from configs import test as test_config
 from mol_jax.data import input_pipeline
-from mol_jax.data import records
-from mol_jax.tools import input_benchmark
-import random_weights
-
-SUBJECTS = {'a': 5, 'b': 3, 'c': 4}  # Clips per subject.
-CLASSES = ('surprise', 'positive', 'negative')
-
-
-def _record(subject: str, j: int):
-  idx = {'a': 0, 'b': 100, 'c': 200}[subject] + j
-  yy, xx = np.mgrid[:144, :144]
-  video = ((yy + 2 * xx + 7 * idx + np.arange(8)[:, None, None]) % 200
-           + 20 * (subject == 'b')).astype(np.uint8)[..., None]
-  flow = np.broadcast_to(np.stack([xx, yy], -1), (7, 144, 144, 2))
-  landmarks = np.zeros((8, 68, 2), np.float32)
-  landmarks[..., 0] = 1000 * idx + np.arange(8)[:, None]
-  landmarks[..., 1] = np.arange(68)[None]
-  return {'video': video, 'flow': flow.astype(np.float16),
-          'landmarks': landmarks, 'label': idx % 3, 'subject': subject,
-          'video_id': f'{subject}_v{j}', 'frame_indices': np.arange(8, dtype=np.int32)}
-
-
-class FakeMe(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-  """Same features as the real builders, traceable values."""
-
-  VERSION = tfds.core.Version('1.0.0')
-
-  def _info(self):
-    return tfds.core.DatasetInfo(builder=self, features=records.features(CLASSES))
-
-  def _split_generators(self, dl_manager):
-    del dl_manager
-    return {s: self._generate_examples(s, n) for s, n in SUBJECTS.items()}
-
-  def _generate_examples(self, subject, n):
-    for j in range(n):
-      yield f'{subject}{j}', _record(subject, j)
+from mol_jax.data import sources
+from tests import fake_me
+from tests.fake_me import CLASSES, NAME, SUBJECTS, FakeMe
+from tests.fake_me import record as _record
 
 
 @pytest.fixture(scope='module')
 def data_dir(tmp_path_factory):
-  path = tmp_path_factory.mktemp('tfds')
-  builder = FakeMe(data_dir=str(path), file_format='array_record')
-  builder.download_and_prepare()
-  # Read back like any built set: from the files, by name.
-  return str(path)
-
-
-NAME = 'fake_me'
+  return fake_me.build(tmp_path_factory.mktemp('tfds'))
 
 
 def _make(data_dir, **kwargs):
@@ -202,18 +157,6 @@ def test_per_process_sharding(data_dir):
                                    process_index=0, process_count=2)
 
 
-def test_input_benchmark_times_one_fold(data_dir, capsys):
-  """`python -m mol_jax.tools.input_benchmark` (docs/PERFORMANCE.md's command)."""
-  result = input_benchmark.main([NAME, f'--data_dir={data_dir}', '--test_subject=c',
-                                 '--batch_size=2', '--num_batches=2'])
-  # Subject c's 4 clips in batches of 2.
-  assert (result['eval_batches'], result['batch_size']) == (2, 2)
-  assert result['train_s_per_batch'] > 0 and result['eval_s_per_batch'] > 0
-  assert "'eval_batches': 2" in capsys.readouterr().out
-  with pytest.raises(ValueError, match='num_batches'):
-    input_benchmark.time_batches(NAME, data_dir, 'c', num_batches=0)
-
-
 def test_flip_example_mirrors_video_flow_and_landmarks():
   rng = np.random.default_rng(0)
   example = {'video': rng.random((8, 128, 128, 1), np.float32),
@@ -336,20 +279,36 @@ def test_grain_worker_processes_give_the_same_batches(data_dir):
       np.testing.assert_array_equal(a[key], b[key])
 
 
-def test_explain_names_a_subject_the_set_lacks(data_dir, tmp_path, capsys):
-  """`explain --subject` of no subject of the set: one line, exit 2, before
-  any clip is read or anything written."""
-  from mol_jax import explain  # pylint: disable=import-outside-toplevel
-  with pytest.raises(explain.SubjectError,
-                     match="--subject sy09: fake_me has no subject 'sy09'; its subjects are "
-                     'a, b, c'):
-    explain.dataset_clips(NAME, data_dir, 'sy09')
-  checkpointing.save_model(str(tmp_path / 'model'), random_weights.random_model())
-  code = explain.main(['--checkpoint', str(tmp_path / 'model'), '--dataset', NAME,
-                       '--data_dir', data_dir, '--subject', 'sy09', '--out',
-                       str(tmp_path / 'out')])
-  stderr = capsys.readouterr().err
-  assert code == exit_codes.USAGE
-  assert stderr == ("error: --subject sy09: fake_me has no subject 'sy09'; its subjects are "
-                    'a, b, c\n')
-  assert not (tmp_path / 'out').exists()
+@pytest.fixture(scope='module')
+def synthetic_dir(tmp_path_factory):
+  """A data_dir for synthetic_me/small, which the test that reads it builds."""
+  return str(tmp_path_factory.mktemp('tfds'))
+
+
+def test_training_batches_carry_the_truth_only_when_asked(synthetic_dir):
+  config = test_config.get_config()
+  config.data_dir = synthetic_dir
+  sources.ensure_built([config.dataset], synthetic_dir, build_if_missing=True)
+  subjects = input_pipeline.list_subjects('synthetic_me/small', synthetic_dir)
+  common = dict(batch_size=2, seed=0, flip=True, process_index=0, process_count=1)
+  plain = next(input_pipeline.create_datasets('synthetic_me/small', synthetic_dir, subjects[:1],
+                                              **common).train)
+  assert 'true_flow' not in plain
+  truth = next(input_pipeline.create_datasets('synthetic_me/small', synthetic_dir, subjects[:1],
+                                              train_truth=True, **common).train)
+  assert truth['true_flow'].shape == truth['flow'].shape == (2, 7, 128, 128, 2)
+  assert truth['true_landmarks'].shape == truth['landmarks'].shape
+  np.testing.assert_array_equal(truth['flow'], plain['flow'])  # same clips and crops
+
+
+def test_flip_mirrors_the_truth_with_the_targets():
+  rng = np.random.default_rng(3)
+  example = {'video': rng.normal(size=(8, 4, 4, 1)).astype(np.float32),
+             'flow': rng.normal(size=(7, 4, 4, 2)).astype(np.float32),
+             'landmarks': rng.uniform(0, 3, (7, 68, 2)).astype(np.float32)}
+  example.update(true_flow=example['flow'] + 1, true_landmarks=example['landmarks'] + 1)
+  flipped = input_pipeline.flip_example(example)
+  np.testing.assert_allclose(flipped['true_flow'] - np.array([-1, 1]), flipped['flow'],
+                             atol=1e-6)
+  np.testing.assert_allclose(flipped['true_landmarks'] + np.array([1, -1]),
+                             flipped['landmarks'], atol=1e-6)

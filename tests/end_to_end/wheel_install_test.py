@@ -15,9 +15,7 @@ import sysconfig
 import numpy as np
 import pytest
 
-import golden
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests import REPO, golden
 
 
 def _run(python, args, cwd, timeout=900):

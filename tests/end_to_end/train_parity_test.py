@@ -29,7 +29,7 @@ import pytest
 from flax import nnx
 
 from mol_jax import clip_format, convert, sharding, train
-import golden
+from tests import golden
 
 TRAIN_GOLDEN_NAME = 'official_train_step_c3_k4_b2.npz'
 TRAIN_GOLDEN_FILE = os.environ.get(
@@ -37,7 +37,6 @@ TRAIN_GOLDEN_FILE = os.environ.get(
 # The repository's own file: the official code's defaults (its README), which
 # configs/default.py claims as its recipe, whichever file the steps compare with.
 DEFAULTS_GOLDEN_FILE = os.path.join(golden.REPO_GOLDEN_DIR, TRAIN_GOLDEN_NAME)
-
 # The report's groups: official key prefix -> module.
 GROUPS = (('conv_stack.', 'conv stack'), ('FCC_', 'FCC'), ('CCC_', 'CCC'),
           ('flownet.', 'flow head'), ('ldm_predictor.', 'landmark head'),

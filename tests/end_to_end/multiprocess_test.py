@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 from mol_jax import checkpointing
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests import REPO
 
 
 def _free_port():
@@ -35,7 +34,7 @@ def _command(workdir, data_dir, *extra):
           '--config.mesh.num_devices=-1', '--config.batch_size=4',
           '--config.eval_batch_size=4', '--config.num_train_steps=1',
           # One AdamW step then moves by ~ the gradient itself (see
-          # sharding_test.py), so parameters compare gradients rather than
+          # tests/sharding_test.py), so parameters compare gradients rather than
           # their signs.
           '--config.optimizer.eps=1000', '--config.optimizer.learning_rate=1000',
           '--config.optimizer.weight_decay=0',

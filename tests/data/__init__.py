@@ -1,0 +1,1 @@
+"""Tests of `mol_jax.data`, one file per module."""

@@ -1,0 +1,1 @@
+"""Tests of `mol_jax.model`, one file per module."""

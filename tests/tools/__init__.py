@@ -1,0 +1,1 @@
+"""Tests of `mol_jax.tools`, one file per module."""
