@@ -59,37 +59,30 @@ SMOOTH_SIGMA = 2.0
 REGION_DILATION = 3
 
 
-def _attribution_fn():
+@functools.partial(jax.jit, static_argnums=(0, 4))
+def _attribution(graphdef, state, video, classes, steps):
+  """Integrated gradients of logit[classes] from the still clip.
 
-  @functools.partial(jax.jit, static_argnums=(0, 4))
-  def attribution(graphdef, state, video, classes, steps):
-    """Integrated gradients of logit[classes] from the still clip.
+  Args:
+    video: [batch, 8, 128, 128, 1] normalised clip.
+    classes: int [batch].
 
-    Args:
-      video: [batch, 8, 128, 128, 1] normalised clip.
-      classes: int [batch].
+  Returns:
+    [batch, 8, 128, 128] per-frame attribution.
+  """
+  still = jnp.broadcast_to(video[:, :1], video.shape)
 
-    Returns:
-      [batch, 8, 128, 128] per-frame attribution.
-    """
-    still = jnp.broadcast_to(video[:, :1], video.shape)
+  def score(v):
+    # Merged inside the differentiated function: the model sows intermediates.
+    logits = nnx.merge(graphdef, state)(v, train=False, with_flow=False)['logits']
+    return jnp.take_along_axis(logits, classes[:, None], axis=1).sum()
 
-    def score(v):
-      # Merged inside the differentiated function: the model sows intermediates.
-      logits = nnx.merge(graphdef, state)(v, train=False, with_flow=False)['logits']
-      return jnp.take_along_axis(logits, classes[:, None], axis=1).sum()
+  def grad_at(alpha):
+    return jax.grad(score)(still + alpha * (video - still))
 
-    def grad_at(alpha):
-      return jax.grad(score)(still + alpha * (video - still))
-
-    alphas = (jnp.arange(steps, dtype=video.dtype) + 0.5) / steps
-    mean_grad = jax.lax.map(grad_at, alphas).mean(0)
-    return ((video - still) * mean_grad)[..., 0]
-
-  return attribution
-
-
-_ATTRIBUTION = None
+  alphas = (jnp.arange(steps, dtype=video.dtype) + 0.5) / steps
+  mean_grad = jax.lax.map(grad_at, alphas).mean(0)
+  return ((video - still) * mean_grad)[..., 0]
 
 
 def predicted_classes(model, video: np.ndarray, batch_size: int = 4) -> np.ndarray:
@@ -114,9 +107,6 @@ def integrated_gradients(model, video: np.ndarray, classes: np.ndarray,
     logit on the straight path between them (midpoint rule); zero wherever
     a pixel never changes.
   """
-  global _ATTRIBUTION  # pylint: disable=global-statement
-  if _ATTRIBUTION is None:
-    _ATTRIBUTION = _attribution_fn()
   video = np.asarray(video, np.float32)
   classes = np.asarray(classes, np.int32)
   graphdef, state = nnx.split(model)
@@ -126,7 +116,7 @@ def integrated_gradients(model, video: np.ndarray, classes: np.ndarray,
     pad = batch_size - len(chunk)  # one compiled shape for every chunk
     chunk = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:], np.float32)])
     cls = np.concatenate([cls, np.zeros((pad,), np.int32)])
-    attr = _ATTRIBUTION(graphdef, state, jnp.asarray(chunk), jnp.asarray(cls), steps)
+    attr = _attribution(graphdef, state, jnp.asarray(chunk), jnp.asarray(cls), steps)
     out.append(np.asarray(attr)[:batch_size - pad])
   return (np.concatenate(out) if out else
           np.zeros((0,) + video.shape[1:4], np.float32))
