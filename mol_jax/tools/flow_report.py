@@ -278,8 +278,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument('--dataset', default='synthetic_me/default_per_clip')
   parser.add_argument('--data_dir', default='', help="TFDS data dir ('' = TFDS default)")
   parser.add_argument('--subjects', default='',
-                      help='comma-separated; default: the held-out subject of a fold model '
-                      '(WORKDIR/folds/<subject>/model), else all')
+                      help='comma-separated; default: the held-out subject a fold model\'s '
+                      'metadata names (training writes it), else all')
   parser.add_argument('--max_clips', type=int, default=0, help='per subject (0: all)')
   parser.add_argument('--raw_dir', default='', help='generated set the dataset was built from')
   parser.add_argument('--build', action='store_true', help='build the dataset when missing')

@@ -61,9 +61,10 @@ def test_section_between_markers(tmp_path):
 def test_report_on_the_small_synthetic_set(tmp_path, capsys):
   data_dir = str(tmp_path / 'tfds')
   sources.ensure_built(['synthetic_me/small'], data_dir, build_if_missing=True)
-  # A fold model: the report takes its held-out subject by default.
+  # A fold model, with the metadata training writes: the report takes its
+  # held-out subject by default.
   model = str(tmp_path / 'run' / 'folds' / 'sy01' / 'model')
-  checkpointing.save_model(model, random_model())
+  checkpointing.save_model(model, random_model(), metadata={'held_out_subject': 'sy01'})
   results_md = tmp_path / 'RESULTS.md'
   results_md.write_text('# Results\n')
   out_json = tmp_path / 'report.json'
