@@ -14,18 +14,12 @@ import pytest
 from configs import test as test_config
 from mol_jax import checkpointing, protocols, train
 from mol_jax.data import input_pipeline, sources
-
-TWO = 'synthetic_me/small,synthetic_me/small_b'
-ALIASES = ('synthetic_me_small', 'synthetic_me_small_b')
-
+from tests import two_sets
+from tests.two_sets import ALIASES, TWO
 
 @pytest.fixture(scope='module')
 def data_dir(tmp_path_factory):
-  path = str(tmp_path_factory.mktemp('tfds'))
-  config = test_config.get_config()
-  config.data_dir, config.dataset = path, TWO
-  sources.ensure_built(sources.dataset_names(TWO), path, build_if_missing=True)
-  return path
+  return two_sets.build(tmp_path_factory)
 
 
 def _config(data_dir, **overrides):

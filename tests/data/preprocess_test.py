@@ -6,30 +6,10 @@ import pickle
 import cv2
 import numpy as np
 import pytest
-from skimage import data
 
 from mol_jax.data import faces
+from tests.data.moved_face import shift as _shift
 from mol_jax.data import preprocess
-
-
-@pytest.fixture(scope='module')
-def face() -> np.ndarray:
-  """The astronaut's face, [240, 240, 3] uint8 RGB."""
-  return cv2.resize(data.astronaut()[10:310, 80:380], (240, 240),
-                    interpolation=cv2.INTER_AREA)
-
-
-@pytest.fixture(scope='module')
-def detector() -> faces.FaceDetector:
-  return faces.FaceDetector(upsample=1)
-
-
-def _shift(image, dx, dy=0.0, angle=0.0):
-  h, w = image.shape[:2]
-  m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
-  m[:, 2] += (dx, dy)
-  return cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR,
-                        borderMode=cv2.BORDER_REFLECT)
 
 
 def _write_video(folder, frames, first=1, name='img{}.jpg'):
