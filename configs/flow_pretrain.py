@@ -6,10 +6,9 @@ with 1-5 px action-unit motion. The flow term is trained against the
 records' exact motion (`loss.flow_target='true_flow'`) instead of the TV-L1
 targets, which are themselves 0.1 px off on these clips, and by the
 per-pixel end-point error (`loss.flow_loss='epe'`), the measure it is
-scored by, instead of the official squared error, whose gradient shrinks
-with each pixel's error and so leaves the many nearly right pixels of a
-mostly still face to the few large errors (docs/RESULTS.md, "Pre-training
-on exact motion", measures both). The network and
+scored by, instead of the official squared error: it ends well closer to
+the exact motion on held-out faces (docs/RESULTS.md, "Pre-training on
+exact motion", measures both). The network and
 the flow layers' learning rates are the demo's (the small-displacement
 refinement), so the demo's folds start from this model; 2 flow pairs per
 step give the flow layers twice the demo's supervision per step. Subject sy01 is

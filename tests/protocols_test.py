@@ -17,6 +17,7 @@ from mol_jax.data import input_pipeline, sources
 from tests import two_sets
 from tests.two_sets import ALIASES, TWO
 
+
 @pytest.fixture(scope='module')
 def data_dir(tmp_path_factory):
   return two_sets.build(tmp_path_factory)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from mol_jax.data import faces
-from tests.data.moved_face import shift as _shift
 from mol_jax.data import preprocess
+from tests.data.moved_face import shift as _shift
 
 
 def _write_video(folder, frames, first=1, name='img{}.jpg'):
