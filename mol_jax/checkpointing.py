@@ -19,7 +19,9 @@ import logging
 import os
 import re
 import shutil
+import signal
 import sys
+import threading
 import traceback
 import warnings
 from typing import Any, Iterator
@@ -120,6 +122,31 @@ def _readable(directory: str) -> Iterator[None]:
         'write it again (training, or python -m mol_jax.convert)') from e
 
 
+@contextlib.contextmanager
+def _ctrl_c_after_the_save() -> Iterator[None]:
+  """Holds a Ctrl-C that arrives during the block until the block ends.
+
+  Orbax's save starts threads that wait for the caller to create the step's
+  temporary directories; a KeyboardInterrupt raised inside the save leaves
+  them waiting on a barrier that never opens (minutes, then a traceback at
+  exit). Held, the interrupt is raised as soon as the save has been handed
+  to those threads, and `TrainCheckpointer.close` lets it finish.
+  """
+  if threading.current_thread() is not threading.main_thread():
+    yield  # Signals are only delivered to the main thread.
+    return
+  received = []
+  previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(frame))
+  try:
+    yield
+  finally:
+    signal.signal(signal.SIGINT, previous)
+  if received and callable(previous):
+    previous(signal.SIGINT, received[0])
+  elif received and previous == signal.SIG_DFL:
+    raise KeyboardInterrupt
+
+
 def model_config(model: MOL) -> dict[str, Any]:
   # Checkpoints from before the ablation switches have neither flag: the full
   # MOL; from before the flow refinement, no `flow_refinement`: the official
@@ -161,8 +188,9 @@ def save_model(directory: str, model: MOL, step: int = 0, overwrite: bool = Fals
              'model_config': ocp.args.JsonSave(model_config(model))}
     if metadata is not None:
       items['metadata'] = ocp.args.JsonSave(dict(metadata))
-    manager.save(step, args=ocp.args.Composite(**items), force=True)
-    manager.wait_until_finished()
+    with _ctrl_c_after_the_save():
+      manager.save(step, args=ocp.args.Composite(**items), force=True)
+      manager.wait_until_finished()
   return os.path.join(directory, str(step))
 
 
@@ -330,10 +358,11 @@ class TrainCheckpointer:
 
   def save(self, step: int, state: Any, data_iterator: Any, history: dict) -> None:
     data = {'iterator': data_iterator.get_state() if data_iterator is not None else None}
-    self._manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state),
-        data=ocp.args.JsonSave(data),
-        history=ocp.args.JsonSave(history)), force=True)
+    with _ctrl_c_after_the_save():
+      self._manager.save(step, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state),
+          data=ocp.args.JsonSave(data),
+          history=ocp.args.JsonSave(history)), force=True)
 
   def close(self, delete: bool = False) -> int | None:
     """Waits for the saves in flight and closes; returns the newest saved step (or None)."""
