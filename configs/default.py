@@ -84,6 +84,11 @@ def get_config() -> ml_collections.ConfigDict:
   # on a random subset of pairs each step, an unbiased estimate of the same
   # loss, for CPUs and quick runs.
   config.loss.flow_pairs_per_step = 7
+  # Clips of each batch whose flow is predicted and supervised per step; 0
+  # (official) is every clip. k > 0 runs the flow head on the first k clips of
+  # the shuffled batch only: like flow_pairs_per_step, an unbiased estimate of
+  # the same term at k / batch_size of the flow head's cost.
+  config.loss.flow_clips_per_step = 0
   # Flow-loss levers (`losses.FlowLossOptions`; measure them with
   # `python -m mol_jax.tools.flow_probe`), each at its official value here.
   # All keep the official / 7 divisor, so of_weight means the same for each.

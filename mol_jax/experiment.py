@@ -194,6 +194,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
     least = 0 if field == 'num_train_steps' else 1
     if config[field] < least:
       raise ConfigError(f'config.{field} must be at least {least}, got {config[field]}')
+  if not 0 <= config.loss.flow_clips_per_step <= config.batch_size:
+    raise ConfigError(f'config.loss.flow_clips_per_step must be from 0 (every clip) to '
+                      f'config.batch_size={config.batch_size}, got '
+                      f'{config.loss.flow_clips_per_step}')
   if config.num_train_steps == 0 and not has_start:
     raise ConfigError('config.num_train_steps=0 scores config.init_from\'s weights without '
                       'training, and config.init_from is empty: name a checkpoint (a fold model '

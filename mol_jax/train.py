@@ -245,20 +245,23 @@ def _model_inputs(model: MOL, batch: dict) -> jax.Array:
 
 
 def _loss_terms(model: MOL, batch: dict, *, train: bool, dropout_rng, flow_pairs,
-                with_flow: bool, flow_options: losses.FlowLossOptions = losses.OFFICIAL_FLOW
-                ) -> tuple[dict, dict]:
+                with_flow: bool, flow_options: losses.FlowLossOptions = losses.OFFICIAL_FLOW,
+                flow_clips: int = 0) -> tuple[dict, dict]:
   """Forward pass and each official loss term.
 
   Args:
     batch: `video` [b, 8, 128, 128, 1], `flow` [b, 7, 128, 128, 2],
       `landmarks` [b, 7, 68, 2], `label` [b], `mask` [b]; `true_flow` too
       when `flow_options.target` names it.
+    flow_clips: k > 0 supervises the flow of the batch's first k clips only
+      (the batches are shuffled: an unbiased estimate of the same term).
     flow_options: how the flow term compares (`losses.flow_loss_options`);
       the default is the official MSE against `flow`.
   """
   pyramid = with_flow and bool(flow_options.pyramid_weights)
   out = model(_model_inputs(model, batch), train=train, dropout_rng=dropout_rng,
-              flow_pairs=flow_pairs, with_flow=with_flow, flow_pyramid=pyramid)
+              flow_pairs=flow_pairs, flow_clips=flow_clips or None, with_flow=with_flow,
+              flow_pyramid=pyramid)
   out = jax.tree.map(lambda x: x.astype(jnp.float32), out)  # losses in float32
   mask = batch['mask']
   terms = {
@@ -268,8 +271,10 @@ def _loss_terms(model: MOL, batch: dict, *, train: bool, dropout_rng, flow_pairs
   if with_flow:
     target = batch[flow_options.target]
     target = target if flow_pairs is None else target[:, flow_pairs]
-    terms['flow'] = losses.flow_pyramid_loss(out['flow'], out.get('flow_pyramid'), target, mask,
-                                             clip_format.NUM_PAIRS, flow_options)
+    clips = slice(flow_clips or None)
+    terms['flow'] = losses.flow_pyramid_loss(out['flow'], out.get('flow_pyramid'),
+                                             target[clips], mask[clips], clip_format.NUM_PAIRS,
+                                             flow_options)
   return terms, out
 
 
@@ -296,7 +301,8 @@ def _step_randomness(state: TrainState, flow_pairs_per_step: int):
 def loss_and_grads(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
                    of_weight: float, ldm_weight: float, flow_pairs_per_step: int,
                    compute_dtype: str = 'float32',
-                   flow_options: losses.FlowLossOptions = losses.OFFICIAL_FLOW):
+                   flow_options: losses.FlowLossOptions = losses.OFFICIAL_FLOW,
+                   flow_clips_per_step: int = 0):
   """The multi-task loss of one training batch and its gradient.
 
   The forward runs in training mode: BatchNorm normalises with batch
@@ -320,7 +326,7 @@ def loss_and_grads(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
     model = _merge(graphdef, params, state.batch_stats, compute_dtype)
     terms, out = _loss_terms(model, batch, train=True, dropout_rng=dropout_rng,
                              flow_pairs=flow_pairs, with_flow=of_weight > 0,
-                             flow_options=flow_options)
+                             flow_options=flow_options, flow_clips=flow_clips_per_step)
     return _total(terms, of_weight, ldm_weight), (terms, out, nnx.state(model, nnx.BatchStat))
 
   (loss, (terms, out, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
@@ -331,8 +337,8 @@ def loss_and_grads(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
 def train_step(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
                tx: optax.GradientTransformation, of_weight: float, ldm_weight: float,
                flow_pairs_per_step: int, compute_dtype: str = 'float32',
-               flow_options: losses.FlowLossOptions = losses.OFFICIAL_FLOW
-               ) -> tuple[TrainState, dict]:
+               flow_options: losses.FlowLossOptions = losses.OFFICIAL_FLOW,
+               flow_clips_per_step: int = 0) -> tuple[TrainState, dict]:
   """One AdamW step on the multi-task loss (heads with loss weight 0 stay frozen).
 
   A step whose loss or gradient is not finite leaves the state unchanged and
@@ -341,21 +347,33 @@ def train_step(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
   loss, terms, out, batch_stats, grads = loss_and_grads(
       state, batch, graphdef=graphdef, of_weight=of_weight, ldm_weight=ldm_weight,
       flow_pairs_per_step=flow_pairs_per_step, compute_dtype=compute_dtype,
-      flow_options=flow_options)
+      flow_options=flow_options, flow_clips_per_step=flow_clips_per_step)
   trainable, frozen = split_frozen(state.params, frozen_heads(of_weight, ldm_weight))
-  updates, opt_state = tx.update(grads, state.opt_state, trainable)
-  params = _join(optax.apply_updates(trainable, updates), frozen, state.params)
   grad_norm = optax.global_norm(grads)
   finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-  new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
-                            opt_state=opt_state)
-  new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state)
+
+  # A branch, not a select of new and old states: the update then reads and
+  # writes each weight and moment once, in place in the donated buffers; a
+  # select over the state would add a pass over every one of them.
+  def update(trainable, opt_state, _):
+    updates, opt_state = tx.update(grads, opt_state, trainable)
+    return (optax.apply_updates(trainable, updates), opt_state, batch_stats,
+            optax.global_norm(updates))
+
+  def keep(trainable, opt_state, old_batch_stats):
+    return trainable, opt_state, old_batch_stats, jnp.zeros((), jnp.float32)
+
+  trainable, opt_state, new_batch_stats, update_norm = jax.lax.cond(
+      finite, update, keep, trainable, state.opt_state, state.batch_stats)
+  new_state = state.replace(step=state.step + finite.astype(state.step.dtype),
+                            params=_join(trainable, frozen, state.params),
+                            batch_stats=new_batch_stats, opt_state=opt_state)
   correct = (jnp.argmax(out['logits'], -1) == batch['label']) * batch['mask']
   step_metrics = {
       'loss': loss,
       'grad_norm': grad_norm,
       'param_norm': optax.global_norm(state.params),
-      'update_norm': optax.global_norm(updates),
+      'update_norm': update_norm,
       'accuracy': jnp.sum(correct) / jnp.maximum(jnp.sum(batch['mask']), 1.0),
       'nonfinite': 1 - finite.astype(jnp.int32),
   }
@@ -367,7 +385,7 @@ def term_grad_norms(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
                     of_weight: float, ldm_weight: float, flow_pairs_per_step: int,
                     compute_dtype: str = 'float32',
                     flow_options: losses.FlowLossOptions = losses.OFFICIAL_FLOW,
-                    groups: tuple[str, ...] | None = None) -> dict:
+                    groups: tuple[str, ...] | None = None, flow_clips_per_step: int = 0) -> dict:
   """Gradient norm of each weighted loss term (one batched backward pass).
 
   Costs about three backward passes, so the loop calls it only every
@@ -382,7 +400,7 @@ def term_grad_norms(state: TrainState, batch: dict, *, graphdef: nnx.GraphDef,
     model = _merge(graphdef, params, state.batch_stats, compute_dtype)
     terms, _ = _loss_terms(model, batch, train=True, dropout_rng=dropout_rng,
                            flow_pairs=flow_pairs, with_flow=of_weight > 0,
-                           flow_options=flow_options)
+                           flow_options=flow_options, flow_clips=flow_clips_per_step)
     return jnp.stack([weights[k] * terms[k] for k in sorted(terms)])
 
   values, vjp = jax.vjp(weighted_terms, state.params)
@@ -450,6 +468,7 @@ class Steps:
     loss_args = dict(graphdef=graphdef, of_weight=config.loss.of_weight,
                      ldm_weight=config.loss.ldm_weight,
                      flow_pairs_per_step=config.loss.flow_pairs_per_step,
+                     flow_clips_per_step=config.loss.flow_clips_per_step,
                      compute_dtype=config.model.compute_dtype,
                      flow_options=losses.flow_loss_options(config.loss))
     self.train = jax.jit(

@@ -132,7 +132,8 @@ def test_unknown_compute_dtype(tmp_path):
 
 @pytest.mark.parametrize('field, value', [('eval_unit', 'frame'),
                                            ('augment.crop_jitter', 9),
-                                           ('augment.scale', 1.0)])
+                                           ('augment.scale', 1.0),
+                                           ('loss.flow_clips_per_step', 99)])
 def test_bad_training_option_fails_before_writing(tmp_path, field, value):
   config = _config(str(tmp_path), **{field: value})
   with pytest.raises(train.ConfigError, match=f'config.{field}'):
@@ -166,6 +167,34 @@ def test_heads_with_zero_loss_weight_stay_frozen():
     assert any(not np.array_equal(a, b) for a, b in
                zip(jax.tree.leaves(before[name]), jax.tree.leaves(after[name]))), name
   assert float(metrics['loss']) == float(metrics['loss/mer'])
+
+
+def test_a_non_finite_step_leaves_the_state_as_it_was():
+  """A NaN in the batch: nonfinite 1 and no change to any weight, moment,
+  BatchNorm statistic or the step count; a finite step then trains."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from mol_jax import sharding  # pylint: disable=g-import-not-at-top
+  config = _config('unused', **{'loss.of_weight': 0.0})  # The guard is the same; compiles faster.
+  mesh = sharding.create_mesh(1)
+  tx = train.create_optimizer(config)
+  graphdef, state = train.create_train_state(config, 3, 0, tx)
+  steps = train.Steps(config, graphdef, tx, state, mesh)
+  state = steps.place(state)
+  before = jax.device_get(state)
+  bad = _random_batch()
+  bad['video'][1, 3, 5, 7] = np.nan
+  state, metrics = steps.train(state, sharding.global_batch(bad, mesh))  # `state` is donated.
+  after = jax.device_get(state)
+  assert int(metrics['nonfinite']) == 1 and float(metrics['update_norm']) == 0.0
+  for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after)):
+    np.testing.assert_array_equal(a, b)
+  state, metrics = steps.train(state, sharding.global_batch(_random_batch(), mesh))
+  assert int(metrics['nonfinite']) == 0 and int(state.step) == 1
+  assert any(not np.array_equal(a, b) for a, b in
+             zip(jax.tree.leaves(before.params), jax.tree.leaves(jax.device_get(state.params))))
+  assert any(not np.array_equal(a, b) for a, b in
+             zip(jax.tree.leaves(before.batch_stats),
+                 jax.tree.leaves(jax.device_get(state.batch_stats))))
 
 
 def test_evaluate_pools_the_clips_of_a_video():

@@ -76,7 +76,7 @@ class MOL(nnx.Module):
 
   def __call__(self, video: jax.Array, *, train: bool = False,
                dropout_rng: jax.Array | None = None,
-               flow_pairs: jax.Array | None = None,
+               flow_pairs: jax.Array | None = None, flow_clips: int | None = None,
                with_flow: bool = True, flow_pyramid: bool = False) -> dict[str, Any]:
     """Forward pass.
 
@@ -87,13 +87,16 @@ class MOL(nnx.Module):
       flow_pairs: optional int [n] pair indices; the flow head then runs on
         those n pairs only (its cost is most of the network's). None runs all
         7, as the official model does.
+      flow_clips: optional k; the flow head (and refinement) then runs on the
+        first k clips of the batch only, and `flow` has k rows. None runs
+        every clip, as the official model does.
       with_flow: False skips the flow head; the class logits and landmarks
         do not depend on it.
       flow_pyramid: also return the flow head's coarser predictions as
         `flow_pyramid` (for `losses.flow_pyramid_loss`).
 
     Returns:
-      `logits` [batch, num_classes]; `flow` [batch, 7 (or n), 128, 128, 2]
+      `logits` [batch, num_classes]; `flow` [batch (or k), 7 (or n), 128, 128, 2]
       with [..., 0] the x displacement from frame i to i+1 (refined by
       `flow_refine` when the model is built with it); `landmarks`
       [batch, 7, 68, 2] as (x, y) pixels of frame i+1; with `flow_pyramid`,
@@ -121,6 +124,8 @@ class MOL(nnx.Module):
         'logits': self.mer_3dcnn(sequence, dropout_rng if train else None),
         'landmarks': self.ldm_predictor(second),
     }
+    if with_flow and flow_clips is not None:
+      video, first, second = video[:flow_clips], first[:flow_clips], second[:flow_clips]
     if with_flow and flow_pairs is None:
       out['flow'] = self.flownet(video, first, second, train=train, pyramid=flow_pyramid)
     elif with_flow:

@@ -1,6 +1,7 @@
 """Times MOL's jitted train step and eval forward on this machine.
 
     python -m mol_jax.tools.benchmark --batch_sizes=1,8 [--config=default] [--flow_pairs=7]
+        [--flow_clips=0]
         [--repeats=5] [--eval_with_flow=1] [--out=benchmark.json]
         [--append_to=docs/PERFORMANCE.md]
 
@@ -406,7 +407,7 @@ def _load_config(name: str):
 def run(batch_sizes, flow_pairs: int | None = None, repeats: int = 5, num_classes: int = 3,
         eval_with_flow: bool | None = None, compute_dtype: str | None = None,
         config_name: str = 'default', profile_dir: str = '',
-        traffic_breakdown: bool = False) -> dict:
+        traffic_breakdown: bool = False, flow_clips: int | None = None) -> dict:
   """Times the steps of `configs/<config_name>.py`; None keeps the config's value.
 
   With `profile_dir`, the train step at the last batch size is also traced
@@ -419,6 +420,8 @@ def run(batch_sizes, flow_pairs: int | None = None, repeats: int = 5, num_classe
   config = _load_config(config_name)
   if flow_pairs is not None:
     config.loss.flow_pairs_per_step = flow_pairs
+  if flow_clips is not None:
+    config.loss.flow_clips_per_step = flow_clips
   if eval_with_flow is not None:
     config.eval_with_flow = eval_with_flow
   if compute_dtype is not None:
@@ -484,6 +487,7 @@ def run(batch_sizes, flow_pairs: int | None = None, repeats: int = 5, num_classe
       'of_weight': config.loss.of_weight,
       'ldm_weight': config.loss.ldm_weight,
       'flow_pairs_per_step': config.loss.flow_pairs_per_step,
+      'flow_clips_per_step': config.loss.flow_clips_per_step,
       'eval_with_flow': config.eval_with_flow,
       'compute_dtype': config.model.compute_dtype,
       'repeats': repeats,
@@ -512,6 +516,7 @@ def markdown(result: dict) -> str:
       f"`python -m mol_jax.tools.benchmark` with configs/{result['config']}.py, "
       f"of_weight={result['of_weight']}, ldm_weight={result['ldm_weight']}, "
       f"flow_pairs_per_step={result['flow_pairs_per_step']}, "
+      f"flow_clips_per_step={result['flow_clips_per_step']}, "
       f"eval_with_flow={result['eval_with_flow']}, compute {result['compute_dtype']}, "
       f"{result['repeats']} timed runs after a "
       f"warm-up; jax {m['jax']}; float32 matmul peak measured in the same run: "
@@ -545,6 +550,9 @@ def main(argv=None) -> None:
                       help='a file of configs/ without .py (default: the official recipe)')
   parser.add_argument('--flow_pairs', type=int, default=None,
                       help="config.loss.flow_pairs_per_step (default: the config's; 7 = official)")
+  parser.add_argument('--flow_clips', type=int, default=None,
+                      help="config.loss.flow_clips_per_step (default: the config's; 0 = every "
+                           'clip, official)')
   parser.add_argument('--repeats', type=int, default=5)
   parser.add_argument('--eval_with_flow', type=int, default=None,
                       help="1: the eval forward computes flow for all 7 pairs (default: the "
@@ -575,7 +583,8 @@ def main(argv=None) -> None:
     result = run([int(b) for b in args.batch_sizes.split(',')], args.flow_pairs, args.repeats,
                  eval_with_flow=None if args.eval_with_flow is None else bool(args.eval_with_flow),
                  compute_dtype=args.compute_dtype, config_name=args.config,
-                 profile_dir=args.profile, traffic_breakdown=args.traffic)
+                 profile_dir=args.profile, traffic_breakdown=args.traffic,
+                 flow_clips=args.flow_clips)
   except FileNotFoundError as e:
     parser.exit(2, f'error: {e}\n')
   print(f"matmul peak: {result['matmul_peak_gflop_per_s']:.1f} GFLOP/s")

@@ -216,3 +216,23 @@ def test_without_fcc_passes_the_conv_features_through():
   from mol_jax.model import ccc  # pylint: disable=import-outside-toplevel
   np.testing.assert_array_equal(neighbours, np.asarray(ccc.cosine_knn(jnp.asarray(flat), 4)))
   assert update.shape == features[:, :7].shape
+
+
+def test_flow_clips_runs_the_flow_head_on_the_first_clips_only():
+  """`flow_clips=k` (config.loss.flow_clips_per_step): the flow of the first
+  k clips, refined, as the whole batch gives it, and nothing else changes."""
+  model = random_model(seed=3, flow_refinement=True)
+  graphdef, state = nnx.split(model)
+
+  @jax.jit
+  def forward(state, video):
+    run = lambda **kw: nnx.merge(graphdef, state)(video, train=False, **kw)
+    return run(), run(flow_clips=1), run(flow_clips=1, flow_pairs=jnp.asarray([2, 5]))
+
+  video = jnp.asarray(np.random.default_rng(0).normal(size=(3, 8, 128, 128, 1)), jnp.float32)
+  every, first, pairs = forward(state, video)
+  assert first['flow'].shape == (1, 7, 128, 128, 2) and pairs['flow'].shape == (1, 2, 128, 128, 2)
+  np.testing.assert_allclose(first['flow'], every['flow'][:1], rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(pairs['flow'], every['flow'][:1, [2, 5]], rtol=1e-4, atol=1e-5)
+  np.testing.assert_array_equal(first['logits'], every['logits'])
+  np.testing.assert_array_equal(first['landmarks'], every['landmarks'])
