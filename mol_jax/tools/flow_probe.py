@@ -42,7 +42,7 @@ FLAGS = flags.FLAGS
 LEVERS = ('loss.flow_loss', 'loss.flow_scale', 'loss.flow_pyramid_weights', 'loss.flow_target',
           'model.flow_refinement', 'loss.of_weight', 'optimizer.learning_rate',
           'optimizer.lr_multipliers', 'model.flow_at_zero',
-          'loss.flow_pairs_per_step', 'num_train_steps')
+          'loss.flow_pairs_per_step', 'loss.flow_clips_per_step', 'num_train_steps')
 
 
 def _get(config: Any, dotted: str) -> Any:

@@ -196,6 +196,7 @@ def test_default_config_is_the_recipe_the_file_ran():
   assert config.model.neighbor_num == ref['neighbor_num']
   assert config.model.dropout_rate == 0.5
   assert config.loss.flow_pairs_per_step == clip_format.NUM_PAIRS
+  assert config.loss.flow_clips_per_step == 0  # Every clip.
   assert config.model.compute_dtype == 'float32'
   assert config.model.use_fcc and config.model.use_ccc
   assert not any(config.model[name] for name in ('landmarks_at_mean_shape', 'flow_at_zero'))

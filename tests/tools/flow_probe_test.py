@@ -56,7 +56,7 @@ def test_probe_reads_the_folds_evaluations(tmp_path):
                       for name in flow_probe.LEVERS}}
   table = flow_probe.markdown(probe)
   assert '| 10 | 0.2000 | 0.2500 | 0.8000 | 0.4000 | 0.5000 | 15 |' in table
-  assert "| sy01 | 'mse' | 1 | '' | 'flow' | False | 10 | 0.0001 | '' | False | 7 | 1000 |" in (
+  assert "| sy01 | 'mse' | 1 | '' | 'flow' | False | 10 | 0.0001 | '' | False | 7 | 0 | 1000 |" in (
       flow_probe.summary_row(probe))
   assert '10: 0.800, 15: 1.000' in flow_probe.summary_row(probe)
 
